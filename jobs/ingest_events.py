@@ -1,0 +1,48 @@
+"""Drain the Redis event streams into bronze Delta tables (exactly-once effect).
+
+Valid decision and observation events are MERGEd on event_id into bronze/decisions
+and bronze/observations; malformed ones go to quarantine/events with the reason.
+Entries are acknowledged and trimmed from the stream only after the commit, so the
+job can be killed and rerun at any time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import redis
+
+from looper_common.ingest import event_streams, ingest_events
+from looper_common.jobrunner import job_parser, setup
+from looper_common.spark import get_spark
+
+log = logging.getLogger("ingest_events")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = job_parser(__doc__, blueprint_required=False, with_run_date=False)
+    parser.add_argument("--batch-size", type=int, default=None, help="events per Delta commit")
+    args = parser.parse_args(argv)
+    ctx = setup(args, "ingest_events")
+    client = redis.Redis.from_url(ctx.settings.redis.url, password=ctx.settings.redis.password)
+    streams = event_streams(client, args.blueprint)
+    if not streams:
+        log.info("no event streams to drain%s", f" for {args.blueprint}" if args.blueprint else "")
+        return 0
+    log.info("draining %d stream(s): %s", len(streams), ", ".join(streams))
+    spark = get_spark(ctx.settings, "ingest_events")
+    stats = ingest_events(
+        spark,
+        client,
+        ctx.lake,
+        ctx.blueprints,
+        streams=streams,
+        batch_size=args.batch_size or ctx.settings.redis.ingest_batch_size,
+    )
+    log.info("done: %s", stats.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,232 @@
+"""Strategy blueprints: one YAML file per decision point, loaded into strict models.
+
+A blueprint's version is a hash of its normalized content (defaults applied, keys
+sorted), so the same configuration always has the same version and any change,
+however small, gets a new one. The version is stamped on every event, table row,
+MLflow run and published policy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+$", min_length=1, max_length=64)]
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``30m``, ``24h``, ``7d`` into a timedelta."""
+    match = _DURATION.match(str(text).strip())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"invalid duration {text!r}: use a positive number and s, m, h or d (24h)")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def _check_duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+Duration = Annotated[str, AfterValidator(_check_duration)]
+
+
+class BlueprintError(ValueError):
+    """A blueprint file is invalid; each line names the file, the field path and the reason."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureSpec(_Strict):
+    name: Name
+    type: Literal["float", "int", "bool", "category"]
+    values: list[str] | None = None  # optional known domain of a category feature
+
+    @model_validator(mode="after")
+    def _values_only_for_category(self) -> FeatureSpec:
+        if self.values is not None and self.type != "category":
+            raise ValueError("values is only allowed for type: category")
+        return self
+
+
+class DecisionSpec(_Strict):
+    actions: list[Name] = Field(min_length=2)
+    default_action: Name
+
+    @model_validator(mode="after")
+    def _default_is_an_action(self) -> DecisionSpec:
+        if len(set(self.actions)) != len(self.actions):
+            raise ValueError(f"actions must be unique, got {self.actions}")
+        if self.default_action not in self.actions:
+            raise ValueError(f"default_action {self.default_action!r} is not one of {self.actions}")
+        return self
+
+
+class LabelSpec(_Strict):
+    name: Name
+    observation: Name
+    window: Duration
+    aggregation: Literal["any", "sum", "count", "max", "last"] = "any"
+    default: float = 0.0
+
+    @property
+    def window_seconds(self) -> int:
+        return int(parse_duration(self.window).total_seconds())
+
+
+class TuningSpec(_Strict):
+    max_evals: int = Field(30, ge=1, le=10_000)
+
+
+class ModelSpec(_Strict):
+    task: Literal["binary", "multiclass", "regression"]
+    families: list[Literal["hist_gbdt", "logistic", "linear", "random_forest"]] = Field(
+        default_factory=lambda: ["hist_gbdt", "logistic"], min_length=1
+    )
+    tuning: TuningSpec = TuningSpec()
+
+
+class ExplorationSpec(_Strict):
+    type: Literal["none", "epsilon_greedy", "softmax"] = "epsilon_greedy"
+    epsilon: float = Field(0.05, ge=0.0, le=1.0)
+    temperature: float = Field(1.0, gt=0.0)
+    floor: float = Field(0.0, ge=0.0, lt=1.0)  # minimum probability of any action
+
+
+class PolicySpec(_Strict):
+    type: Literal["threshold", "argmax", "weighted_sum", "uplift"]
+    params: dict[str, float | dict[str, float]] = Field(default_factory=dict)
+    exploration: ExplorationSpec = ExplorationSpec()
+
+
+class Guardrail(_Strict):
+    metric: Name
+    max: float | None = None
+    min: float | None = None
+
+    @model_validator(mode="after")
+    def _has_a_bound(self) -> Guardrail:
+        if self.max is None and self.min is None:
+            raise ValueError(f"guardrail {self.metric!r} needs max or min")
+        return self
+
+
+class Objectives(_Strict):
+    maximize: Name
+    guardrails: list[Guardrail] = Field(default_factory=list)
+
+
+class PromotionSpec(_Strict):
+    mode: Literal["auto", "manual"] = "auto"
+    min_lift: float = 0.0
+    gate: Literal["metric", "ope"] = "metric"
+
+
+class Blueprint(_Strict):
+    name: Name
+    description: str = ""
+    decision: DecisionSpec
+    features: list[FeatureSpec] = Field(min_length=1)
+    labels: list[LabelSpec] = Field(min_length=1)
+    model: ModelSpec
+    policy: PolicySpec
+    objectives: Objectives
+    promotion: PromotionSpec = PromotionSpec()
+    schedule: str = "@daily"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Blueprint:
+        for kind, items in (("feature", self.features), ("label", self.labels)):
+            names = [item.name for item in items]
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"duplicate {kind} names: {dupes}")
+        labels = [label.name for label in self.labels]
+        if self.objectives.maximize not in labels:
+            raise ValueError(f"objectives.maximize {self.objectives.maximize!r} is not a label {labels}")
+        if self.policy.type in ("threshold", "uplift") and len(self.decision.actions) != 2:
+            raise ValueError(f"policy type {self.policy.type!r} needs exactly 2 actions")
+        return self
+
+    @cached_property
+    def version(self) -> str:
+        """Content hash of the normalized blueprint (12 hex characters)."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    @property
+    def max_window_seconds(self) -> int:
+        """The longest label window: a decision is mature once it has passed."""
+        return max(label.window_seconds for label in self.labels)
+
+
+def parse_blueprint(data: object, source: str = "<blueprint>") -> Blueprint:
+    """Validate already-parsed YAML; errors name ``source`` and each field path."""
+    if not isinstance(data, dict):
+        raise BlueprintError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return Blueprint(**data)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            msg = e["msg"].removeprefix("Value error, ")
+            if e["type"] == "extra_forbidden":
+                msg = "unknown field (check the spelling; see DESIGN.md §2)"
+            lines.append(f"{source}: {loc}: {msg}")
+        raise BlueprintError("\n".join(lines)) from None
+
+
+def load_blueprint(path: str | Path) -> Blueprint:
+    """Load one blueprint file; its ``name`` must match the file name."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise BlueprintError(f"{path}: no such blueprint file") from None
+    except yaml.YAMLError as err:
+        raise BlueprintError(f"{path}: not valid YAML: {err}") from None
+    blueprint = parse_blueprint(data, str(path))
+    if blueprint.name != path.stem:
+        raise BlueprintError(
+            f"{path}: name: {blueprint.name!r} must match the file name ({path.stem!r})"
+        )
+    return blueprint
+
+
+def load_blueprints(directory: str | Path) -> dict[str, Blueprint]:
+    """Load every ``*.yaml`` in ``directory``, keyed by name; all errors are reported together."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise BlueprintError(f"{directory}: blueprints folder does not exist")
+    blueprints: dict[str, Blueprint] = {}
+    errors: list[str] = []
+    for path in sorted(directory.glob("*.y*ml")):
+        try:
+            blueprint = load_blueprint(path)
+        except BlueprintError as err:
+            errors.append(str(err))
+            continue
+        blueprints[blueprint.name] = blueprint
+    if errors:
+        raise BlueprintError("\n".join(errors))
+    return blueprints

@@ -1,0 +1,132 @@
+"""Deploy-time settings: ``conf/<env>.yaml`` loaded into strict pydantic models.
+
+One environment variable (``LOOPER_ENV``, default ``local``) picks the file; a few
+variables override single values so tests and containers can redirect stores
+without editing YAML. Secrets come only from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_VAR = "LOOPER_ENV"
+HOME_VAR = "LOOPER_HOME"
+OVERRIDES = {
+    "LOOPER_LAKE_ROOT": ("lake_root",),
+    "LOOPER_BLUEPRINTS_DIR": ("blueprints_dir",),
+    "LOOPER_REDIS_URL": ("redis", "url"),
+    "LOOPER_MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri"),
+    "LOOPER_SPARK_MASTER": ("spark", "master"),
+}
+
+
+class ConfigError(ValueError):
+    """A settings file is missing or invalid; the message names the file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RedisSettings(_Strict):
+    url: str = "redis://127.0.0.1:6390/0"
+    password_env: str = "LOOPER_REDIS_PASSWORD"
+    policy_ttl_days: int = Field(7, ge=1)
+    ingest_batch_size: int = Field(200_000, ge=1)
+
+    @property
+    def password(self) -> str | None:
+        """The Redis password, read from the environment only."""
+        return os.environ.get(self.password_env) or None
+
+
+class MlflowSettings(_Strict):
+    tracking_uri: str = "sqlite:///var/mlflow/mlflow.db"
+    artifact_root: str = "var/mlflow/artifacts"
+
+
+class SparkSettings(_Strict):
+    master: str = "local[*]"
+    jars_dir: str | None = ".jars"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class Settings(_Strict):
+    env: str = "local"
+    home: str = "."
+    lake_root: str = "var/lake"
+    blueprints_dir: str = "blueprints"
+    redis: RedisSettings = RedisSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    spark: SparkSettings = SparkSettings()
+
+
+def project_home() -> Path:
+    """The project root: ``$LOOPER_HOME``, else the nearest parent of cwd holding ``conf/``."""
+    if os.environ.get(HOME_VAR):
+        return Path(os.environ[HOME_VAR]).resolve()
+    for candidate in (Path.cwd(), *Path.cwd().parents):
+        if (candidate / "conf" / "local.yaml").is_file():
+            return candidate
+    return Path(__file__).resolve().parent.parent
+
+
+def _absolute(home: Path, value: str | None) -> str | None:
+    """Resolve a relative local path against the project home; leave URIs alone."""
+    if value is None or "://" in value or value.startswith("/"):
+        return value
+    return str(home / value)
+
+
+def _set(data: dict, path: tuple[str, ...], value: str) -> None:
+    for key in path[:-1]:
+        data = data.setdefault(key, {})
+    data[path[-1]] = value
+
+
+def load_settings(env: str | None = None) -> Settings:
+    """Load ``conf/<env>.yaml`` (env from the argument, ``$LOOPER_ENV`` or ``local``)."""
+    env = env or os.environ.get(ENV_VAR) or "local"
+    home = project_home()
+    path = home / "conf" / f"{env}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{path}: no settings for environment {env!r} (set {ENV_VAR})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    for var, field_path in OVERRIDES.items():
+        if os.environ.get(var):
+            _set(data, field_path, os.environ[var])
+    try:
+        settings = Settings(env=env, home=str(home), **data)
+    except ValidationError as err:
+        lines = [f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()]
+        raise ConfigError("\n".join(lines)) from None
+    return settings.model_copy(
+        update={
+            "lake_root": _absolute(home, settings.lake_root),
+            "blueprints_dir": _absolute(home, settings.blueprints_dir),
+            "mlflow": settings.mlflow.model_copy(
+                update={
+                    "tracking_uri": _sqlite_absolute(home, settings.mlflow.tracking_uri),
+                    "artifact_root": _absolute(home, settings.mlflow.artifact_root),
+                }
+            ),
+            "spark": settings.spark.model_copy(
+                update={"jars_dir": _absolute(home, settings.spark.jars_dir)}
+            ),
+        }
+    )
+
+
+def _sqlite_absolute(home: Path, uri: str) -> str:
+    """Make ``sqlite:///relative.db`` absolute so jobs agree whatever their cwd."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(home / uri[len(prefix):])
+    return uri

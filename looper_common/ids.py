@@ -1,0 +1,51 @@
+"""Time-ordered identifiers.
+
+A decision id is a UUIDv7 (48-bit millisecond timestamp, version and variant bits)
+whose last 24 bits carry a tag of the blueprint name. ``log_observations`` receives
+only the decision id, days later and often in another process; the tag tells it
+which blueprint's stream the observation belongs to, with no lookup. The remaining
+50 bits are random.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zlib
+
+_VERSION_7 = 0x7 << 76
+_VARIANT = 0x2 << 62
+_TAG_BITS = 24
+_TAG_MASK = (1 << _TAG_BITS) - 1
+
+
+def blueprint_tag(name: str) -> int:
+    """24-bit tag of a blueprint name, embedded in its decision ids."""
+    return zlib.crc32(name.encode()) & _TAG_MASK
+
+
+def tag_of(decision_id: str) -> int:
+    """The blueprint tag carried by a decision id (its last six hex digits)."""
+    return int(decision_id[-6:], 16)
+
+
+def _format(value: int) -> str:
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def new_decision_id(tag: int, ts_ms: int) -> str:
+    """A UUIDv7 for a decision taken at ``ts_ms``, tagged with its blueprint."""
+    rand = int.from_bytes(os.urandom(8), "big")
+    rand_a = rand >> 52  # 12 bits
+    rand_b = (rand & ((1 << 38) - 1)) << _TAG_BITS  # 38 random bits, then the tag
+    value = (ts_ms & ((1 << 48) - 1)) << 80 | _VERSION_7 | rand_a << 64 | _VARIANT | rand_b | tag
+    return _format(value)
+
+
+def observation_event_id(decision_id: str, name: str, ts_ms: int, value: float) -> str:
+    """Deterministic id of an observation, so a retried ``log_observations`` is deduplicated."""
+    digest = hashlib.blake2b(
+        f"{decision_id}|{name}|{ts_ms}|{value!r}".encode(), digest_size=16
+    ).hexdigest()
+    return _format(int(digest, 16))

@@ -1,0 +1,70 @@
+"""What every job's thin entry point shares: arguments, logging, settings, Spark, lake."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass
+from datetime import date
+
+from looper_common.blueprint import Blueprint, BlueprintError, load_blueprints
+from looper_common.config import ConfigError, Settings, load_settings
+from looper_common.tables import Lake
+
+
+def run_date(text: str) -> date:
+    """argparse type for ``--run-date YYYY-MM-DD``."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--run-date: {text!r} is not a date like 2026-01-31") from None
+
+
+def job_parser(doc: str | None, *, blueprint_required: bool = True, with_run_date: bool = True) -> argparse.ArgumentParser:
+    """An argparse parser with the options every job takes (``--blueprint``, ``--run-date``, ``--env``)."""
+    parser = argparse.ArgumentParser(
+        description=(doc or "").strip(), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--blueprint",
+        required=blueprint_required,
+        help="blueprint name (a file in the blueprints folder)"
+        + ("" if blueprint_required else "; default: every blueprint"),
+    )
+    if with_run_date:
+        parser.add_argument(
+            "--run-date", type=run_date, required=True, help="the data interval, YYYY-MM-DD (UTC day)"
+        )
+    parser.add_argument("--env", default=None, help="settings environment (conf/<env>.yaml); default $LOOPER_ENV or local")
+    return parser
+
+
+@dataclass
+class JobContext:
+    settings: Settings
+    blueprints: dict[str, Blueprint]
+    lake: Lake
+
+
+def setup(args: argparse.Namespace, job_name: str) -> JobContext:
+    """Logging, settings and blueprints; exits with a one-line error when they are invalid."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s {job_name} %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("py4j", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        settings = load_settings(args.env)
+        blueprints = load_blueprints(settings.blueprints_dir)
+    except (ConfigError, BlueprintError) as err:
+        raise SystemExit(f"{job_name}: {err}") from None
+    name = getattr(args, "blueprint", None)
+    if name is not None and name not in blueprints:
+        raise SystemExit(
+            f"{job_name}: --blueprint {name!r} not found in {settings.blueprints_dir} "
+            f"(known: {', '.join(sorted(blueprints)) or 'none'})"
+        )
+    return JobContext(settings=settings, blueprints=blueprints, lake=Lake(settings.lake_root))

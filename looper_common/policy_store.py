@@ -1,0 +1,35 @@
+"""Redis layout of published policies (DESIGN.md §6), shared by the SDK and publishing.
+
+``looper:policy:<blueprint>:active`` holds the active version; each unit's entry is
+``looper:policy:<blueprint>:<version>:<unit_id>``, a compact JSON document
+``{"a": chosen action, "s": {action: score}}``. Entries of a version are written
+before the pointer switches to it, so a reader never sees a half-written version.
+"""
+
+from __future__ import annotations
+
+import json
+
+PREFIX = "looper:policy:"
+
+
+def active_key(blueprint: str) -> str:
+    return f"{PREFIX}{blueprint}:active"
+
+
+def history_key(blueprint: str) -> str:
+    """List of previously active versions, newest first (for rollback)."""
+    return f"{PREFIX}{blueprint}:history"
+
+
+def entry_key(blueprint: str, version: str, unit_id: str) -> str:
+    return f"{PREFIX}{blueprint}:{version}:{unit_id}"
+
+
+def encode_entry(action: str, scores: dict[str, float]) -> bytes:
+    return json.dumps({"a": action, "s": scores}, separators=(",", ":")).encode()
+
+
+def decode_entry(raw: bytes | str) -> tuple[str, dict[str, float]]:
+    doc = json.loads(raw)
+    return doc["a"], doc["s"]

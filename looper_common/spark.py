@@ -1,0 +1,47 @@
+"""The SparkSession every job uses: Delta enabled, settings from ``conf/<env>.yaml``.
+
+Under ``spark-submit`` the session already exists and its settings win; run as a
+plain Python process (tests, the demo) the builder starts a local JVM with the
+project's Delta jars from ``.jars/``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+from looper_common.config import Settings
+
+DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+def delta_jars(settings: Settings) -> list[str]:
+    """The Delta jars fetched by ``make bootstrap`` (empty when none are configured)."""
+    if not settings.spark.jars_dir:
+        return []
+    jars = sorted(glob.glob(os.path.join(settings.spark.jars_dir, "*.jar")))
+    if not any("delta-spark" in os.path.basename(j) for j in jars):
+        raise RuntimeError(
+            f"no Delta jars in {settings.spark.jars_dir}: run `make bootstrap` (it fetches them once)"
+        )
+    return jars
+
+
+def get_spark(settings: Settings, app_name: str = "looper") -> SparkSession:
+    """Get or create the session with Delta and the configured master and settings."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name).master(settings.spark.master)
+    jars = delta_jars(settings)
+    if jars:
+        builder = builder.config("spark.jars", ",".join(jars))
+    for key, value in {**DELTA_CONF, **settings.spark.conf}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

@@ -1,0 +1,174 @@
+"""Delta tables of the lake (DESIGN.md §4): paths, schemas, creation and idempotent writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+DECISIONS_SCHEMA = T.StructType([
+    T.StructField("event_id", T.StringType(), False),
+    T.StructField("decision_id", T.StringType(), False),
+    T.StructField("blueprint", T.StringType(), False),
+    T.StructField("blueprint_version", T.StringType(), False),
+    T.StructField("unit_id", T.StringType(), False),
+    T.StructField("ts", T.TimestampType(), False),
+    T.StructField("features", T.MapType(T.StringType(), T.StringType()), False),
+    T.StructField("action", T.StringType(), False),
+    T.StructField("propensity", T.DoubleType(), False),
+    T.StructField("action_probs", T.MapType(T.StringType(), T.DoubleType()), False),
+    T.StructField("scores", T.MapType(T.StringType(), T.DoubleType()), True),
+    T.StructField("policy_version", T.StringType(), True),
+    T.StructField("is_default", T.BooleanType(), False),
+    T.StructField("date", T.DateType(), False),
+])
+
+OBSERVATIONS_SCHEMA = T.StructType([
+    T.StructField("event_id", T.StringType(), False),
+    T.StructField("decision_id", T.StringType(), False),
+    T.StructField("blueprint", T.StringType(), False),
+    T.StructField("name", T.StringType(), False),
+    T.StructField("value", T.DoubleType(), False),
+    T.StructField("ts", T.TimestampType(), False),
+    T.StructField("date", T.DateType(), False),
+])
+
+QUARANTINE_SCHEMA = T.StructType([
+    T.StructField("event_id", T.StringType(), False),
+    T.StructField("blueprint", T.StringType(), True),
+    T.StructField("kind", T.StringType(), True),
+    T.StructField("reason", T.StringType(), False),
+    T.StructField("payload", T.StringType(), True),
+    T.StructField("source", T.StringType(), False),
+    T.StructField("date", T.DateType(), False),
+])
+
+EXAMPLES_SCHEMA = T.StructType([
+    T.StructField("decision_id", T.StringType(), False),
+    T.StructField("label", T.StringType(), False),
+    T.StructField("value", T.DoubleType(), False),
+    T.StructField("n_observations", T.LongType(), False),
+    T.StructField("first_feedback_s", T.DoubleType(), True),
+    T.StructField("blueprint", T.StringType(), False),
+    T.StructField("blueprint_version", T.StringType(), False),
+    T.StructField("unit_id", T.StringType(), False),
+    T.StructField("ts", T.TimestampType(), False),
+    T.StructField("features", T.MapType(T.StringType(), T.StringType()), False),
+    T.StructField("action", T.StringType(), False),
+    T.StructField("propensity", T.DoubleType(), False),
+    T.StructField("action_probs", T.MapType(T.StringType(), T.DoubleType()), False),
+    T.StructField("scores", T.MapType(T.StringType(), T.DoubleType()), True),
+    T.StructField("policy_version", T.StringType(), True),
+    T.StructField("is_default", T.BooleanType(), False),
+    T.StructField("date", T.DateType(), False),  # the run date in which the example matured
+])
+
+JOIN_STATS_SCHEMA = T.StructType([
+    T.StructField("blueprint", T.StringType(), False),
+    T.StructField("blueprint_version", T.StringType(), False),
+    T.StructField("examples", T.LongType(), False),
+    T.StructField("matured_decisions", T.LongType(), False),
+    T.StructField("observations_in_window", T.LongType(), False),
+    T.StructField("late_observations", T.LongType(), False),
+    T.StructField("early_observations", T.LongType(), False),
+    T.StructField("orphan_observations", T.LongType(), False),
+    T.StructField("median_feedback_delay_s", T.DoubleType(), True),
+    T.StructField("date", T.DateType(), False),
+])
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    schema: T.StructType
+    partition_by: tuple[str, ...]
+    key: tuple[str, ...]
+
+
+BRONZE_DECISIONS = TableSpec("bronze/decisions", DECISIONS_SCHEMA, ("blueprint", "date"), ("event_id",))
+BRONZE_OBSERVATIONS = TableSpec(
+    "bronze/observations", OBSERVATIONS_SCHEMA, ("blueprint", "date"), ("event_id",)
+)
+QUARANTINE = TableSpec("quarantine/events", QUARANTINE_SCHEMA, ("date",), ("event_id",))
+SILVER_EXAMPLES = TableSpec(
+    "silver/examples", EXAMPLES_SCHEMA, ("blueprint", "date"), ("decision_id", "label")
+)
+JOIN_STATS = TableSpec("monitoring/join_stats", JOIN_STATS_SCHEMA, ("blueprint", "date"), ())
+
+
+@dataclass(frozen=True)
+class Lake:
+    """Where the tables live: ``<root>/<layer>/<table>``."""
+
+    root: str
+
+    def path(self, table: TableSpec) -> str:
+        return f"{self.root.rstrip('/')}/{table.name}"
+
+    def ensure(self, spark: SparkSession, table: TableSpec) -> DeltaTable:
+        """Create the table (empty, partitioned) if it does not exist yet."""
+        builder = DeltaTable.createIfNotExists(spark).location(self.path(table))
+        builder = builder.addColumns(table.schema)
+        if table.partition_by:
+            builder = builder.partitionedBy(*table.partition_by)
+        return builder.execute()
+
+    def read(self, spark: SparkSession, table: TableSpec) -> DataFrame:
+        self.ensure(spark, table)
+        return spark.read.format("delta").load(self.path(table))
+
+    def version(self, spark: SparkSession, table: TableSpec) -> int:
+        """Current Delta version of a table (stamped on downstream runs for lineage)."""
+        return self.ensure(spark, table).history(1).collect()[0]["version"]
+
+
+def _sql_literal(value: object) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def partition_predicate(alias: str, column: str, values: list[object]) -> str:
+    """``alias.column IN (...)`` so a MERGE only scans the partitions it can touch."""
+    if not values:
+        return "false"
+    return f"{alias}.{column} IN ({', '.join(_sql_literal(v) for v in sorted(values, key=str))})"
+
+
+def merge_new_rows(
+    spark: SparkSession, lake: Lake, table: TableSpec, rows: DataFrame, partitions: dict[str, list]
+) -> int:
+    """Insert the rows whose key is not in the table yet (MERGE, insert-only).
+
+    ``partitions`` lists the partition values present in ``rows`` so that the MERGE
+    reads only those partitions of the target. Rerunning with the same rows is a no-op.
+    Returns the number of rows inserted.
+    """
+    target = lake.ensure(spark, table)
+    condition = " AND ".join(
+        [f"t.{k} = s.{k}" for k in table.key]
+        + [partition_predicate("t", column, values) for column, values in partitions.items()]
+    )
+    metrics = (
+        target.alias("t")
+        .merge(rows.select(*table.schema.fieldNames()).alias("s"), condition)
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+    return int(metrics.first()["num_inserted_rows"])
+
+
+def replace_partition(
+    lake: Lake, table: TableSpec, rows: DataFrame, where: dict[str, object]
+) -> None:
+    """Atomically replace the rows matching ``where`` (partition values) with ``rows``."""
+    lake.ensure(rows.sparkSession, table)
+    predicate = " AND ".join(f"{column} = {_sql_literal(value)}" for column, value in where.items())
+    (
+        rows.select(*table.schema.fieldNames())
+        .write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", predicate)
+        .partitionBy(*table.partition_by)
+        .save(lake.path(table))
+    )
