@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -81,6 +81,9 @@ class LooperClient:
         blueprints: a folder of blueprint YAML files or already-loaded blueprints.
         pointer_ttl_s: how long the active policy version is cached.
         max_unsent: events kept for retry while Redis is unreachable.
+        random_bits: source of 64-bit randomness for decision ids (and so for
+            exploration); pass ``random.Random(seed).getrandbits`` to make a simulation
+            reproducible. Default: the OS.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class LooperClient:
         pointer_ttl_s: float = 1.0,
         socket_timeout: float = 0.5,
         max_unsent: int = 100_000,
+        random_bits: Callable[[int], int] | None = None,
     ) -> None:
         if redis_url is None or blueprints is None:
             from looper_common.config import load_settings
@@ -115,6 +119,7 @@ class LooperClient:
         self._pointers: dict[str, tuple[float, str | None]] = {}
         self._unsent: deque[tuple[str, bytes]] = deque(maxlen=max_unsent)
         self.dropped_events = 0
+        self._random_bits = random_bits
 
     # -- decisions -------------------------------------------------------------------
 
@@ -149,7 +154,8 @@ class LooperClient:
         payloads = []
         actions = bp.decision.actions
         for (unit_id, features), ts_ms, raw in zip(requests, stamps, entries, strict=True):
-            decision_id = ids.new_decision_id(compiled.tag, ts_ms)
+            rand = self._random_bits(64) if self._random_bits is not None else None
+            decision_id = ids.new_decision_id(compiled.tag, ts_ms, rand)
             if raw is None:
                 greedy, scores, policy_version = bp.decision.default_action, None, None
             else:

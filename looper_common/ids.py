@@ -34,9 +34,14 @@ def _format(value: int) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def new_decision_id(tag: int, ts_ms: int) -> str:
-    """A UUIDv7 for a decision taken at ``ts_ms``, tagged with its blueprint."""
-    rand = int.from_bytes(os.urandom(8), "big")
+def new_decision_id(tag: int, ts_ms: int, rand: int | None = None) -> str:
+    """A UUIDv7 for a decision taken at ``ts_ms``, tagged with its blueprint.
+
+    ``rand`` (64 random bits) is drawn from the OS unless given; a seeded source makes
+    simulations reproducible down to every decision id and exploration draw.
+    """
+    if rand is None:
+        rand = int.from_bytes(os.urandom(8), "big")
     rand_a = rand >> 52  # 12 bits
     rand_b = (rand & ((1 << 38) - 1)) << _TAG_BITS  # 38 random bits, then the tag
     value = (ts_ms & ((1 << 48) - 1)) << 80 | _VERSION_7 | rand_a << 64 | _VARIANT | rand_b | tag
