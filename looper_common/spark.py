@@ -40,7 +40,8 @@ def get_spark(settings: Settings, app_name: str = "looper") -> SparkSession:
     jars = delta_jars(settings)
     if jars:
         builder = builder.config("spark.jars", ",".join(jars))
-    for key, value in {**DELTA_CONF, **settings.spark.conf}.items():
+    defaults = {"spark.sql.warehouse.dir": os.path.join(settings.home, "var", "spark-warehouse")}
+    for key, value in {**defaults, **DELTA_CONF, **settings.spark.conf}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")

@@ -1,0 +1,101 @@
+"""``join_feedback`` for one blueprint and run date: bronze events to silver examples.
+
+Writes ``silver/examples`` (replacing the run date's partition), keeps the day's
+orphan observations aside in ``quarantine/events`` and records join statistics in
+``monitoring/join_stats``. Rerunning for the same date gives the same tables.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from looper_common.blueprint import Blueprint
+from looper_common.labels import (
+    build_examples,
+    classify_observations,
+    label_rules,
+    mature_decisions,
+    maturity_bounds,
+)
+from looper_common.tables import (
+    BRONZE_DECISIONS,
+    BRONZE_OBSERVATIONS,
+    JOIN_STATS,
+    QUARANTINE,
+    SILVER_EXAMPLES,
+    Lake,
+    merge_new_rows,
+    replace_partition,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _orphans(classified: DataFrame, run_date: date) -> DataFrame:
+    return classified.where(F.col("outcome") == "orphan").select(
+        "event_id",
+        "blueprint",
+        F.lit("observation").alias("kind"),
+        F.lit("orphan observation: no decision with this decision_id").alias("reason"),
+        F.to_json(F.struct("event_id", "decision_id", "blueprint", "name", "value", "ts")).alias("payload"),
+        F.lit("join_feedback").alias("source"),
+        F.lit(run_date).alias("date"),
+    )
+
+
+def join_feedback(spark: SparkSession, lake: Lake, blueprint: Blueprint, run_date: date) -> dict[str, object]:
+    """Build the run date's examples and statistics; returns the statistics."""
+    decisions = lake.read(spark, BRONZE_DECISIONS).where(F.col("blueprint") == blueprint.name)
+    observations = lake.read(spark, BRONZE_OBSERVATIONS).where(F.col("blueprint") == blueprint.name)
+    rules = label_rules(spark, blueprint)
+    lo, _ = maturity_bounds(blueprint, run_date)
+    matured = mature_decisions(decisions, blueprint, run_date)
+    # In-window observations of the matured decisions fall between the oldest one's
+    # time and the end of the run date (a window may end exactly at midnight).
+    candidate_obs = observations.where(F.col("date").between(lo.date(), run_date + timedelta(days=1)))
+    examples = build_examples(matured, candidate_obs, rules, run_date)
+    replace_partition(lake, SILVER_EXAMPLES, examples, {"blueprint": blueprint.name, "date": run_date})
+
+    written = (
+        lake.read(spark, SILVER_EXAMPLES)
+        .where((F.col("blueprint") == blueprint.name) & (F.col("date") == F.lit(run_date)))
+        .agg(
+            F.count(F.lit(1)).alias("examples"),
+            F.countDistinct("decision_id").alias("matured_decisions"),
+            F.coalesce(F.sum("n_observations"), F.lit(0)).alias("observations_in_window"),
+            F.median("first_feedback_s").alias("median_feedback_delay_s"),
+        )
+        .first()
+        .asDict()
+    )
+    classified = classify_observations(
+        observations.where(F.col("date") == F.lit(run_date)),
+        decisions.where(F.col("date") <= F.lit(run_date)),
+        rules,
+    ).cache()
+    try:
+        outcomes = {r["outcome"]: r["n"] for r in classified.groupBy("outcome").agg(F.count(F.lit(1)).alias("n")).collect()}
+        if outcomes.get("orphan"):
+            merge_new_rows(spark, lake, QUARANTINE, _orphans(classified, run_date), {"date": [run_date]})
+    finally:
+        classified.unpersist()
+
+    stats = {
+        "blueprint": blueprint.name,
+        "blueprint_version": blueprint.version,
+        "examples": int(written["examples"]),
+        "matured_decisions": int(written["matured_decisions"]),
+        "observations_in_window": int(written["observations_in_window"]),
+        "late_observations": int(outcomes.get("late", 0)),
+        "early_observations": int(outcomes.get("early", 0)),
+        "orphan_observations": int(outcomes.get("orphan", 0)),
+        "median_feedback_delay_s": written["median_feedback_delay_s"],
+        "date": run_date,
+    }
+    stats_df = spark.createDataFrame([stats], JOIN_STATS.schema)
+    replace_partition(lake, JOIN_STATS, stats_df, {"blueprint": blueprint.name, "date": run_date})
+    return stats

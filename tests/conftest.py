@@ -1,0 +1,128 @@
+"""Shared fixtures: a real redis-server per test session, one SparkSession with Delta."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from looper_common.blueprint import Blueprint, parse_blueprint
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A throwaway redis-server (the real binary) for the whole test session."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: run `make bootstrap` (it installs it)")
+    port = _free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("redis-server did not start")
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> redis.Redis:
+    client = redis.Redis.from_url(redis_url)
+    client.flushall()
+    return client
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory):
+    from looper_common.config import load_settings
+
+    os.environ.setdefault("LOOPER_HOME", str(ROOT))
+    base = load_settings("local")
+    conf = {
+        **base.spark.conf,
+        "spark.driver.memory": "2g",
+        "spark.sql.shuffle.partitions": "2",
+        "spark.default.parallelism": "2",
+        "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("warehouse")),
+    }
+    return base.model_copy(
+        update={
+            "lake_root": str(tmp_path_factory.mktemp("lake")),
+            "spark": base.spark.model_copy(update={"master": "local[2]", "conf": conf}),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def spark(settings):
+    """One SparkSession with Delta for the whole test session."""
+    from looper_common.spark import get_spark
+
+    session = get_spark(settings, "looper-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def lake(tmp_path: Path):
+    from looper_common.tables import Lake
+
+    return Lake(str(tmp_path / "lake"))
+
+
+def make_blueprint(**overrides: object) -> Blueprint:
+    """A small binary blueprint for tests; ``overrides`` replace top-level sections."""
+    data: dict[str, object] = {
+        "name": "t_notify",
+        "decision": {"actions": ["send", "skip"], "default_action": "skip"},
+        "features": [
+            {"name": "recency", "type": "float"},
+            {"name": "visits", "type": "int"},
+            {"name": "opted_in", "type": "bool"},
+            {"name": "country", "type": "category"},
+        ],
+        "labels": [
+            {"name": "clicked", "observation": "click", "window": "1h", "aggregation": "any"},
+            {"name": "clicks", "observation": "click", "window": "1h", "aggregation": "count"},
+            {"name": "revenue", "observation": "purchase", "window": "2h", "aggregation": "sum"},
+            {"name": "best", "observation": "purchase", "window": "2h", "aggregation": "max"},
+            {"name": "last_rating", "observation": "rating", "window": "2h",
+             "aggregation": "last", "default": -1},
+        ],
+        "model": {"task": "binary"},
+        "policy": {"type": "threshold", "params": {"threshold": 0.5},
+                   "exploration": {"type": "epsilon_greedy", "epsilon": 0.1}},
+        "objectives": {"maximize": "clicked"},
+    }
+    data.update(overrides)
+    return parse_blueprint(data, "test")
+
+
+FEATURES = {"recency": 2.5, "visits": 3, "opted_in": True, "country": "us"}

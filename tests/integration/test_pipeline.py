@@ -1,0 +1,145 @@
+"""SDK -> Redis Stream -> ingest_events -> join_feedback, with exact labels of crafted decisions."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from pyspark.sql import functions as F
+
+from looper_common import events, ids
+from looper_common.client import LooperClient
+from looper_common.feedback import join_feedback
+from looper_common.ingest import event_streams, ingest_events
+from looper_common.tables import (
+    BRONZE_DECISIONS,
+    BRONZE_OBSERVATIONS,
+    JOIN_STATS,
+    QUARANTINE,
+    SILVER_EXAMPLES,
+)
+from tests.conftest import FEATURES, make_blueprint
+
+pytestmark = pytest.mark.integration
+RUN_DATE = date(2026, 1, 2)
+
+
+def at(day: int, hour: int, minute: int = 0, ms: int = 0) -> datetime:
+    return datetime(2026, 1, day, hour, minute, tzinfo=UTC) + timedelta(milliseconds=ms)
+
+
+@pytest.fixture
+def blueprints():
+    main = make_blueprint()
+    other = make_blueprint(name="t_other")
+    return {main.name: main, other.name: other}
+
+
+def _rows(spark, lake, table):
+    return sorted(json.dumps(r.asDict(), default=str, sort_keys=True) for r in lake.read(spark, table).collect())
+
+
+def _log_crafted_traffic(client: LooperClient, redis_client) -> dict[str, str]:
+    dec = {}
+    for name, ts in {"d1": at(2, 10), "d2": at(2, 12), "d3": at(2, 15), "d4": at(2, 23), "d5": at(1, 21)}.items():
+        dec[name] = client.get_decision("t_notify", f"user_{name}", FEATURES, ts=ts).decision_id
+    log = client.log_observations
+    log(dec["d1"], {"click": True}, ts=at(2, 10, 30))             # inside
+    log(dec["d1"], {"click": 1}, ts=at(2, 11))                    # exactly at the window's end
+    log(dec["d1"], {"click": 1}, ts=at(2, 9, 59))                 # before the decision: early
+    log(dec["d1"], {"purchase": 5.0, "rating": 3}, ts=at(2, 10, 5))
+    log(dec["d1"], {"purchase": 7.0}, ts=at(2, 12))               # 2h window's exact end
+    log(dec["d1"], {"rating": 4}, ts=at(2, 11, 50))
+    log(dec["d1"], {"click": 1}, ts=at(2, 10, 45), blueprint="t_other")  # wrong blueprint
+    log(dec["d2"], {"click": 1}, ts=at(2, 13, 0, ms=1))           # 1 ms after the window: late
+    log(dec["d3"], {"click": 1}, ts=at(2, 15, 10))
+    log(dec["d3"], {"click": 1}, ts=at(2, 15, 10))                # retried: same event id
+    log(dec["d4"], {"click": 1}, ts=at(2, 23, 30))                # matures on Jan 3
+    log(dec["d5"], {"click": 1}, ts=at(1, 21, 30))                # matured on Jan 1
+    unknown = ids.new_decision_id(ids.blueprint_tag("t_notify"), int(at(2, 8).timestamp() * 1000))
+    log(unknown, {"click": 1}, ts=at(2, 9))                       # orphan
+    stream = events.stream_key("t_notify")
+    redis_client.xadd(stream, {"e": "{not json"})
+    redis_client.xadd(stream, {"e": json.dumps({"kind": "observation", "event_id": "o-bad",
+                                                "decision_id": dec["d1"], "blueprint": "t_notify",
+                                                "name": "click", "ts": 1})})
+    redis_client.xadd(stream, {"e": json.dumps({
+        "kind": "decision", "event_id": "d-bad", "decision_id": "d-bad", "blueprint": "t_notify",
+        "blueprint_version": "x", "unit_id": "u", "ts": 1, "features": FEATURES, "action": "send",
+        "propensity": 0, "action_probs": {"send": 1.0}, "is_default": False})})
+    redis_client.xadd(events.stream_key("ghost"), {"e": json.dumps({"kind": "observation"})})
+    return dec
+
+
+def test_sdk_to_examples_exact_labels_and_idempotent(spark, lake, redis_client, redis_url, blueprints):
+    client = LooperClient(redis_url, blueprints=blueprints)
+    dec = _log_crafted_traffic(client, redis_client)
+
+    first = ingest_events(spark, redis_client, lake, blueprints, streams=event_streams(redis_client))
+    assert first.decisions == 5
+    assert first.observations == 13  # 14 sent, one retry deduplicated
+    assert first.quarantined == 4
+    quarantine = {r["event_id"]: r["reason"] for r in lake.read(spark, QUARANTINE).collect()}
+    assert quarantine["o-bad"] == "missing field(s): value"
+    assert quarantine["d-bad"] == "propensity: 0 outside (0, 1]"
+    assert any("malformed JSON" in reason for reason in quarantine.values())
+    ghost = [reason for key, reason in quarantine.items() if key.startswith("stream:looper:events:ghost:")]
+    assert ghost == ["missing field(s): event_id, decision_id, blueprint, name, value, ts"]
+    assert all(redis_client.xlen(s) == 0 for s in event_streams(redis_client))  # trimmed after commit
+
+    stats = join_feedback(spark, lake, blueprints["t_notify"], RUN_DATE)
+    examples = {
+        (r["decision_id"], r["label"]): (r["value"], r["n_observations"])
+        for r in lake.read(spark, SILVER_EXAMPLES).collect()
+    }
+    d1, d2, d3 = dec["d1"], dec["d2"], dec["d3"]
+    assert examples == {
+        (d1, "clicked"): (1.0, 2), (d1, "clicks"): (2.0, 2), (d1, "revenue"): (12.0, 2),
+        (d1, "best"): (7.0, 2), (d1, "last_rating"): (4.0, 2),
+        (d2, "clicked"): (0.0, 0), (d2, "clicks"): (0.0, 0), (d2, "revenue"): (0.0, 0),
+        (d2, "best"): (0.0, 0), (d2, "last_rating"): (-1.0, 0),
+        (d3, "clicked"): (1.0, 1), (d3, "clicks"): (1.0, 1), (d3, "revenue"): (0.0, 0),
+        (d3, "best"): (0.0, 0), (d3, "last_rating"): (-1.0, 0),
+    }
+    assert stats["matured_decisions"] == 3
+    assert stats["examples"] == 15
+    assert stats["observations_in_window"] == 12
+    assert (stats["late_observations"], stats["early_observations"], stats["orphan_observations"]) == (1, 1, 1)
+    assert stats["median_feedback_delay_s"] == pytest.approx(10 * 60)  # first feedback: 5 min, 10 min, ...
+    orphan = lake.read(spark, QUARANTINE).where(F.col("source") == "join_feedback").collect()
+    assert [r["reason"] for r in orphan] == ["orphan observation: no decision with this decision_id"]
+    assert lake.read(spark, JOIN_STATS).count() == 1
+
+    tables = (BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE, SILVER_EXAMPLES, JOIN_STATS)
+    before = {t.name: _rows(spark, lake, t) for t in tables}
+    again = ingest_events(spark, redis_client, lake, blueprints, streams=event_streams(redis_client))
+    assert again.events == 0
+    assert join_feedback(spark, lake, blueprints["t_notify"], RUN_DATE) == stats
+    assert {t.name: _rows(spark, lake, t) for t in tables} == before
+
+
+def test_crash_between_commit_and_ack_leaves_no_duplicate(spark, lake, redis_client, redis_url, blueprints):
+    client = LooperClient(redis_url, blueprints=blueprints)
+    decisions = client.get_decisions("t_notify", [(f"u{i}", FEATURES) for i in range(50)], ts=at(3, 9))
+    client.log_observations_batch([(d.decision_id, {"click": 1}, at(3, 9, 5)) for d in decisions[:20]])
+    stream = events.stream_key("t_notify")
+
+    class Crash(RuntimeError):
+        pass
+
+    def crash(batch: int) -> None:
+        raise Crash(f"killed after committing batch {batch}")
+
+    with pytest.raises(Crash):
+        ingest_events(spark, redis_client, lake, blueprints, streams=[stream], batch_size=1000, on_committed=crash)
+    assert lake.read(spark, BRONZE_DECISIONS).count() == 50  # committed ...
+    assert redis_client.xpending(stream, events.INGEST_GROUP)["pending"] == 70  # ... but not acknowledged
+    assert redis_client.xlen(stream) == 70  # and not trimmed
+
+    rerun = ingest_events(spark, redis_client, lake, blueprints, streams=[stream], batch_size=1000)
+    assert rerun.events == 70 and rerun.decisions == 0 and rerun.observations == 0
+    assert lake.read(spark, BRONZE_DECISIONS).count() == 50
+    assert lake.read(spark, BRONZE_OBSERVATIONS).count() == 20
+    assert redis_client.xpending(stream, events.INGEST_GROUP)["pending"] == 0
+    assert redis_client.xlen(stream) == 0
