@@ -8,11 +8,13 @@ without editing YAML. Secrets come only from the environment.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # s3a://..., mlflow-artifacts:/..., file:...
 ENV_VAR = "LOOPER_ENV"
 HOME_VAR = "LOOPER_HOME"
 OVERRIDES = {
@@ -77,7 +79,7 @@ def project_home() -> Path:
 
 def _absolute(home: Path, value: str | None) -> str | None:
     """Resolve a relative local path against the project home; leave URIs alone."""
-    if value is None or "://" in value or value.startswith("/"):
+    if value is None or _URI.match(value) or value.startswith("/"):
         return value
     return str(home / value)
 

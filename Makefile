@@ -1,0 +1,55 @@
+# Looper: one command sets everything up. `make test` and `make demo` bootstrap first
+# (idempotent: seconds when nothing changed), so a fresh machine needs nothing else.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := $(CURDIR)/.venv
+PYTHON := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+export LOOPER_ENV ?= local
+export LOOPER_HOME := $(CURDIR)
+export LOOPER_REDIS_PORT ?= 6390
+export LOOPER_REDIS_URL ?= redis://127.0.0.1:$(LOOPER_REDIS_PORT)/0
+export PYSPARK_PYTHON := $(PYTHON)
+export PYSPARK_DRIVER_PYTHON := $(PYTHON)
+export SPARK_LOCAL_IP ?= 127.0.0.1
+
+.PHONY: help bootstrap test demo lint bench redis-start redis-stop redis-status clean distclean
+
+help: ## list the targets
+	@echo "Looper make targets:"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+	@echo "Variables: PYTEST_ARGS='-k name -x', LOOPER_REDIS_PORT=$(LOOPER_REDIS_PORT), LOOPER_ENV=$(LOOPER_ENV)"
+
+bootstrap: ## set up .venv, Delta jars (.jars/), redis-server and var/ (idempotent)
+	@bash scripts/bootstrap.sh
+
+test: bootstrap ## run the test suite (pass options with PYTEST_ARGS=...)
+	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
+
+demo: bootstrap ## run the end-to-end demo on the embedded stack
+	$(PYTHON) scripts/demo.py
+
+lint: bootstrap ## ruff check
+	$(VENV)/bin/ruff check .
+
+bench: bootstrap ## run the benchmarks (ratios against a baseline)
+	$(PYTHON) bench/run_all.py
+
+redis-start: ## start the local redis-server (port LOOPER_REDIS_PORT)
+	@bash scripts/redis.sh start
+
+redis-stop: ## stop the local redis-server
+	@bash scripts/redis.sh stop
+
+redis-status: ## is the local redis-server up?
+	@bash scripts/redis.sh status
+
+clean: redis-stop ## remove local state (var/, Spark leftovers); keep .venv and .jars
+	rm -rf var spark-warehouse metastore_db derby.log
+
+distclean: clean ## also remove .venv and .jars (next bootstrap starts from scratch)
+	rm -rf .venv .jars
