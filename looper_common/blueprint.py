@@ -28,6 +28,11 @@ from pydantic import (
 )
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+$", min_length=1, max_length=64)]
+RESERVED_COLUMNS = frozenset({
+    "decision_id", "unit_id", "ts", "blueprint", "blueprint_version", "action", "propensity",
+    "action_probs", "scores", "policy_version", "is_default", "date", "matured_date", "features",
+    "label", "value", "event_id",
+})
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -161,6 +166,12 @@ class Blueprint(_Strict):
             if dupes:
                 raise ValueError(f"duplicate {kind} names: {dupes}")
         labels = [label.name for label in self.labels]
+        clashes = sorted(({f.name for f in self.features} | set(labels)) & RESERVED_COLUMNS)
+        if clashes:
+            raise ValueError(f"feature/label names {clashes} are reserved column names; rename them")
+        overlap = sorted({f.name for f in self.features} & set(labels))
+        if overlap:
+            raise ValueError(f"names {overlap} are used for both a feature and a label")
         if self.objectives.maximize not in labels:
             raise ValueError(f"objectives.maximize {self.objectives.maximize!r} is not a label {labels}")
         if self.policy.type in ("threshold", "uplift") and len(self.decision.actions) != 2:

@@ -1,0 +1,66 @@
+"""Silver examples (one row per decision and label) to a wide training table.
+
+One row per decision: its ids, time, served action and propensity, each blueprint
+feature as a typed column, and each label as a column. Validation, training,
+evaluation and publishing all read examples through this one function.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from looper_common.blueprint import Blueprint
+
+MISSING = "__missing__"
+SPARK_TYPES = {"float": "double", "int": "bigint", "bool": "boolean", "category": "string"}
+DECISION_COLUMNS = (
+    "decision_id", "unit_id", "ts", "blueprint_version", "action", "propensity",
+    "action_probs", "policy_version", "is_default",
+)
+
+
+def feature_columns(features: DataFrame | F.Column, blueprint: Blueprint) -> list[F.Column]:
+    """Typed columns from the logged ``features`` map, named after the blueprint's features."""
+    source = F.col("features") if isinstance(features, DataFrame) else features
+    return [source[f.name].cast(SPARK_TYPES[f.type]).alias(f.name) for f in blueprint.features]
+
+
+def examples_wide(
+    examples: DataFrame, blueprint: Blueprint, *, until: date | None = None, since: date | None = None
+) -> DataFrame:
+    """Pivot a blueprint's silver examples to one row per decision (optionally by matured date)."""
+    rows = examples.where(F.col("blueprint") == blueprint.name)
+    if since is not None:
+        rows = rows.where(F.col("date") >= F.lit(since))
+    if until is not None:
+        rows = rows.where(F.col("date") <= F.lit(until))
+    labels = [label.name for label in blueprint.labels]
+    wide = rows.groupBy("decision_id").agg(
+        *[F.first(c).alias(c) for c in DECISION_COLUMNS if c != "decision_id"],
+        F.first("features").alias("features"),
+        F.first("date").alias("matured_date"),
+        *[F.max(F.when(F.col("label") == name, F.col("value"))).alias(name) for name in labels],
+    )
+    return wide.select(
+        *DECISION_COLUMNS, "matured_date", *feature_columns(wide, blueprint), *labels
+    )
+
+
+def to_model_frame(wide: pd.DataFrame, blueprint: Blueprint, action: str | None = None) -> pd.DataFrame:
+    """Model input: the blueprint's features plus ``action`` (categories as strings, numbers as floats).
+
+    ``action`` overrides the served action, to score what another action would do.
+    """
+    frame = pd.DataFrame(index=wide.index)
+    for feature in blueprint.features:
+        column = wide[feature.name]
+        if feature.type == "category":
+            frame[feature.name] = column.astype("object").where(column.notna(), MISSING).astype(str)
+        else:
+            frame[feature.name] = column.astype("float64")
+    frame["action"] = action if action is not None else wide["action"].astype(str)
+    return frame
