@@ -106,12 +106,13 @@ def check_blueprint(scenario: Scenario, blueprint: Blueprint) -> None:
     for spec in blueprint.features:
         domain = scenario.categories.get(spec.name, ())
         if spec.values is not None and not set(domain) <= set(spec.values):
-            problems.append(f"feature {spec.name!r}: values {list(domain)} not within {spec.values}")
+            problems.append(f"feature {spec.name!r}: {list(domain)} not within {spec.values}")
     for label in blueprint.labels:
         if label.observation not in scenario.observations:
-            problems.append(f"label {label.name!r}: observation {label.observation!r} never emitted")
+            problems.append(f"label {label.name!r}: {label.observation!r} never emitted")
     objective = next(lb for lb in blueprint.labels if lb.name == blueprint.objectives.maximize)
-    if objective.aggregation not in _WINDOWED_PROBABILITY or objective.observation not in scenario.delays:
+    oracle_known = objective.observation in scenario.delays
+    if objective.aggregation not in _WINDOWED_PROBABILITY or not oracle_known:
         problems.append(
             f"objective {objective.name!r} ({objective.aggregation} of {objective.observation!r}) "
             "has no oracle: use a 0/1 observation with any, count or max"

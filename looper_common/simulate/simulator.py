@@ -169,8 +169,8 @@ class Simulator:
     ) -> None:
         for name, value, delay_s in self.scenario.sample_outcomes(features, decision.action, u, z):
             self._sequence += 1
-            item = (decision.ts + int(delay_s * 1000), self._sequence, decision.decision_id, name, value)
-            heapq.heappush(self._queue, item)
+            due = decision.ts + int(delay_s * 1000)
+            heapq.heappush(self._queue, (due, self._sequence, decision.decision_id, name, value))
 
     def _send_due(self, before_ms: int | None, batch: int = 5000) -> int:
         """Send queued observations with ts < ``before_ms`` (all when None), oldest first."""
