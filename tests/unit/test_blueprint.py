@@ -25,7 +25,7 @@ def test_shipped_examples_load():
     binary, multi = blueprints["notification_send"], blueprints["feed_layout"]
     assert binary.decision.actions == ["send", "skip"] and binary.model.task == "binary"
     assert len(multi.decision.actions) == 4 and multi.policy.type == "argmax"
-    assert binary.max_window_seconds == 48 * 3600
+    assert binary.max_window_seconds == 12 * 3600
 
 
 def test_version_is_a_content_hash():
