@@ -26,12 +26,60 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
+ROLLBACK_DESCRIPTION = """\
+Point a blueprint back at the policy version that was active before the current one.
+
+The previous version is taken (and removed) from the blueprint's history in Redis;
+it is refused when there is none or its entries have expired. SDK clients follow
+within their pointer cache (1 s by default). The version left is marked so that
+rerunning its publish does not bring it back, but the next day's publish_policies
+publishes the champion again: move the champion alias if the model is at fault.
+
+example:
+  looper rollback --blueprint notification_send
+"""
+
+
+def _rollback_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--blueprint", required=True, help="blueprint name, e.g. notification_send")
+    parser.add_argument("--env", default=None,
+                        help="settings environment (conf/<env>.yaml); default $LOOPER_ENV or local")
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    """Roll the blueprint's active policy back; 1 when refused or Redis fails, 2 on bad settings."""
+    import redis
+
+    from looper_common.config import ConfigError, load_settings
+    from looper_common.publishing import RollbackError, rollback
+
+    try:
+        settings = load_settings(args.env)
+    except ConfigError as err:
+        print(f"looper rollback: error: {err}", file=sys.stderr)
+        return 2
+    client = redis.Redis.from_url(settings.redis.url, password=settings.redis.password)
+    try:
+        left, restored = rollback(client, args.blueprint)
+    except (RollbackError, redis.RedisError) as err:
+        print(f"looper rollback: error: {err}", file=sys.stderr)
+        return 1
+    print(f"{args.blueprint}: active policy {left} -> {restored}")
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "simulate": Command(
         summary="send synthetic traffic for a blueprint through the SDK",
         description=simulate_command.DESCRIPTION,
         add_arguments=simulate_command.add_arguments,
         run=simulate_command.run,
+    ),
+    "rollback": Command(
+        summary="point a blueprint back at its previous published policy",
+        description=ROLLBACK_DESCRIPTION,
+        add_arguments=_rollback_arguments,
+        run=_rollback,
     ),
 }
 
