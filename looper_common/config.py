@@ -22,6 +22,7 @@ OVERRIDES = {
     "LOOPER_BLUEPRINTS_DIR": ("blueprints_dir",),
     "LOOPER_REDIS_URL": ("redis", "url"),
     "LOOPER_MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri"),
+    "LOOPER_MLFLOW_ARTIFACT_ROOT": ("mlflow", "artifact_root"),
     "LOOPER_SPARK_MASTER": ("spark", "master"),
 }
 

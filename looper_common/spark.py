@@ -33,13 +33,20 @@ def delta_jars(settings: Settings) -> list[str]:
     return jars
 
 
+def under_spark_submit() -> bool:
+    """True inside a Python application launched by ``spark-submit`` (its JVM is already up)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 def get_spark(settings: Settings, app_name: str = "looper") -> SparkSession:
     """Get or create the session with Delta and the configured master and settings."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.appName(app_name).master(settings.spark.master)
-    jars = delta_jars(settings)
-    if jars:
-        builder = builder.config("spark.jars", ",".join(jars))
+    builder = SparkSession.builder.appName(app_name)
+    if not under_spark_submit():  # spark-submit already chose the master and shipped the jars
+        builder = builder.master(settings.spark.master)
+        jars = delta_jars(settings)
+        if jars:
+            builder = builder.config("spark.jars", ",".join(jars))
     defaults = {"spark.sql.warehouse.dir": os.path.join(settings.home, "var", "spark-warehouse")}
     for key, value in {**defaults, **DELTA_CONF, **settings.spark.conf}.items():
         builder = builder.config(key, value)

@@ -1,0 +1,178 @@
+"""Train, tune and register one model per label of a blueprint.
+
+Time-based split: the examples that matured on the run date are the validation set
+(the newest period), older ones train. hyperopt's TPE picks the family and its
+parameters together, each trial a nested MLflow run under the job's parent run. The
+best model, fitted on the training part only, so that the newest period stays
+unseen for evaluation, is registered as ``looper.<blueprint>.<label>``; the job then
+points the ``challenger`` alias at it (recorded in the alias history).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import warnings
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import mlflow
+import numpy as np
+import pandas as pd
+import skops.io
+from hyperopt import STATUS_OK, Trials, fmin, space_eval, tpe
+from mlflow.models import infer_signature
+from pyspark.sql import SparkSession
+
+from looper_common.blueprint import Blueprint, LabelSpec
+from looper_common.metrics import LOSS, baseline_metrics, model_metrics, predict_for_metrics
+from looper_common.model_families import build_model, search_space
+from looper_common.registry import model_name, versions_for_run
+from looper_common.tables import SILVER_EXAMPLES, Lake
+from looper_common.training_data import examples_wide, to_model_frame
+
+log = logging.getLogger(__name__)
+MIN_TRAIN_ROWS = 50
+
+
+class TrainingError(RuntimeError):
+    """The training set cannot produce a model (too few rows, a single class...)."""
+
+
+@dataclass
+class TrainResult:
+    label: str
+    model_name: str
+    version: str
+    family: str
+    params: dict
+    metrics: dict[str, float]
+    baseline: dict[str, float]
+
+
+def git_sha(home: str) -> str:
+    """The commit the code runs from, for lineage tags ("unknown" outside a checkout)."""
+    try:
+        out = subprocess.run(["git", "-C", home, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def load_training_frame(
+    spark: SparkSession, lake: Lake, blueprint: Blueprint, run_date: date, lookback_days: int = 28
+) -> pd.DataFrame:
+    """Wide examples that matured in the lookback window up to the run date, as pandas."""
+    examples = lake.read(spark, SILVER_EXAMPLES).where(f"blueprint = '{blueprint.name}'")
+    wide = examples_wide(
+        examples, blueprint, since=run_date - timedelta(days=lookback_days), until=run_date
+    )
+    return wide.toPandas().sort_values(["ts", "decision_id"], ignore_index=True)
+
+
+def time_split(wide: pd.DataFrame, run_date: date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train on examples matured before the run date, validate on the run date's."""
+    newest = wide["matured_date"] == run_date
+    if newest.all() or not newest.any():  # a single period: split it by time, 80/20
+        cut = int(len(wide) * 0.8)
+        return wide.iloc[:cut], wide.iloc[cut:]
+    return wide[~newest], wide[newest]
+
+
+def _labels_array(wide: pd.DataFrame, label: LabelSpec, task: str) -> np.ndarray:
+    y = wide[label.name].to_numpy(dtype="float64")
+    return (y > 0).astype(int) if task == "binary" else y
+
+
+def tune_label(
+    train: pd.DataFrame, valid: pd.DataFrame, blueprint: Blueprint, label: LabelSpec, *, seed: int
+) -> tuple[object, dict, dict[str, float], dict[str, float]]:
+    """Search families and parameters with TPE; returns (model, params, metrics, baseline)."""
+    task = blueprint.model.task
+    categorical = [f.name for f in blueprint.features if f.type == "category"] + ["action"]
+    numeric = [f.name for f in blueprint.features if f.type != "category"]
+    x_train, x_valid = to_model_frame(train, blueprint), to_model_frame(valid, blueprint)
+    y_train, y_valid = _labels_array(train, label, task), _labels_array(valid, label, task)
+    if len(train) < MIN_TRAIN_ROWS:
+        raise TrainingError(f"{label.name}: {len(train)} training rows, need {MIN_TRAIN_ROWS}")
+    if task != "regression" and len(np.unique(y_train)) < 2:
+        raise TrainingError(f"{label.name}: a single class in the training rows")
+    loss_name = LOSS[task]
+    fitted: dict[int, object] = {}
+
+    def objective(params: dict) -> dict:
+        trial = len(fitted)
+        with mlflow.start_run(run_name=f"{label.name} trial {trial}", nested=True):
+            model = build_model(dict(params), task, categorical, numeric)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(x_train, y_train)
+            metrics = model_metrics(task, y_valid, predict_for_metrics(model, task, x_valid))
+            mlflow.set_tag("label", label.name)
+            mlflow.log_params({k: v for k, v in params.items()})
+            mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        fitted[trial] = model
+        return {"loss": metrics[loss_name], "status": STATUS_OK, "metrics": metrics, "trial": trial}
+
+    trials = Trials()
+    space = search_space(blueprint.model.families)
+    best = fmin(
+        objective, space, algo=tpe.suggest, max_evals=blueprint.model.tuning.max_evals,
+        trials=trials, rstate=np.random.default_rng(seed), show_progressbar=False,
+    )
+    winner = trials.best_trial["result"]
+    params = space_eval(space, best)
+    return fitted[winner["trial"]], params, winner["metrics"], baseline_metrics(task, y_train, y_valid)
+
+
+def register_model(
+    model: object, frame: pd.DataFrame, blueprint: Blueprint, label: LabelSpec, tags: dict[str, str]
+) -> str:
+    """Log the model with signature and input example, register it and tag it."""
+    name = model_name(blueprint.name, label.name)
+    example = frame.head(5)
+    task = blueprint.model.task
+    output = model.predict_proba(example) if task != "regression" else model.predict(example)
+    # skops (not pickle) format; the types to trust are those of the model we just built.
+    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    info = mlflow.sklearn.log_model(
+        model, name=f"model_{label.name}", signature=infer_signature(example, output),
+        input_example=example, registered_model_name=name, skops_trusted_types=trusted,
+    )
+    version = str(info.registered_model_version)
+    client = mlflow.MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    return version
+
+
+def train_blueprint(
+    wide: pd.DataFrame, blueprint: Blueprint, run_date: date, tags: dict[str, str], *, force: bool = False
+) -> list[TrainResult]:
+    """Tune and register a model per label inside the active parent run; skips labels already done."""
+    train, valid = time_split(wide, run_date)
+    mlflow.log_params({"train_rows": len(train), "valid_rows": len(valid), "run_date": str(run_date)})
+    results = []
+    for label in blueprint.labels:
+        name = model_name(blueprint.name, label.name)
+        done = versions_for_run(name, str(run_date), blueprint.version)
+        if done and not force:
+            log.info("%s: version %s already trained for %s, keeping it", name, done[0], run_date)
+            continue
+        try:
+            model, params, metrics, baseline = tune_label(
+                train, valid, blueprint, label, seed=run_date.toordinal()
+            )
+        except TrainingError as err:
+            log.warning("no model for %s: %s", name, err)
+            continue
+        mlflow.log_metrics({f"{label.name}.{k}": v for k, v in metrics.items() if np.isfinite(v)})
+        version_tags = {
+            **tags, "label": label.name, "family": params["family"],
+            **{f"valid.{k}": f"{v:.6g}" for k, v in metrics.items()},
+            **{f"baseline.{k}": f"{v:.6g}" for k, v in baseline.items()},
+        }
+        version = register_model(model, to_model_frame(train, blueprint), blueprint, label, version_tags)
+        log.info("%s v%s (%s): %s (baseline %s)", name, version, params["family"], metrics, baseline)
+        results.append(TrainResult(label.name, name, version, params["family"], params, metrics, baseline))
+    return results
