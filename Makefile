@@ -16,8 +16,9 @@ export LOOPER_REDIS_URL ?= redis://127.0.0.1:$(LOOPER_REDIS_PORT)/0
 export PYSPARK_PYTHON := $(PYTHON)
 export PYSPARK_DRIVER_PYTHON := $(PYTHON)
 export SPARK_LOCAL_IP ?= 127.0.0.1
+export AIRFLOW_HOME ?= $(CURDIR)/var/airflow
 
-.PHONY: help bootstrap test demo lint bench redis-start redis-stop redis-status clean distclean
+.PHONY: help bootstrap test demo lint bench redis-start redis-stop redis-status airflow airflow-stop mlflow clean distclean
 
 help: ## list the targets
 	@echo "Looper make targets:"
@@ -39,6 +40,18 @@ lint: bootstrap ## ruff check
 bench: bootstrap ## run the benchmarks (ratios against a baseline)
 	$(PYTHON) bench/run_all.py
 
+airflow: bootstrap ## start Airflow (api-server + UI, scheduler, dag-processor) with the Looper DAGs
+	@bash scripts/airflow.sh start
+
+airflow-stop: ## stop the Airflow services started by `make airflow`
+	@bash scripts/airflow.sh stop
+
+MLFLOW_PORT ?= 5000
+mlflow: bootstrap ## start the MLflow UI on the local store (Ctrl-C to stop)
+	@echo "MLflow UI: http://127.0.0.1:$(MLFLOW_PORT)  (experiments looper/<blueprint>, Models: looper.<blueprint>.<label>)"
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/var/mlflow/mlflow.db \
+	  --default-artifact-root $(CURDIR)/var/mlflow/artifacts --host 127.0.0.1 --port $(MLFLOW_PORT)
+
 redis-start: ## start the local redis-server (port LOOPER_REDIS_PORT)
 	@bash scripts/redis.sh start
 
@@ -48,7 +61,7 @@ redis-stop: ## stop the local redis-server
 redis-status: ## is the local redis-server up?
 	@bash scripts/redis.sh status
 
-clean: redis-stop ## remove local state (var/, Spark leftovers); keep .venv and .jars
+clean: redis-stop airflow-stop ## remove local state (var/, Spark leftovers); keep .venv and .jars
 	rm -rf var spark-warehouse metastore_db derby.log
 
 distclean: clean ## also remove .venv and .jars (next bootstrap starts from scratch)

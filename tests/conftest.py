@@ -15,6 +15,10 @@ import redis
 from looper_common.blueprint import Blueprint, parse_blueprint
 
 ROOT = Path(__file__).resolve().parent.parent
+# Airflow reads its settings at import: keep its state under var/, never in ~/airflow.
+os.environ.setdefault("AIRFLOW_HOME", str(ROOT / "var" / "airflow"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
 
 
 def _free_port() -> int:
