@@ -23,8 +23,11 @@ import redis
 from looper_common import events, ids, policy_store
 from looper_common.blueprint import Blueprint, load_blueprints
 from looper_common.exploration import action_distribution, draw_action
+from looper_common.resp import dedicated_connection, send_packed, xadd_commands
 
 log = logging.getLogger(__name__)
+_FIELD = events.PAYLOAD_FIELD.encode()
+_encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 Timestamp = datetime | int | float | None
 _TYPE_CHECKS = {
@@ -216,7 +219,7 @@ class LooperClient:
                     "value": number,
                     "ts": ts_ms,
                 }
-                by_stream.setdefault(compiled.stream, []).append(json.dumps(event).encode())
+                by_stream.setdefault(compiled.stream, []).append(_encode(event).encode())
         for stream, payloads in by_stream.items():
             self._send(stream, payloads)
 
@@ -300,7 +303,7 @@ class LooperClient:
 
     @staticmethod
     def _decision_event(bp: Blueprint, d: Decision, features: Mapping[str, object]) -> bytes:
-        return json.dumps(
+        return _encode(
             {
                 "kind": events.DECISION,
                 "event_id": d.decision_id,
@@ -316,8 +319,7 @@ class LooperClient:
                 "scores": d.scores,
                 "policy_version": d.policy_version,
                 "is_default": d.is_default,
-            },
-            separators=(",", ":"),
+            }
         ).encode()
 
     def _send(self, stream: str | None, payloads: list[bytes]) -> None:
@@ -328,11 +330,13 @@ class LooperClient:
             pending.extend((stream, p) for p in payloads)
         if not pending:
             return
+        by_stream: dict[str, list[bytes]] = {}
+        for key, payload in pending:
+            by_stream.setdefault(key, []).append(payload)
+        packed = b"".join(xadd_commands(k.encode(), _FIELD, p) for k, p in by_stream.items())
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            for key, payload in pending:
-                pipe.xadd(key, {events.PAYLOAD_FIELD: payload})
-            pipe.execute()
+            with dedicated_connection(self.redis) as conn:
+                send_packed(conn, packed, len(pending))
         except redis.RedisError as err:
             overflow = max(0, len(pending) - (self._unsent.maxlen or 0))
             self.dropped_events += overflow

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
@@ -29,6 +28,7 @@ from pyspark.sql import functions as F
 from looper_common import policy_store
 from looper_common.blueprint import Blueprint
 from looper_common.labels import day_bounds
+from looper_common.resp import dedicated_connection, send_packed, set_ex_commands
 from looper_common.tables import BRONZE_DECISIONS, Lake
 from looper_common.training_data import feature_columns
 
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 HISTORY_LENGTH = 20
 SCORING_CHUNK = 200_000
 ROLLED_BACK = "rolled_back_at"  # meta field set on the version a rollback left
-_SET = b"*5\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
 
 # KEYS: active pointer, history, the new version's meta hash; ARGV: version, history
 # length, the rolled-back field. Returns {1 switched / 0 already active / -1 rolled back,
@@ -148,32 +147,6 @@ def encode_entries(units: pd.DataFrame, blueprint: Blueprint) -> list[bytes]:
     return [template % row for row in zip(chosen, *(s.tolist() for s in scores), strict=True)]
 
 
-def set_ex_commands(keys: Sequence[bytes], values: Sequence[bytes], ttl_seconds: int) -> bytes:
-    """``SET key value EX ttl`` of each pair in the Redis protocol (RESP), ready to send.
-
-    The bytes redis-py would send, packed in one pass: redis-py's per-command overhead,
-    not Redis, is what bounds a pipelined write of a million entries.
-    """
-    ttl = str(ttl_seconds).encode()
-    tail = b"$2\r\nEX\r\n$%d\r\n%b\r\n" % (len(ttl), ttl)
-    pairs = zip(keys, values, strict=True)
-    return b"".join([_SET % (len(k), k, len(v), v) + tail for k, v in pairs])
-
-
-@contextmanager
-def _dedicated_connection(client: redis.Redis) -> Iterator[redis.Connection]:
-    """A pooled connection for raw pipelining, dropped on error (replies may be unread)."""
-    pool = client.connection_pool
-    conn = pool.get_connection()
-    try:
-        yield conn
-    except BaseException:
-        conn.disconnect()
-        raise
-    finally:
-        pool.release(conn)
-
-
 def _write_meta(client: redis.Redis, key: str, fields: Mapping[str, object], ttl: int) -> None:
     pipe = client.pipeline(transaction=True)
     pipe.hset(key, mapping={k: str(v) for k, v in fields.items()})
@@ -219,12 +192,10 @@ def publish_policy(
     fields = {"units": len(keys), "blueprint_version": blueprint.version, **(meta or {})}
     _write_meta(client, mkey, fields, ttl_seconds)
     batches, last_log = 0, started
-    with _dedicated_connection(client) as conn:
+    with dedicated_connection(client) as conn:
         for lo in range(0, len(keys), batch_size):
             hi = min(lo + batch_size, len(keys))
-            conn.send_packed_command([set_ex_commands(keys[lo:hi], values[lo:hi], ttl_seconds)])
-            for _ in range(hi - lo):
-                conn.read_response()  # OK, or raises the error Redis replied with
+            send_packed(conn, set_ex_commands(keys[lo:hi], values[lo:hi], ttl_seconds), hi - lo)
             batches += 1
             if time.perf_counter() - last_log > 5:
                 last_log = time.perf_counter()

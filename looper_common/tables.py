@@ -98,6 +98,9 @@ SILVER_EXAMPLES = TableSpec(
 JOIN_STATS = TableSpec("monitoring/join_stats", JOIN_STATS_SCHEMA, ("blueprint", "date"), ())
 
 
+_ENSURED: set[tuple[int, str]] = set()  # tables known to exist, per session
+
+
 @dataclass(frozen=True)
 class Lake:
     """Where the tables live: ``<root>/<layer>/<table>``."""
@@ -109,11 +112,16 @@ class Lake:
 
     def ensure(self, spark: SparkSession, table: TableSpec) -> DeltaTable:
         """Create the table (empty, partitioned) if it does not exist yet."""
+        path = self.path(table)
+        if (id(spark), path) in _ENSURED:
+            return DeltaTable.forPath(spark, path)
         builder = DeltaTable.createIfNotExists(spark).location(self.path(table))
         builder = builder.addColumns(table.schema)
         if table.partition_by:
             builder = builder.partitionedBy(*table.partition_by)
-        return builder.execute()
+        created = builder.execute()
+        _ENSURED.add((id(spark), path))
+        return created
 
     def read(self, spark: SparkSession, table: TableSpec) -> DataFrame:
         self.ensure(spark, table)
