@@ -71,7 +71,11 @@ def write_section(name: str, title: str, body: str) -> None:
     """Replace (or append) the ``name`` section of docs/benchmarks.md."""
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    section = f"{start}\n## {title}\n\nMeasured {stamp} on {machine()}.\n\n{body.strip()}\n{end}"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    section = (
+        f"{start}\n## {title}\n\nMeasured {stamp} on {machine()}; load average at the end "
+        f"(1, 5, 15 min): {load}.\n\n{body.strip()}\n{end}"
+    )
     text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     if pattern.search(text):
@@ -165,6 +169,19 @@ def spark_session(scratch: Path, app_name: str):
         }
     )
     return get_spark(settings, app_name), settings
+
+
+@contextlib.contextmanager
+def spark_jobs(spark, group: str) -> Iterator[list[int]]:
+    """Tag the Spark jobs run inside the block; the list holds their count afterwards."""
+    sc = spark.sparkContext
+    sc.setJobGroup(group, group)
+    counted: list[int] = []
+    try:
+        yield counted
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+        counted.append(len(sc.statusTracker().getJobIdsForGroup(group)))
 
 
 def spark_conf_summary(spark) -> str:

@@ -1,0 +1,330 @@
+"""Benchmark ``ingest_events`` (Redis Stream to bronze Delta) against a plain XRANGE read.
+
+Fills one blueprint's stream with decision and observation events (about 70/30, made
+by the SDK's batch API so the JSON is exactly the SDK's, plus a few malformed entries),
+keeps a server-side copy of it, then for each batch size: restores the stream, times
+a plain ``XRANGE`` read of all of it in Python (the transport floor), and times
+``ingest_events`` into a fresh lake. Checks that the Delta tables hold exactly what was
+sent. Phases of ingestion are timed by wrapping the module's functions (no change to it).
+
+    python bench/bench_ingest.py                  # 1,000,000 events, batch sizes 200k and 500k
+    python bench/bench_ingest.py --quick          # 30,000 events in one batch, a minute or two
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from functools import wraps
+
+import _common as C
+import redis
+
+from looper_common import events, ingest
+from looper_common.blueprint import load_blueprints
+from looper_common.client import LooperClient
+from looper_common.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE, Lake
+
+BLUEPRINT = "notification_send"
+DAY = datetime(2026, 1, 5, tzinfo=UTC)
+TARGET_PER_S = 50_000
+MERGE = "Delta MERGE x3 (bronze x2, quarantine)"
+COUNTRIES, PLATFORMS = ("us", "gb", "de", "in", "br"), ("ios", "android", "web")
+
+
+def fill_stream(
+    client: LooperClient, r: redis.Redis, n_events: int, decision_share: float, n_bad: int
+) -> dict[str, int]:
+    """Send ``n_events`` events (``n_bad`` malformed) via the SDK; returns the counts sent."""
+    rng = random.Random(11)
+    n_dec = round(n_events * decision_share)
+    n_obs = n_events - n_dec - n_bad
+    chunk = 10_000
+    obs_left, day_ms = n_obs, 86_400_000
+    start_ms = int(DAY.timestamp() * 1000)
+    for lo in range(0, n_dec, chunk):
+        size = min(chunk, n_dec - lo)
+        requests = [
+            (
+                f"user_{rng.randrange(1_000_000)}",
+                {
+                    "days_since_last_visit": round(rng.random() * 30, 2),
+                    "sessions_last_7d": rng.randrange(20),
+                    "push_opt_in": rng.random() < 0.6,
+                    "country": rng.choice(COUNTRIES),
+                    "platform": rng.choice(PLATFORMS),
+                },
+            )
+            for _ in range(size)
+        ]
+        stamps = [start_ms + (lo + j) * day_ms // n_dec for j in range(size)]
+        decisions = client.get_decisions(BLUEPRINT, requests, ts=stamps)
+        # Each decision gets at most one observation, so every observation event id is distinct.
+        k = min(obs_left, round(size * n_obs / n_dec) if lo + size < n_dec else obs_left, size)
+        obs_left -= k
+        client.log_observations_batch(
+            [
+                (
+                    d.decision_id,
+                    {"click" if j % 4 else "unsubscribe": 1},
+                    d.ts + rng.randrange(30 * 3_600_000),
+                )
+                for j, d in enumerate(decisions[:k])
+            ],
+            blueprint=BLUEPRINT,
+        )
+    stream = events.stream_key(BLUEPRINT)
+    pipe = r.pipeline(transaction=False)
+    for i in range(n_bad):
+        kind = i % 3
+        if kind == 0:
+            payload = "{not json"
+        elif kind == 1:  # an observation without value
+            payload = json.dumps(
+                {
+                    "kind": "observation",
+                    "event_id": f"bad-obs-{i}",
+                    "decision_id": "x",
+                    "blueprint": BLUEPRINT,
+                    "name": "click",
+                    "ts": start_ms,
+                }
+            )
+        else:  # a decision with an impossible propensity
+            payload = json.dumps(
+                {
+                    "kind": "decision",
+                    "event_id": f"bad-dec-{i}",
+                    "decision_id": f"bad-dec-{i}",
+                    "blueprint": BLUEPRINT,
+                    "blueprint_version": "x",
+                    "unit_id": "u",
+                    "ts": start_ms,
+                    "features": {},
+                    "action": "send",
+                    "propensity": 0,
+                    "action_probs": {"send": 1.0},
+                    "is_default": False,
+                }
+            )
+        pipe.xadd(stream, {events.PAYLOAD_FIELD: payload})
+    pipe.execute()
+    return {"decisions": n_dec, "observations": n_obs - obs_left, "quarantined": n_bad}
+
+
+def xrange_read(r: redis.Redis, stream: str, page: int) -> tuple[int, float]:
+    """Read the whole stream with XRANGE pages, decoding payloads as ingestion does."""
+    start = time.perf_counter()
+    total, position = 0, "-"
+    while True:
+        messages = r.xrange(stream, min=position, max="+", count=page)
+        if not messages:
+            break
+        rows = [(stream, sid.decode(), (f.get(b"e") or b"").decode("utf-8", "replace")) for sid, f in messages]
+        total += len(rows)
+        last = rows[-1][1]
+        ms, seq = last.split("-")
+        position = f"{ms}-{int(seq) + 1}"
+    return total, time.perf_counter() - start
+
+
+class PhaseTimer:
+    """Wraps ``looper_common.ingest`` functions to add up the seconds spent in each."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._undo: list[Callable[[], None]] = []
+
+    def wrap(self, owner: object, name: str, label: str) -> None:
+        original = getattr(owner, name)
+
+        @wraps(original)
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds[label] += time.perf_counter() - t0
+
+        setattr(owner, name, timed)
+        self._undo.append(lambda: setattr(owner, name, original))
+
+    def __enter__(self) -> PhaseTimer:
+        self.wrap(ingest._StreamCursor, "read", "read (XREADGROUP + decode)")
+        self.wrap(ingest, "merge_new_rows", MERGE)
+        self.wrap(ingest, "write_batch", "_write_batch")
+        self.wrap(ingest._StreamCursor, "acknowledge", "XACK + XTRIM")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for undo in reversed(self._undo):
+            undo()
+
+    def phases(self, total: float) -> list[tuple[str, float]]:
+        s = dict(self.seconds)
+        # The first partition lookup computes (and caches) the parsed batch.
+        s["parse + cache the batch, partition lookup"] = s.pop("_write_batch", 0.0) - s.get(MERGE, 0.0)
+        s["pandas -> Spark DataFrame + bookkeeping"] = total - sum(s.values())
+        return sorted(s.items(), key=lambda kv: -kv[1])
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small sizes (a minute or two)")
+    p.add_argument("--events", type=int, help="events in the stream (default 1,000,000; quick 30,000)")
+    p.add_argument("--decision-share", type=float, default=0.7, help="share of decision events")
+    p.add_argument("--malformed", type=int, help="malformed entries among them (default 30; quick 9)")
+    p.add_argument(
+        "--batch-sizes",
+        type=lambda s: [int(x) for x in s.split(",")],
+        help="comma-separated ingest batch sizes (default 200000,500000; quick 30000)",
+    )
+    p.add_argument("--redis-url", help="an empty Redis database (default: a throwaway redis-server)")
+    p.add_argument("--keep", action="store_true", help="keep the scratch lake under /tmp")
+    p.add_argument(
+        "--docs",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="update docs/benchmarks.md (default: on for full-size runs)",
+    )
+    args = p.parse_args(argv)
+    args.events = args.events or (30_000 if args.quick else 1_000_000)
+    args.malformed = args.malformed if args.malformed is not None else (9 if args.quick else 30)
+    args.batch_sizes = args.batch_sizes or ([30_000] if args.quick else [200_000, 500_000])
+    args.docs = (not args.quick) if args.docs is None else args.docs
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    blueprints = load_blueprints(C.ROOT / "blueprints")
+    stream, backup = events.stream_key(BLUEPRINT), "bench:ingest:backup"
+    results, phase_rows = [], []
+    with (
+        C.redis_server(args.redis_url) as url,
+        C.temp_dir("looper-bench-ingest-", args.keep) as scratch,
+    ):
+        r = redis.Redis.from_url(url)
+        client = LooperClient(url, blueprints=blueprints, random_bits=random.Random(5).getrandbits)
+        t0 = time.perf_counter()
+        sent = fill_stream(client, r, args.events, args.decision_share, args.malformed)
+        n_entries = r.xlen(stream)
+        print(f"filled {stream} with {n_entries:,} entries {sent} in {time.perf_counter() - t0:.0f} s")
+        r.copy(stream, backup)
+        spark, _ = C.spark_session(scratch, "looper-bench-ingest")
+        # Warm the JVM (planning, codegen, Delta) on a small separate stream and lake.
+        warm = LooperClient(url, blueprints=blueprints)
+        warm.get_decisions(
+            "feed_layout",
+            [
+                (
+                    f"u{i}",
+                    {
+                        "age_bucket": "18_24",
+                        "platform": "ios",
+                        "screen_inches": 6.1,
+                        "items_viewed_7d": 3,
+                    },
+                )
+                for i in range(2_000)
+            ],
+        )
+        ingest.ingest_events(
+            spark,
+            r,
+            Lake(str(scratch / "warm")),
+            blueprints,
+            streams=[events.stream_key("feed_layout")],
+        )
+        for batch_size in args.batch_sizes:
+            r.delete(stream)
+            r.copy(backup, stream)
+            read, xrange_s = xrange_read(r, stream, min(batch_size, 100_000))
+            assert read == n_entries, (read, n_entries)
+            lake = Lake(str(scratch / f"lake-{batch_size}"))
+            with PhaseTimer() as timer, C.spark_jobs(spark, f"ingest-{batch_size}") as jobs:
+                stats = ingest.ingest_events(spark, r, lake, blueprints, streams=[stream], batch_size=batch_size)
+            counts = {
+                "decisions": lake.read(spark, BRONZE_DECISIONS).count(),
+                "observations": lake.read(spark, BRONZE_OBSERVATIONS).count(),
+                "quarantined": lake.read(spark, QUARANTINE).count(),
+            }
+            ok = counts == sent and stats.events == n_entries and r.xlen(stream) == 0
+            print(
+                f"batch size {batch_size:,}: {stats.summary()}; XRANGE {xrange_s:.1f} s; "
+                f"tables {counts} vs sent {sent}: {'OK' if ok else 'MISMATCH'}"
+            )
+            results.append((batch_size, stats, xrange_s, counts, ok, jobs[0]))
+            phase_rows.append((batch_size, timer.phases(stats.seconds)))
+            shutil.rmtree(lake.root, ignore_errors=True)
+        conf = C.spark_conf_summary(spark)
+        spark.stop()
+
+    best = max(results, key=lambda x: x[1].events / x[1].seconds)
+    rate = best[1].events / best[1].seconds
+    main_table = C.table(
+        [
+            "batch size",
+            "events",
+            "batches",
+            "XRANGE read s (baseline)",
+            "ingest_events s",
+            "events/s",
+            "ingest / XRANGE",
+            "Delta counts vs sent",
+        ],
+        [
+            [
+                f"{bs:,}",
+                f"{st.events:,}",
+                st.batches,
+                f"{xs:.1f}",
+                f"{st.seconds:.1f}",
+                f"{st.events / st.seconds:,.0f}",
+                f"{st.seconds / xs:.1f}x",
+                ("OK" if ok else "MISMATCH")
+                + f" ({cn['decisions']:,} / {cn['observations']:,} / {cn['quarantined']:,})",
+            ]
+            for bs, st, xs, cn, ok, _ in results
+        ],
+    )
+    phase_names = list(dict.fromkeys(name for _, ph in phase_rows for name, _ in ph))
+    phase_table = C.table(
+        ["phase of ingest_events (s)"] + [f"batch {bs:,}" for bs, _ in phase_rows],
+        [[name] + [f"{dict(ph).get(name, 0.0):.1f}" for _, ph in phase_rows] for name in phase_names]
+        + [["Spark jobs run (per batch)"] + [f"{jobs:,} ({jobs / st.batches:.0f})" for _, st, *_, jobs in results]],
+    )
+    target = C.table(
+        ["target", "measured (best batch size)", "verdict"],
+        [
+            [
+                f"≥ {TARGET_PER_S:,} events/s on 2 cores",
+                f"{rate:,.0f} events/s (batch {best[0]:,})",
+                C.verdict(rate >= TARGET_PER_S, f"{rate / TARGET_PER_S:.2f}x the target"),
+            ]
+        ],
+    )
+    sizes = (
+        f"Sizes: {n_entries:,} stream entries: {sent['decisions']:,} decisions, "
+        f"{sent['observations']:,} observations, {sent['quarantined']} malformed (blueprint "
+        f"`{BLUEPRINT}`, made with the SDK's batch API); each batch size starts from the same "
+        "stream (restored with `COPY`) and an empty lake, after a JVM warm-up run. "
+        f"Spark: {conf}. The XRANGE baseline reads pages of min(batch size, 100,000) and "
+        "decodes the payloads to str, as ingestion does. Counts column: decisions / "
+        "observations / quarantined rows in Delta."
+    )
+    report = "\n\n".join([sizes, main_table, "### Targets", target, "### Where the time goes", phase_table])
+    print(report)
+    if args.docs:
+        C.write_section("ingest", "Ingestion: `ingest_events` vs XRANGE", report)
+    return 0 if all(r[4] for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
