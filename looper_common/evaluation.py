@@ -67,7 +67,9 @@ def holdout_baseline(holdout: pd.DataFrame, blueprint: Blueprint, label: LabelSp
 
 
 def promotion_decision(
-    blueprint: Blueprint, challenger: dict[str, float], champion: dict[str, float] | None,
+    blueprint: Blueprint,
+    challenger: dict[str, float],
+    champion: dict[str, float] | None,
     baseline: dict[str, float],
 ) -> PromotionVerdict:
     """The promotion rule: beat the baseline, and be no worse than the champion."""
@@ -78,13 +80,19 @@ def promotion_decision(
     if champion:
         metrics.update({f"champion.{k}": v for k, v in champion.items()})
     if challenger[loss] >= baseline[loss]:
-        return PromotionVerdict(False, f"{loss} {challenger[loss]:.4f} does not beat the constant baseline {baseline[loss]:.4f}", metrics)
+        return PromotionVerdict(
+            False, f"{loss} {challenger[loss]:.4f} does not beat the constant baseline {baseline[loss]:.4f}", metrics
+        )
     if task == "binary" and not challenger.get("roc_auc", 0.0) >= MIN_AUC:
         return PromotionVerdict(False, f"AUC {challenger.get('roc_auc'):.3f} below {MIN_AUC}", metrics)
     if champion is None:
-        return PromotionVerdict(True, f"first model: {loss} {challenger[loss]:.4f} beats the baseline {baseline[loss]:.4f}", metrics)
+        return PromotionVerdict(
+            True, f"first model: {loss} {challenger[loss]:.4f} beats the baseline {baseline[loss]:.4f}", metrics
+        )
     if challenger[loss] > champion[loss] * (1 + LOSS_TOLERANCE):
-        return PromotionVerdict(False, f"{loss} {challenger[loss]:.4f} worse than the champion's {champion[loss]:.4f}", metrics)
+        return PromotionVerdict(
+            False, f"{loss} {challenger[loss]:.4f} worse than the champion's {champion[loss]:.4f}", metrics
+        )
     return PromotionVerdict(True, f"{loss} {challenger[loss]:.4f} vs champion {champion[loss]:.4f}: not worse", metrics)
 
 
@@ -95,7 +103,9 @@ def evaluation_plots(models: dict[str, object], holdout: pd.DataFrame, blueprint
     y = holdout[label.name].to_numpy(dtype="float64")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
     for role, model in models.items():
-        pred = np.asarray(predict_for_metrics(model, task, frame) if task != "multiclass" else model.predict(frame), dtype="float64")
+        pred = np.asarray(
+            predict_for_metrics(model, task, frame) if task != "multiclass" else model.predict(frame), dtype="float64"
+        )
         bins = np.quantile(pred, np.linspace(0, 1, 11))
         index = np.clip(np.searchsorted(bins, pred, side="right") - 1, 0, 9)
         means = pd.DataFrame({"p": pred, "y": y, "b": index}).groupby("b").mean()

@@ -78,7 +78,9 @@ def join_feedback(spark: SparkSession, lake: Lake, blueprint: Blueprint, run_dat
         rules,
     ).cache()
     try:
-        outcomes = {r["outcome"]: r["n"] for r in classified.groupBy("outcome").agg(F.count(F.lit(1)).alias("n")).collect()}
+        outcomes = {
+            r["outcome"]: r["n"] for r in classified.groupBy("outcome").agg(F.count(F.lit(1)).alias("n")).collect()
+        }
         if outcomes.get("orphan"):
             merge_new_rows(spark, lake, QUARANTINE, _orphans(classified, run_date), {"date": [run_date]})
     finally:

@@ -21,7 +21,9 @@ def run_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"--run-date: {text!r} is not a date like 2026-01-31") from None
 
 
-def job_parser(doc: str | None, *, blueprint_required: bool = True, with_run_date: bool = True) -> argparse.ArgumentParser:
+def job_parser(
+    doc: str | None, *, blueprint_required: bool = True, with_run_date: bool = True
+) -> argparse.ArgumentParser:
     """An argparse parser with the options every job takes (``--blueprint``, ``--run-date``, ``--env``)."""
     parser = argparse.ArgumentParser(
         description=(doc or "").strip(), formatter_class=argparse.RawDescriptionHelpFormatter
@@ -33,10 +35,10 @@ def job_parser(doc: str | None, *, blueprint_required: bool = True, with_run_dat
         + ("" if blueprint_required else "; default: every blueprint"),
     )
     if with_run_date:
-        parser.add_argument(
-            "--run-date", type=run_date, required=True, help="the data interval, YYYY-MM-DD (UTC day)"
-        )
-    parser.add_argument("--env", default=None, help="settings environment (conf/<env>.yaml); default $LOOPER_ENV or local")
+        parser.add_argument("--run-date", type=run_date, required=True, help="the data interval, YYYY-MM-DD (UTC day)")
+    parser.add_argument(
+        "--env", default=None, help="settings environment (conf/<env>.yaml); default $LOOPER_ENV or local"
+    )
     return parser
 
 

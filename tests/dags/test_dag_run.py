@@ -15,7 +15,6 @@ from datetime import date
 import mlflow
 import numpy as np
 import pytest
-import redis
 from pyspark.sql import functions as F
 
 from looper_common.blueprint import load_blueprints
@@ -48,7 +47,10 @@ def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client, spark)
     }
     result = subprocess.run(
         ["bash", str(ROOT / "scripts" / "airflow.sh"), "run", "dags", "test", f"looper_{BLUEPRINT}", str(run_date)],
-        env=env, capture_output=True, text=True, timeout=1500,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
 
@@ -64,7 +66,10 @@ def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client, spark)
     champion = mlflow.MlflowClient().get_model_version_by_alias(name, CHAMPION)
     assert champion.tags["run_date"] == str(run_date)
     history = lake.read(spark, ALIAS_HISTORY).where(F.col("model") == name).collect()
-    assert {(r["alias"], r["actor"]) for r in history} >= {("challenger", "train_models"), (CHAMPION, "evaluate_models")}
+    assert {(r["alias"], r["actor"]) for r in history} >= {
+        ("challenger", "train_models"),
+        (CHAMPION, "evaluate_models"),
+    }
 
     active = redis_client.get(f"looper:policy:{BLUEPRINT}:active").decode()
     assert active.startswith("20260302-m")

@@ -30,13 +30,25 @@ def synthetic_wide(n: int, *, signal: bool, seed: int = 0) -> pd.DataFrame:
     clicked = (rng.random(n) < p).astype(float)
     day = np.sort(rng.integers(0, 3, n))
     ts = [datetime(2026, 2, 1, tzinfo=UTC) + timedelta(days=int(d), seconds=i) for i, d in enumerate(day)]
-    return pd.DataFrame({
-        "decision_id": [f"d{i}" for i in range(n)], "unit_id": [f"u{i % 500}" for i in range(n)],
-        "ts": ts, "action": action, "propensity": 0.5, "matured_date": [date(2026, 2, 1) + timedelta(days=int(d)) for d in day],
-        "recency": recency, "visits": rng.integers(0, 20, n).astype(float), "opted_in": opted,
-        "country": rng.choice(["us", "gb", "de"], n), "clicked": clicked, "clicks": clicked,
-        "revenue": 0.0, "best": 0.0, "last_rating": -1.0,
-    })
+    return pd.DataFrame(
+        {
+            "decision_id": [f"d{i}" for i in range(n)],
+            "unit_id": [f"u{i % 500}" for i in range(n)],
+            "ts": ts,
+            "action": action,
+            "propensity": 0.5,
+            "matured_date": [date(2026, 2, 1) + timedelta(days=int(d)) for d in day],
+            "recency": recency,
+            "visits": rng.integers(0, 20, n).astype(float),
+            "opted_in": opted,
+            "country": rng.choice(["us", "gb", "de"], n),
+            "clicked": clicked,
+            "clicks": clicked,
+            "revenue": 0.0,
+            "best": 0.0,
+            "last_rating": -1.0,
+        }
+    )
 
 
 @pytest.fixture
@@ -67,8 +79,9 @@ def test_planted_signal_is_recovered_registered_and_promotable(tracking):
     blueprint = only_clicked()
     wide = synthetic_wide(3000, signal=True)
     with mlflow.start_run(run_name="train") as parent:
-        [result] = train_blueprint(wide, blueprint, RUN_DATE, {"blueprint_version": blueprint.version,
-                                                             "run_date": str(RUN_DATE)})
+        [result] = train_blueprint(
+            wide, blueprint, RUN_DATE, {"blueprint_version": blueprint.version, "run_date": str(RUN_DATE)}
+        )
     assert result.metrics["roc_auc"] > 0.75
     assert result.metrics["log_loss"] < result.baseline["log_loss"]
     client = mlflow.MlflowClient()
@@ -78,8 +91,12 @@ def test_planted_signal_is_recovered_registered_and_promotable(tracking):
     assert version.tags["run_date"] == str(RUN_DATE) and version.tags["family"] in ("hist_gbdt", "logistic")
     # a rerun for the same date and blueprint version keeps what it made
     with mlflow.start_run(run_name="train again"):
-        assert train_blueprint(wide, blueprint, RUN_DATE, {"blueprint_version": blueprint.version,
-                                                         "run_date": str(RUN_DATE)}) == []
+        assert (
+            train_blueprint(
+                wide, blueprint, RUN_DATE, {"blueprint_version": blueprint.version, "run_date": str(RUN_DATE)}
+            )
+            == []
+        )
 
     model = mlflow.sklearn.load_model(f"models:/{result.model_name}/{result.version}")
     _, holdout = time_split(wide, RUN_DATE)
@@ -94,13 +111,16 @@ def test_pure_noise_is_not_promoted(tracking):
     blueprint = only_clicked()
     wide = synthetic_wide(3000, signal=False, seed=3)
     with mlflow.start_run(run_name="train"):
-        [result] = train_blueprint(wide, blueprint, RUN_DATE, {"blueprint_version": blueprint.version,
-                                                             "run_date": str(RUN_DATE)})
+        [result] = train_blueprint(
+            wide, blueprint, RUN_DATE, {"blueprint_version": blueprint.version, "run_date": str(RUN_DATE)}
+        )
     model = mlflow.sklearn.load_model(f"models:/{result.model_name}/{result.version}")
     _, holdout = time_split(wide, RUN_DATE)
     label = blueprint.labels[0]
     verdict = promotion_decision(
-        blueprint, label_metrics(model, holdout, blueprint, label), None,
+        blueprint,
+        label_metrics(model, holdout, blueprint, label),
+        None,
         holdout_baseline(holdout, blueprint, label),
     )
     assert not verdict.promote
@@ -110,9 +130,11 @@ def test_pure_noise_is_not_promoted(tracking):
 def test_challenger_worse_than_champion_is_not_promoted():
     blueprint = only_clicked()
     baseline = {"log_loss": 0.6}
-    verdict = promotion_decision(blueprint, {"log_loss": 0.50, "roc_auc": 0.7},
-                                 {"log_loss": 0.40, "roc_auc": 0.8}, baseline)
+    verdict = promotion_decision(
+        blueprint, {"log_loss": 0.50, "roc_auc": 0.7}, {"log_loss": 0.40, "roc_auc": 0.8}, baseline
+    )
     assert not verdict.promote and "worse than the champion" in verdict.reason
-    verdict = promotion_decision(blueprint, {"log_loss": 0.401, "roc_auc": 0.8},
-                                 {"log_loss": 0.40, "roc_auc": 0.8}, baseline)
+    verdict = promotion_decision(
+        blueprint, {"log_loss": 0.401, "roc_auc": 0.8}, {"log_loss": 0.40, "roc_auc": 0.8}, baseline
+    )
     assert verdict.promote and verdict.metrics["champion.log_loss"] == 0.40
