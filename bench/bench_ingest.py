@@ -65,8 +65,10 @@ def fill_stream(
         ]
         stamps = [start_ms + (lo + j) * day_ms // n_dec for j in range(size)]
         decisions = client.get_decisions(BLUEPRINT, requests, ts=stamps)
-        # Each decision gets at most one observation, so every observation event id is distinct.
-        k = min(obs_left, round(size * n_obs / n_dec) if lo + size < n_dec else obs_left, size)
+        # At most one observation per decision, so every observation event id is distinct;
+        # the last chunk takes what is left.
+        share = obs_left if lo + size >= n_dec else round(size * n_obs / n_dec)
+        k = min(size, share, obs_left)
         obs_left -= k
         client.log_observations_batch(
             [

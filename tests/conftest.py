@@ -15,6 +15,11 @@ import redis
 from looper_common.blueprint import Blueprint, parse_blueprint
 
 ROOT = Path(__file__).resolve().parent.parent
+# Tests are hermetic: settings overrides exported by the Makefile or a shell must not
+# point them (or the jobs they start) at the developer's lake, Redis or MLflow.
+for _var in ("LOOPER_ENV", "LOOPER_LAKE_ROOT", "LOOPER_BLUEPRINTS_DIR", "LOOPER_REDIS_URL",
+             "LOOPER_MLFLOW_TRACKING_URI", "LOOPER_MLFLOW_ARTIFACT_ROOT", "LOOPER_SPARK_MASTER"):
+    os.environ.pop(_var, None)
 # Airflow reads its settings at import: keep its state under var/, never in ~/airflow.
 os.environ.setdefault("AIRFLOW_HOME", str(ROOT / "var" / "airflow"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
