@@ -7,6 +7,7 @@ rerunning one benchmark never touches the others' numbers.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import platform
@@ -26,6 +27,21 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
 os.environ.setdefault("LOOPER_HOME", str(ROOT))
+
+
+def add_docs_option(parser) -> None:
+    """``--docs/--no-docs``: whether the run replaces its section of docs/benchmarks.md."""
+    parser.add_argument(
+        "--docs",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="update docs/benchmarks.md (default: on for full-size runs)",
+    )
+
+
+def docs_wanted(args) -> bool:
+    """Full-size runs write their section unless told otherwise; quick runs only print."""
+    return (not args.quick) if args.docs is None else args.docs
 
 
 def machine() -> str:

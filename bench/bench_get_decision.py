@@ -271,16 +271,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--units", type=int, default=50_000, help="units with a published entry")
     p.add_argument("--redis-url", help="an empty Redis database (default: a throwaway redis-server)")
     p.add_argument("--profile-top", type=int, default=12, help="functions listed from the SDK profile")
-    p.add_argument(
-        "--docs",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="update docs/benchmarks.md (default: on for full-size runs)",
-    )
+    C.add_docs_option(p)
     args = p.parse_args(argv)
     args.calls = args.calls or (4_000 if args.quick else 20_000)
     args.batches = args.batches or (20 if args.quick else 100)
-    args.docs = (not args.quick) if args.docs is None else args.docs
+    args.docs = C.docs_wanted(args)
     return args
 
 

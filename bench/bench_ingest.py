@@ -189,17 +189,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--redis-url", help="an empty Redis database (default: a throwaway redis-server)")
     p.add_argument("--keep", action="store_true", help="keep the scratch lake under /tmp")
-    p.add_argument(
-        "--docs",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="update docs/benchmarks.md (default: on for full-size runs)",
-    )
+    C.add_docs_option(p)
     args = p.parse_args(argv)
     args.events = args.events or (30_000 if args.quick else 1_000_000)
     args.malformed = args.malformed if args.malformed is not None else (9 if args.quick else 30)
     args.batch_sizes = args.batch_sizes or ([30_000] if args.quick else [200_000, 500_000])
-    args.docs = (not args.quick) if args.docs is None else args.docs
+    args.docs = C.docs_wanted(args)
     return args
 
 

@@ -279,16 +279,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--observations", type=int, help="observations (default 5,000,000; quick 50,000)")
     p.add_argument("--duckdb-memory", default="8GB", help="DuckDB memory_limit (Spark's driver keeps its 6g)")
     p.add_argument("--keep", action="store_true", help="keep the scratch lake under /tmp")
-    p.add_argument(
-        "--docs",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="update docs/benchmarks.md (default: on for full-size runs)",
-    )
+    C.add_docs_option(p)
     args = p.parse_args(argv)
     args.decisions = args.decisions or (100_000 if args.quick else 10_000_000)
     args.observations = args.observations or (50_000 if args.quick else 5_000_000)
-    args.docs = (not args.quick) if args.docs is None else args.docs
+    args.docs = C.docs_wanted(args)
     return args
 
 

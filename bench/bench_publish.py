@@ -65,12 +65,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="entries per pipeline (default 10,000)")
     p.add_argument("--redis-url",
                    help="an empty Redis database (default: a throwaway redis-server)")
-    p.add_argument("--docs", action=argparse.BooleanOptionalAction, default=None,
-                   help="update docs/benchmarks.md (default: on for full-size runs)")
+    C.add_docs_option(p)
     args = p.parse_args(argv)
     args.units = args.units or (100_000 if args.quick else 1_000_000)
     args.rounds = args.rounds or (1 if args.quick else 3)
-    args.docs = (not args.quick) if args.docs is None else args.docs
+    args.docs = C.docs_wanted(args)
     return args
 
 
