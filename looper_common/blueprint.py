@@ -144,6 +144,7 @@ class PromotionSpec(_Strict):
     mode: Literal["auto", "manual"] = "auto"
     min_lift: float = 0.0
     gate: Literal["metric", "ope"] = "metric"
+    clip: float | None = Field(None, gt=0.0)  # OPE importance-weight clip (None: unclipped)
 
 
 class Blueprint(_Strict):

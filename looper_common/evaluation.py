@@ -1,14 +1,18 @@
 """Champion versus challenger on the newest held-out period, and the promotion rule.
 
 Both models are scored on the examples that matured on the run date (which neither
-was trained on): model metrics, the trivial baseline, and the product metric of the
-policy each would produce, estimated on the logged decisions with inverse propensity
-weighting. The rule is code: a challenger must beat the no-signal baseline and be no
-worse than the champion; with ``mode: manual`` a reviewer moves the alias instead.
+was trained on): model metrics, the trivial baseline, and the product value of the
+policy each would produce, estimated off-policy on the logged decisions (IPS, SNIPS,
+DM, DR with intervals: ``looper_common.ope``). The rule is code. ``gate: metric``: a
+challenger must beat the no-signal baseline and be no worse than the champion.
+``gate: ope``: the lower bound of the challenger's estimated lift over the champion
+(over the logged policy when there is none) must exceed ``min_lift``. With ``mode:
+manual`` a reviewer moves the alias instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import matplotlib
@@ -18,9 +22,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from looper_common import ope  # noqa: E402
 from looper_common.blueprint import Blueprint, LabelSpec  # noqa: E402
 from looper_common.metrics import LOSS, baseline_metrics, model_metrics, predict_for_metrics  # noqa: E402
-from looper_common.policies import choose_actions, score_actions  # noqa: E402
+from looper_common.ope import policy_column  # noqa: E402
+from looper_common.policies import policy_scores, score_actions, target_probabilities  # noqa: E402
 from looper_common.training_data import to_model_frame  # noqa: E402
 
 MIN_AUC = 0.55
@@ -34,30 +40,98 @@ class PromotionVerdict:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def policy_value(model: object, holdout: pd.DataFrame, blueprint: Blueprint, reward: str) -> dict[str, float]:
-    """IPS and self-normalized IPS value of the model's greedy policy on the logged decisions."""
-    chosen = choose_actions(score_actions(model, holdout, blueprint), blueprint)
-    actions = np.asarray(blueprint.decision.actions)
-    match = (actions[chosen] == holdout["action"].to_numpy()).astype("float64")
-    weights = match / holdout["propensity"].to_numpy(dtype="float64")
-    rewards = holdout[reward].to_numpy(dtype="float64")
-    n = len(holdout)
-    return {
-        "policy_ips": float(np.sum(weights * rewards) / n) if n else float("nan"),
-        "policy_snips": float(np.sum(weights * rewards) / np.sum(weights)) if weights.sum() else float("nan"),
-        "policy_match_rate": float(match.mean()) if n else float("nan"),
-        "policy_first_action_rate": float(np.mean(chosen == 0)) if n else float("nan"),
+def reward_of(holdout: pd.DataFrame, blueprint: Blueprint, label: str) -> np.ndarray:
+    """The label as the reward OPE averages: 0/1 for binary tasks, the value otherwise."""
+    y = holdout[label].to_numpy(dtype="float64")
+    return (y > 0).astype("float64") if blueprint.model.task == "binary" else y
+
+
+def logged_probabilities(holdout: pd.DataFrame, blueprint: Blueprint) -> np.ndarray:
+    """The behaviour policy's logged distribution, (decisions, actions) in blueprint order."""
+    actions = blueprint.decision.actions
+    return np.array(
+        [[float((probs or {}).get(a, 0.0)) for a in actions] for probs in holdout["action_probs"]],
+        dtype="float64",
+    ).reshape(len(holdout), len(actions))
+
+
+def ope_columns(
+    holdout: pd.DataFrame,
+    blueprint: Blueprint,
+    candidates: Mapping[str, tuple[object, Mapping[str, object] | None]],
+    *,
+    reward_model: object,
+    label: str,
+) -> dict[str, np.ndarray]:
+    """The input of ``ope.evaluate`` for candidate policies on logged decisions.
+
+    ``candidates`` maps a policy name to (models, params) as ``policies.policy_scores``
+    takes them; the logged behaviour policy is always added as ``logged``. The reward
+    model gives ``q_hat`` for the direct and doubly robust estimators.
+    """
+    actions = list(blueprint.decision.actions)
+    index = holdout["action"].map({a: i for i, a in enumerate(actions)})
+    if index.isna().any():
+        unknown = sorted(set(holdout.loc[index.isna(), "action"]))
+        raise ValueError(f"{blueprint.name}: logged actions {unknown} are not in {actions}")
+    columns: dict[str, np.ndarray] = {
+        "decision_id": holdout["decision_id"].astype(str).to_numpy(),
+        "action_index": index.to_numpy(dtype="int32"),
+        "propensity": holdout["propensity"].to_numpy(dtype="float64"),
+        "reward": reward_of(holdout, blueprint, label),
+        "q_hat": score_actions(reward_model, holdout, blueprint),
+        policy_column("logged"): logged_probabilities(holdout, blueprint),
     }
+    for name, (models, params) in candidates.items():
+        scores = policy_scores(models, holdout, blueprint, params)
+        columns[policy_column(name)] = target_probabilities(scores, blueprint, params)
+    return columns
+
+
+def evaluate_policies(
+    spark, holdout: pd.DataFrame, blueprint: Blueprint,
+    candidates: Mapping[str, tuple[object, Mapping[str, object] | None]], *,
+    reward_model: object, label: str, baseline: str = "logged", n_bootstrap: int = 200, seed: int = 0,
+) -> ope.OPEResult:
+    """OPE of the candidates and the logged policy on ``holdout``, with lifts over ``baseline``."""
+    columns = ope_columns(holdout, blueprint, candidates, reward_model=reward_model, label=label)
+    return ope.evaluate(
+        ope.logged_frame(spark, columns), ["logged", *candidates], baseline=baseline,
+        clip=blueprint.promotion.clip, n_bootstrap=n_bootstrap, seed=seed,
+    )
+
+
+def ope_promotion(blueprint: Blueprint, result: ope.OPEResult, candidate: str = "challenger",
+                  estimator: str = "dr") -> PromotionVerdict:
+    """The OPE gate: promote when the lower bound of the lift over the baseline beats ``min_lift``."""
+    lift = result.lifts[candidate][estimator]
+    metrics = ope_metrics(result)
+    level = f"{100 * (1 - result.alpha):.0f}%"
+    text = (f"{estimator.upper()} lift over {result.baseline} {lift.value:+.4f} "
+            f"({level} interval {lift.lower:+.4f}..{lift.upper:+.4f})")
+    if lift.lower > blueprint.promotion.min_lift:
+        return PromotionVerdict(True, f"{text}: lower bound above min_lift {blueprint.promotion.min_lift}", metrics)
+    return PromotionVerdict(False, f"{text}: lower bound not above min_lift {blueprint.promotion.min_lift}", metrics)
+
+
+def ope_metrics(result: ope.OPEResult) -> dict[str, float]:
+    """Every estimate, bound, diagnostic and lift, as flat metric names (``ope.<policy>.<estimator>``)."""
+    metrics: dict[str, float] = {}
+    for name, est in result.policies.items():
+        metrics.update(est.metrics(f"ope.{name}"))
+    for name, lifts in result.lifts.items():
+        for estimator, iv in lifts.items():
+            metrics[f"ope.{name}.lift_{estimator}"] = iv.value
+            metrics[f"ope.{name}.lift_{estimator}_lower"] = iv.lower
+            metrics[f"ope.{name}.lift_{estimator}_upper"] = iv.upper
+    return metrics
 
 
 def label_metrics(model: object, holdout: pd.DataFrame, blueprint: Blueprint, label: LabelSpec) -> dict[str, float]:
     task = blueprint.model.task
     y = holdout[label.name].to_numpy(dtype="float64")
     y = (y > 0).astype(int) if task == "binary" else y
-    metrics = model_metrics(task, y, predict_for_metrics(model, task, to_model_frame(holdout, blueprint)))
-    if label.name == blueprint.objectives.maximize:
-        metrics.update(policy_value(model, holdout, blueprint, label.name))
-    return metrics
+    return model_metrics(task, y, predict_for_metrics(model, task, to_model_frame(holdout, blueprint)))
 
 
 def holdout_baseline(holdout: pd.DataFrame, blueprint: Blueprint, label: LabelSpec) -> dict[str, float]:

@@ -4,7 +4,14 @@ A model predicts a label from the unit's features and an action; scoring a unit
 under every action gives one score per action. The blueprint's policy turns scores
 into a choice: ``threshold`` takes the first action when its score reaches the
 threshold (``send`` when p(click | send) >= t), ``argmax`` takes the best-scoring
-action. Exploration around the choice happens in the SDK at decision time.
+action (plus per-action ``offsets``), ``weighted_sum`` takes the argmax of a weighted
+sum of several labels' scores (``weights``: label -> weight; the objective's weight
+defaults to 1). Exploration around the choice happens in the SDK at decision time;
+:func:`action_probabilities` is its vectorized twin, used to evaluate a candidate policy
+on logged decisions exactly as the SDK would serve it.
+
+Tuned parameters travel as one flat mapping: the policy's own (``threshold``,
+``offsets``, ``weights``) and the exploration's (``epsilon``, ``temperature``, ``floor``).
 """
 
 from __future__ import annotations
@@ -14,8 +21,10 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from looper_common.blueprint import Blueprint
+from looper_common.blueprint import Blueprint, ExplorationSpec
 from looper_common.training_data import to_model_frame
+
+EXPLORATION_PARAMS = ("epsilon", "temperature", "floor")
 
 
 def predict_scores(model: object, frame: pd.DataFrame, task: str) -> np.ndarray:
@@ -46,17 +55,82 @@ def choose_actions(
     if kind == "threshold":
         threshold = float(params.get("threshold", 0.5))
         return np.where(scores[:, 0] >= threshold, 0, 1)
-    if kind == "argmax":
+    if kind in ("argmax", "weighted_sum"):
         offsets = params.get("offsets", {}) or {}
         bias = np.array([float(offsets.get(a, 0.0)) for a in blueprint.decision.actions])
         return np.argmax(scores + bias, axis=1)
     raise NotImplementedError(f"policy type {kind!r} is not supported yet (threshold, argmax are)")
 
 
-def policy_frame(model: object, wide: pd.DataFrame, blueprint: Blueprint,
+def policy_labels(blueprint: Blueprint, params: Mapping[str, object] | None = None) -> list[str]:
+    """Labels whose models the policy needs: the objective, plus the weighted ones."""
+    labels = [blueprint.objectives.maximize]
+    if blueprint.policy.type == "weighted_sum":
+        weights = {**blueprint.policy.params, **(params or {})}.get("weights", {}) or {}
+        labels += [name for name in weights if name not in labels]
+    return labels
+
+
+def policy_scores(
+    models: object | Mapping[str, object], wide: pd.DataFrame, blueprint: Blueprint,
+    params: Mapping[str, object] | None = None,
+) -> np.ndarray:
+    """The scores the policy decides on, shape (units, actions).
+
+    ``models`` is one model (of the objective) or label -> model. For ``weighted_sum``
+    the scores are ``sum(weight[label] * score[label])`` over the weighted labels.
+    """
+    if not isinstance(models, Mapping):
+        models = {blueprint.objectives.maximize: models}
+    objective = blueprint.objectives.maximize
+    if blueprint.policy.type != "weighted_sum":
+        return score_actions(models[objective], wide, blueprint)
+    weights = {objective: 1.0, **({**blueprint.policy.params, **(params or {})}.get("weights", {}) or {})}
+    missing = [label for label, w in weights.items() if w and label not in models]
+    if missing:
+        raise ValueError(f"{blueprint.name}: weighted_sum needs a model of {missing}")
+    return sum(float(w) * score_actions(models[label], wide, blueprint) for label, w in weights.items() if w)
+
+
+def exploration_spec(blueprint: Blueprint, params: Mapping[str, object] | None = None) -> ExplorationSpec:
+    """The blueprint's exploration with tuned ``epsilon``/``temperature``/``floor`` applied."""
+    spec = blueprint.policy.exploration
+    update = {k: float(v) for k, v in (params or {}).items() if k in EXPLORATION_PARAMS}
+    return ExplorationSpec.model_validate({**spec.model_dump(), **update}) if update else spec
+
+
+def action_probabilities(scores: np.ndarray, greedy: np.ndarray, spec: ExplorationSpec) -> np.ndarray:
+    """Probability of every action per row, as ``exploration.action_distribution`` gives it."""
+    n, k = scores.shape
+    if spec.type == "softmax":
+        z = np.exp((scores - scores.max(axis=1, keepdims=True)) / spec.temperature)
+        probs = z / z.sum(axis=1, keepdims=True)
+    else:
+        eps = spec.epsilon if spec.type != "none" else 0.0
+        probs = np.full((n, k), eps / k)
+        probs[np.arange(n), greedy] += 1.0 - eps
+    if spec.floor > 0.0:
+        floor = min(spec.floor, 1.0 / k)
+        lifted = np.maximum(probs, floor)
+        above = lifted > floor
+        excess = lifted.sum(axis=1, keepdims=True) - 1.0
+        mass = np.where(above, lifted - floor, 0.0).sum(axis=1, keepdims=True)
+        share = np.divide(excess, mass, out=np.zeros_like(mass), where=mass > 0)
+        probs = np.where(above, lifted - (lifted - floor) * share, lifted)
+    return probs
+
+
+def target_probabilities(
+    scores: np.ndarray, blueprint: Blueprint, params: Mapping[str, object] | None = None
+) -> np.ndarray:
+    """What the SDK would serve with these policy scores and params: (rows, actions) probabilities."""
+    return action_probabilities(scores, choose_actions(scores, blueprint, params), exploration_spec(blueprint, params))
+
+
+def policy_frame(models: object | Mapping[str, object], wide: pd.DataFrame, blueprint: Blueprint,
                  params: Mapping[str, object] | None = None) -> pd.DataFrame:
     """Per unit: the chosen action and the score of every action (what gets published)."""
-    scores = score_actions(model, wide, blueprint)
+    scores = policy_scores(models, wide, blueprint, params)
     chosen = choose_actions(scores, blueprint, params)
     actions = np.asarray(blueprint.decision.actions)
     out = pd.DataFrame({"unit_id": wide["unit_id"].astype(str).to_numpy(), "action": actions[chosen]})

@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from looper_common.evaluation import holdout_baseline, label_metrics, promotion_decision
+from looper_common.evaluation import (
+    evaluate_policies,
+    holdout_baseline,
+    label_metrics,
+    ope_promotion,
+    promotion_decision,
+)
 from looper_common.registry import model_name
 from looper_common.training import time_split, train_blueprint
 from tests.conftest import make_blueprint
@@ -37,6 +43,7 @@ def synthetic_wide(n: int, *, signal: bool, seed: int = 0) -> pd.DataFrame:
             "ts": ts,
             "action": action,
             "propensity": 0.5,
+            "action_probs": [{"send": 0.5, "skip": 0.5}] * n,
             "matured_date": [date(2026, 2, 1) + timedelta(days=int(d)) for d in day],
             "recency": recency,
             "visits": rng.integers(0, 20, n).astype(float),
@@ -75,7 +82,7 @@ def test_time_split_validates_on_the_run_date():
     assert train["ts"].max() < valid["ts"].min()
 
 
-def test_planted_signal_is_recovered_registered_and_promotable(tracking):
+def test_planted_signal_is_recovered_registered_and_promotable(tracking, spark):
     blueprint = only_clicked()
     wide = synthetic_wide(3000, signal=True)
     with mlflow.start_run(run_name="train") as parent:
@@ -104,7 +111,15 @@ def test_planted_signal_is_recovered_registered_and_promotable(tracking):
     metrics = label_metrics(model, holdout, blueprint, label)
     verdict = promotion_decision(blueprint, metrics, None, holdout_baseline(holdout, blueprint, label))
     assert verdict.promote, verdict.reason
-    assert metrics["policy_snips"] > holdout["clicked"].mean()  # its policy beats the logged one
+    # off-policy: its policy beats the logged (uniformly random) one, and the OPE gate agrees
+    result = evaluate_policies(spark, holdout, blueprint, {"challenger": (model, None)},
+                               reward_model=model, label="clicked")
+    assert result.policies["logged"].estimates["ips"].value == pytest.approx(holdout["clicked"].mean())
+    assert result.lifts["challenger"]["dr"].lower > 0
+    gated = blueprint.model_copy(update={"promotion": blueprint.promotion.model_copy(update={"gate": "ope"})})
+    assert ope_promotion(gated, result).promote
+    strict = gated.model_copy(update={"promotion": gated.promotion.model_copy(update={"min_lift": 0.5})})
+    assert not ope_promotion(strict, result).promote
 
 
 def test_pure_noise_is_not_promoted(tracking):
