@@ -5,7 +5,7 @@ Every file in `blueprints/` becomes a DAG `looper_<blueprint>` that closes the l
 one decision point, over one data interval (the run date):
 
 `ingest_events` → `join_feedback` → `validate_training_set` → `train_models` →
-`evaluate_models` → `publish_policies`
+`evaluate_models` → `tune_policy` → `publish_policies`
 
 Each task is a `spark-submit` of the job of the same name in `jobs/` (the Spark
 master comes from the `spark_default` connection; `local[*]` on the embedded stack).
@@ -28,7 +28,7 @@ from airflow.sdk import DAG, Param
 
 HOME = Path(os.environ.get("LOOPER_HOME") or Path(__file__).resolve().parent.parent)
 JOBS = ("ingest_events", "join_feedback", "validate_training_set", "train_models",
-        "evaluate_models", "publish_policies")
+        "evaluate_models", "tune_policy", "publish_policies")
 RUN_DATE = "{{ params.run_date or ds }}"
 
 
@@ -53,7 +53,7 @@ def _jars() -> str | None:
 
 
 def build_dag(name: str, blueprint: dict) -> DAG:
-    """The DAG of one blueprint: six spark-submit tasks in a line."""
+    """The DAG of one blueprint: one spark-submit task per job, in a line."""
     with DAG(
         dag_id=f"looper_{name}",
         description=blueprint.get("description") or f"Looper loop for {name}",

@@ -2,14 +2,18 @@
 
 For each label of --blueprint: records alias moves made by reviewers since the last
 run, scores champion and challenger on the examples that matured on --run-date
-(model metrics, the constant baseline, and the IPS value of the policy each would
-produce on the logged decisions), logs metrics and plots to an MLflow run, and with
-`promotion.mode: auto` moves the champion alias when the rule says so. Every move is
-appended to gold/alias_history.
+(model metrics and the constant baseline) and, for the objective's label, estimates
+off-policy the value of the policy each would serve (IPS, SNIPS, DM, DR with bootstrap
+intervals, against the logged policy too). It logs metrics, plots and an HTML report
+(report_<label>.html) to an MLflow run. With `promotion.mode: auto` it moves the
+champion alias when the rule says so: `gate: metric` compares losses, `gate: ope`
+needs the lower bound of the DR lift over the champion above `min_lift`. Every move is
+appended to gold/alias_history with the metrics and the reason.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 from collections.abc import Sequence
@@ -18,7 +22,16 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from looper_common.evaluation import evaluation_plots, holdout_baseline, label_metrics, promotion_decision
+from looper_common import report
+from looper_common.evaluation import (
+    evaluate_policies,
+    evaluation_plots,
+    holdout_baseline,
+    label_metrics,
+    ope_metrics,
+    ope_promotion,
+    promotion_decision,
+)
 from looper_common.jobrunner import job_parser, setup
 from looper_common.registry import (
     CHALLENGER,
@@ -36,7 +49,9 @@ log = logging.getLogger("evaluate_models")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = job_parser(__doc__).parse_args(argv)
+    parser = job_parser(__doc__)
+    parser.add_argument("--bootstrap", type=int, default=200, help="OPE bootstrap resamples (default 200)")
+    args = parser.parse_args(argv)
     ctx = setup(args, "evaluate_models")
     blueprint = ctx.blueprints[args.blueprint]
     spark = get_spark(ctx.settings, "evaluate_models")
@@ -61,6 +76,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         verdict = promotion_decision(
             blueprint, scored["challenger"], scored.get("champion"), holdout_baseline(holdout, blueprint, label)
         )
+        sections = [("Model metrics", report.table(
+            [{"model": role, **metrics} for role, metrics in scored.items()]))]
+        if label.name == blueprint.objectives.maximize:
+            # both models under the blueprint's policy params: the gate compares models;
+            # tune_policy then tunes the champion's params
+            result = evaluate_policies(
+                spark, holdout, blueprint, {role: (m, None) for role, m in models.items()},
+                reward_model=models["challenger"], label=label.name,
+                baseline="champion" if "champion" in models else "logged", n_bootstrap=args.bootstrap,
+            )
+            sections.append((f"Off-policy value of each model's policy ({label.name})", report.ope_section(result)))
+            if blueprint.promotion.gate == "ope":
+                gated = ope_promotion(blueprint, result)
+                verdict = type(verdict)(gated.promote, gated.reason, {**verdict.metrics, **gated.metrics})
+            else:
+                verdict.metrics.update(ope_metrics(result))
         auto = blueprint.promotion.mode == "auto"
         with mlflow.start_run(run_name=f"evaluate {label.name} {args.run_date}"):
             mlflow.set_tags({
@@ -71,8 +102,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             })
             mlflow.log_metric("holdout_rows", len(holdout))
             mlflow.log_metrics({k: v for k, v in verdict.metrics.items() if np.isfinite(v)})
-            mlflow.log_figure(evaluation_plots(models, holdout, blueprint, label), f"evaluation_{label.name}.png")
+            plots = evaluation_plots(models, holdout, blueprint, label)
+            mlflow.log_figure(plots, f"evaluation_{label.name}.png")
             mlflow.log_dict(verdict.metrics, f"evaluation_{label.name}.json")
+            sections.insert(0, ("Verdict", f"<p><b>{'promote' if verdict.promote else 'keep'}</b>: "
+                                           f"{html.escape(verdict.reason)}</p>"))
+            sections.append(("Calibration and scores", report.figure(plots)))
+            mlflow.log_text(report.html_report(
+                f"{name}: challenger v{challenger} vs champion v{champion}", sections,
+                {"run date": args.run_date, "held-out decisions": len(holdout),
+                 "gate": blueprint.promotion.gate, "blueprint version": blueprint.version},
+            ), f"report_{label.name}.html")
         log.info("%s: challenger v%s vs champion v%s: %s", name, challenger, champion, verdict.reason)
         if verdict.promote and auto:
             move_alias(

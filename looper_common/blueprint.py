@@ -117,10 +117,25 @@ class ExplorationSpec(_Strict):
     floor: float = Field(0.0, ge=0.0, lt=1.0)  # minimum probability of any action
 
 
+class PolicyTuningSpec(_Strict):
+    """What ``tune_policy`` searches: the policy's params, and the exploration within ``explore``."""
+
+    max_evals: int = Field(20, ge=1, le=10_000)
+    explore: tuple[float, float] | None = None  # epsilon (or softmax temperature) range; None: not tuned
+    weight_range: float = Field(2.0, gt=0.0)  # weighted_sum weights in [-r, r] (scaled to the score spread)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PolicyTuningSpec:
+        if self.explore is not None and not 0.0 <= self.explore[0] <= self.explore[1]:
+            raise ValueError(f"explore must be [low, high] with 0 <= low <= high, got {list(self.explore)}")
+        return self
+
+
 class PolicySpec(_Strict):
     type: Literal["threshold", "argmax", "weighted_sum", "uplift"]
     params: dict[str, float | dict[str, float]] = Field(default_factory=dict)
     exploration: ExplorationSpec = ExplorationSpec()
+    tuning: PolicyTuningSpec = PolicyTuningSpec()
 
 
 class Guardrail(_Strict):

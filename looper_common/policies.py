@@ -82,14 +82,23 @@ def policy_scores(
     """
     if not isinstance(models, Mapping):
         models = {blueprint.objectives.maximize: models}
+    needed = policy_labels(blueprint, params)
+    missing = [label for label in needed if label not in models]
+    if missing:
+        raise ValueError(f"{blueprint.name}: the {blueprint.policy.type} policy needs a model of {missing}")
+    return combine_scores({label: score_actions(models[label], wide, blueprint) for label in needed},
+                          blueprint, params)
+
+
+def combine_scores(
+    label_scores: Mapping[str, np.ndarray], blueprint: Blueprint, params: Mapping[str, object] | None = None
+) -> np.ndarray:
+    """The policy's scores from each label's (units, actions) scores (a weighted sum or the objective's)."""
     objective = blueprint.objectives.maximize
     if blueprint.policy.type != "weighted_sum":
-        return score_actions(models[objective], wide, blueprint)
+        return label_scores[objective]
     weights = {objective: 1.0, **({**blueprint.policy.params, **(params or {})}.get("weights", {}) or {})}
-    missing = [label for label, w in weights.items() if w and label not in models]
-    if missing:
-        raise ValueError(f"{blueprint.name}: weighted_sum needs a model of {missing}")
-    return sum(float(w) * score_actions(models[label], wide, blueprint) for label, w in weights.items() if w)
+    return sum(float(w) * label_scores[label] for label, w in weights.items() if w)
 
 
 def exploration_spec(blueprint: Blueprint, params: Mapping[str, object] | None = None) -> ExplorationSpec:

@@ -12,6 +12,8 @@ must not undo an operator's rollback).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 HISTORY_LENGTH = 20
 SCORING_CHUNK = 200_000
 ROLLED_BACK = "rolled_back_at"  # meta field set on the version a rollback left
+POLICY_PARAMS_TAG = "policy_params"  # champion model version tag: tuned params (JSON), set by tune_policy
+TUNED_DATE_TAG = "policy_tuned_date"
 
 # KEYS: active pointer, history, the new version's meta hash; ARGV: version, history
 # length, the rolled-back field. Returns {1 switched / 0 already active / -1 rolled back,
@@ -83,9 +87,19 @@ def meta_key(blueprint: str, version: str) -> str:
     return f"{policy_store.PREFIX}{blueprint}:meta:{version}"
 
 
-def policy_version(run_date: date, model_version: str | int, blueprint: Blueprint) -> str:
-    """Deterministic, so rerunning for the same interval and model gives the same version."""
-    return f"{run_date:%Y%m%d}-m{model_version}-{blueprint.version[:6]}"
+def policy_version(
+    run_date: date, model_version: str | int, blueprint: Blueprint, params: Mapping[str, object] | None = None
+) -> str:
+    """Deterministic, so rerunning for the same interval, model and params gives the same version.
+
+    Tuned params add a short hash of their JSON: other params are another version, never
+    a rewrite of the active one under readers' feet.
+    """
+    version = f"{run_date:%Y%m%d}-m{model_version}-{blueprint.version[:6]}"
+    if params:
+        digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:6]
+        version += f"-p{digest}"
+    return version
 
 
 def find_champion(tracking_uri: str, blueprint: Blueprint) -> ModelVersion | None:
@@ -268,11 +282,17 @@ def publish_champion(
     model_version: str | int,
     ttl_seconds: int,
     params: Mapping[str, object] | None = None,
+    extra_models: Mapping[str, str] | None = None,
 ) -> PublishStats:
-    """Score every known unit with the model at ``model_uri`` and publish the policy."""
+    """Score every known unit with the model at ``model_uri`` and publish the policy.
+
+    ``params`` are tuned policy params (see ``policies``); their exploration part is
+    written to the version's meta hash, where the SDK reads it. ``extra_models`` maps
+    other labels to model URIs, for a ``weighted_sum`` policy.
+    """
     import mlflow.sklearn
 
-    from looper_common.policies import policy_frame
+    from looper_common.policies import exploration_spec, policy_frame
 
     started = time.perf_counter()
     wide = latest_unit_features(spark, lake, blueprint, run_date).toPandas()
@@ -280,14 +300,17 @@ def publish_champion(
         raise ValueError(f"{blueprint.name}: no decisions up to {run_date}; nothing to publish")
     log.info("%s: features of %d units loaded (%.1f s)",
              blueprint.name, len(wide), time.perf_counter() - started)
-    model = mlflow.sklearn.load_model(model_uri)
+    models = {blueprint.objectives.maximize: mlflow.sklearn.load_model(model_uri)}
+    models.update({label: mlflow.sklearn.load_model(uri) for label, uri in (extra_models or {}).items()})
     started, frames = time.perf_counter(), []
     for lo in range(0, len(wide), SCORING_CHUNK):
-        frames.append(policy_frame(model, wide.iloc[lo:lo + SCORING_CHUNK], blueprint, params))
+        frames.append(policy_frame(models, wide.iloc[lo:lo + SCORING_CHUNK], blueprint, params))
         done = min(lo + SCORING_CHUNK, len(wide))
         log.info("%s: scored %d/%d units (%.0f/s)",
                  blueprint.name, done, len(wide), done / (time.perf_counter() - started))
-    version = policy_version(run_date, model_version, blueprint)
-    meta = {"model_uri": model_uri, "model_version": model_version, "run_date": run_date}
+    version = policy_version(run_date, model_version, blueprint, params)
+    meta = {"model_uri": model_uri, "model_version": model_version, "run_date": run_date,
+            "policy_params": json.dumps(dict(params or blueprint.policy.params), sort_keys=True),
+            "exploration": exploration_spec(blueprint, params).model_dump_json()}
     return publish_policy(client, blueprint, pd.concat(frames, ignore_index=True),
                           version=version, ttl_seconds=ttl_seconds, meta=meta)

@@ -1,12 +1,13 @@
 """One `airflow dags test` run of a blueprint's DAG on small simulated data.
 
 Everything is real: the simulator drives the SDK into a real redis-server, Airflow
-runs the six tasks as spark-submits, MLflow writes to SQLite. The test then checks
+runs the seven tasks as spark-submits, MLflow writes to SQLite. The test then checks
 the tables, the registry and the Redis entries the run produced.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -70,9 +71,23 @@ def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client, spark)
         ("challenger", "train_models"),
         (CHAMPION, "evaluate_models"),
     }
+    # the blueprint's OPE gate promoted it: the DR lift's lower bound over the logged policy
+    promotion = next(r for r in history if r["alias"] == CHAMPION)
+    assert "DR lift over logged" in promotion["reason"] and promotion["metrics"]["ope.challenger.lift_dr_lower"] > 0
+    # tune_policy tuned the champion's params; the evaluate and tune runs left their reports
+    params = json.loads(champion.tags["policy_params"])
+    assert champion.tags["policy_tuned_date"] == str(run_date) and {"threshold", "epsilon"} <= set(params)
+    runs = mlflow.search_runs(experiment_names=[f"looper/{BLUEPRINT}"], output_format="list")
+    tune_runs = [r for r in runs if r.data.tags.get("job") == "tune_policy"]
+    assert len(tune_runs) == 1 + 16  # the parent and one nested run per trial
+    artifacts = {a.path for r in runs for a in mlflow.MlflowClient().list_artifacts(r.info.run_id)}
+    assert {"report_policy.html", "pareto.png", "report_clicked.html"} <= artifacts
 
     active = redis_client.get(f"looper:policy:{BLUEPRINT}:active").decode()
-    assert active.startswith("20260302-m")
+    assert active.startswith("20260302-m") and "-p" in active  # tuned params are part of the version
+    meta = redis_client.hgetall(f"looper:policy:{BLUEPRINT}:meta:{active}")
+    assert json.loads(meta[b"policy_params"]) == params
+    assert json.loads(meta[b"exploration"])["epsilon"] == pytest.approx(params["epsilon"])
     entries = list(redis_client.scan_iter(match=f"looper:policy:{BLUEPRINT}:{active}:*", count=10_000))
     units = [key.decode().rsplit(":", 1)[1] for key in entries if not key.decode().endswith(("meta", "history"))]
     assert len(units) >= 2900  # every unit seen so far has an entry

@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
 JOBS = ["ingest_events", "join_feedback", "validate_training_set", "train_models",
-        "evaluate_models", "publish_policies"]
+        "evaluate_models", "tune_policy", "publish_policies"]
 
 
 @pytest.fixture(scope="module")

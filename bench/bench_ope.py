@@ -1,0 +1,133 @@
+"""Benchmark off-policy evaluation (``looper_common.ope``, Spark) against plain NumPy.
+
+Generates logged decisions with Spark straight into Parquet (written once): two
+actions, a behaviour policy with propensities between 0.1 and 0.9, a reward model's
+``q_hat`` per action, Bernoulli rewards, and a target policy's distribution. Then, on
+the same files, in the same run:
+
+* Spark: ``ope.evaluate`` (IPS, SNIPS, DM, DR, 200 bootstrap resamples), wall time;
+* NumPy: the same IPS and DR point estimates with plain array arithmetic on the
+  columns loaded with pyarrow (load time reported separately).
+
+The estimates must agree to 1e-9 relative (printed OK or MISMATCH). The ratio is
+Spark's wall time (with the bootstrap) over NumPy's (points only, after the load).
+
+    python bench/bench_ope.py              # 10,000,000 logged decisions
+    python bench/bench_ope.py --quick      # 200,000
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import _common as C
+import numpy as np
+import pyarrow.parquet as pq
+from pyspark.sql import functions as F
+
+from looper_common import ope
+
+TOLERANCE = 1e-9
+
+
+def generate(spark, n: int, path: str) -> None:
+    u = [F.rand(seed) for seed in range(5)]
+    frame = spark.range(n).select(
+        F.concat(F.lit("d"), F.col("id").cast("string")).alias("decision_id"),
+        *(x.alias(f"u{i}") for i, x in enumerate(u)),
+    )
+    p_first = F.lit(0.1) + F.lit(0.8) * F.col("u0")
+    action = F.when(F.col("u1") < p_first, 0).otherwise(1)
+    q0, q1 = F.lit(0.05) + F.lit(0.3) * F.col("u2"), F.lit(0.05) + F.lit(0.1) * F.col("u3")
+    target_first = F.when(F.col("u2") > 0.5, 0.9).otherwise(0.1)
+    frame = frame.select(
+        "decision_id",
+        action.cast("int").alias("action_index"),
+        F.when(action == 0, p_first).otherwise(F.lit(1.0) - p_first).alias("propensity"),
+        F.when(F.col("u4") < F.when(action == 0, q0 + 0.02).otherwise(q1 - 0.01), 1.0).otherwise(0.0).alias("reward"),
+        F.array(q0, q1).alias("q_hat"),
+        F.array(target_first, F.lit(1.0) - target_first).alias("pi_target"),
+    )
+    frame.write.mode("overwrite").parquet(path)
+
+
+def numpy_estimates(path: str) -> tuple[dict[str, float], float, float]:
+    """IPS and DR with NumPy; returns (estimates, load seconds, compute seconds)."""
+    started = time.perf_counter()
+    table = pq.read_table(path, columns=["action_index", "propensity", "reward", "q_hat", "pi_target"])
+    a = table["action_index"].to_numpy()
+    p = table["propensity"].to_numpy()
+    r = table["reward"].to_numpy()
+    q = table["q_hat"].combine_chunks().flatten().to_numpy().reshape(-1, 2)
+    pi = table["pi_target"].combine_chunks().flatten().to_numpy().reshape(-1, 2)
+    loaded = time.perf_counter()
+    rows = np.arange(len(a))
+    w = pi[rows, a] / p
+    dm = (pi * q).sum(axis=1)
+    estimates = {"ips": float(np.mean(w * r)), "dr": float(np.mean(dm + w * (r - q[rows, a])))}
+    return estimates, loaded - started, time.perf_counter() - loaded
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--decisions", type=int, default=10_000_000)
+    parser.add_argument("--bootstrap", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="200,000 decisions")
+    C.add_docs_option(parser)
+    args = parser.parse_args()
+    n = 200_000 if args.quick else args.decisions
+    with C.temp_dir("looper-bench-ope-") as scratch:
+        spark, _ = C.spark_session(scratch, "bench-ope")
+        path = str(scratch / "logged.parquet")
+        started = time.perf_counter()
+        generate(spark, n, path)
+        print(f"generated {n:,} logged decisions in {time.perf_counter() - started:.1f} s")
+
+        logged = spark.read.parquet(path)
+        timings = []
+        for attempt in range(2):
+            started = time.perf_counter()
+            result = ope.evaluate(logged, ["target"], n_bootstrap=args.bootstrap)
+            timings.append(time.perf_counter() - started)
+            print(f"spark ope.evaluate run {attempt + 1}: {timings[-1]:.1f} s")
+        spark_s = min(timings)
+        reference, load_s, numpy_s = numpy_estimates(path)
+        print(f"numpy: load {load_s:.1f} s, estimates {numpy_s:.2f} s")
+        target = result.policies["target"]
+        rows, agree = [], True
+        for name in ("ips", "dr"):
+            got, want = target.estimates[name].value, reference[name]
+            rel = abs(got - want) / abs(want)
+            agree &= rel <= TOLERANCE
+            rows.append([name.upper(), f"{got:.12f}", f"{want:.12f}", f"{rel:.1e}",
+                         f"{target.estimates[name].lower:.5f} .. {target.estimates[name].upper:.5f}"])
+        print(C.table(["estimator", "spark", "numpy", "relative difference", "95% interval (spark)"], rows))
+        print("estimates agree: " + ("OK" if agree else "MISMATCH"))
+        ratio = spark_s / numpy_s
+        summary = C.table(
+            ["what", "wall time", "ratio to NumPy points"],
+            [
+                [f"Spark `ope.evaluate`: IPS, SNIPS, DM, DR + {args.bootstrap} bootstrap resamples "
+                 f"(best of 2; first {timings[0]:.1f} s)", f"{spark_s:.1f} s", f"{ratio:.1f}x"],
+                ["NumPy IPS + DR points (after loading)", f"{numpy_s:.2f} s", "1.0x"],
+                ["NumPy: loading the columns with pyarrow", f"{load_s:.1f} s", ""],
+            ],
+        )
+        print(summary)
+        spark.stop()
+    if C.docs_wanted(args):
+        body = (
+            f"{n:,} logged decisions (2 actions, propensities 0.1-0.9), {C.machine()}.\n\n{summary}\n\n"
+            + C.table(["estimator", "spark", "numpy", "relative difference", "95% interval (spark)"], rows)
+            + f"\n\nEstimates agree to {TOLERANCE:g} relative: {'yes' if agree else 'NO'}. The bootstrap costs "
+            "Spark no second pass: every decision is summed into one of 1,024 hash buckets and the "
+            "resampling runs over the bucket sums on the driver, so the time is one aggregation over "
+            "the logs. NumPy holds everything in one process's memory; Spark's figure is what scales "
+            "out with the cluster."
+        )
+        C.write_section("ope", "OPE: 200 bootstrap resamples over logged decisions vs NumPy", body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""The vectorized policy distribution OPE evaluates is exactly what the SDK serves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from looper_common.blueprint import ExplorationSpec
+from looper_common.exploration import action_distribution
+from looper_common.policies import action_probabilities, choose_actions, exploration_spec
+from tests.conftest import make_blueprint
+
+ACTIONS = ["a", "b", "c"]
+SPECS = [
+    ExplorationSpec(type="epsilon_greedy", epsilon=0.3),
+    ExplorationSpec(type="epsilon_greedy", epsilon=0.0, floor=0.05),
+    ExplorationSpec(type="softmax", temperature=0.5),
+    ExplorationSpec(type="softmax", temperature=0.05, floor=0.1),
+    ExplorationSpec(type="none"),
+]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.type}-{s.epsilon}-{s.temperature}-{s.floor}")
+def test_action_probabilities_match_the_sdk(spec):
+    rng = np.random.default_rng(0)
+    scores = rng.random((200, 3))
+    greedy = np.argmax(scores, axis=1)
+    matrix = action_probabilities(scores, greedy, spec)
+    for row, g, probs in zip(scores, greedy, matrix, strict=True):
+        sdk = action_distribution(spec, ACTIONS, ACTIONS[g], dict(zip(ACTIONS, row.tolist(), strict=True)))
+        assert probs == pytest.approx([sdk[a] for a in ACTIONS], abs=1e-12)
+    assert matrix.sum(axis=1) == pytest.approx(np.ones(200))
+    assert matrix.min() >= min(spec.floor, 1 / 3) - 1e-12
+
+
+def test_tuned_params_override_policy_and_exploration():
+    bp = make_blueprint(policy={"type": "argmax", "params": {"offsets": {"send": 0.0}},
+                                "exploration": {"type": "epsilon_greedy", "epsilon": 0.2}})
+    scores = np.array([[0.3, 0.5], [0.6, 0.1]])
+    assert choose_actions(scores, bp).tolist() == [1, 0]
+    assert choose_actions(scores, bp, {"offsets": {"send": 0.25}}).tolist() == [0, 0]
+    assert exploration_spec(bp, {"epsilon": 0.05, "threshold": 0.3}).epsilon == 0.05
+    assert exploration_spec(bp).epsilon == 0.2
