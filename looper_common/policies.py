@@ -4,7 +4,9 @@ A model predicts a label from the unit's features and an action; scoring a unit
 under every action gives one score per action. The blueprint's policy turns scores
 into a choice: ``threshold`` takes the first action when its score reaches the
 threshold (``send`` when p(click | send) >= t), ``argmax`` takes the best-scoring
-action. Exploration around the choice happens in the SDK at decision time.
+action, ``uplift`` takes the first action (the treatment) when its predicted effect,
+score(treatment) - score(control), exceeds the treatment's ``cost``. Exploration
+around the choice happens in the SDK at decision time.
 """
 
 from __future__ import annotations
@@ -50,7 +52,10 @@ def choose_actions(
         offsets = params.get("offsets", {}) or {}
         bias = np.array([float(offsets.get(a, 0.0)) for a in blueprint.decision.actions])
         return np.argmax(scores + bias, axis=1)
-    raise NotImplementedError(f"policy type {kind!r} is not supported yet (threshold, argmax are)")
+    if kind == "uplift":
+        cost = float(params.get("cost", 0.0))
+        return np.where(scores[:, 0] - scores[:, 1] > cost, 0, 1)
+    raise NotImplementedError(f"policy type {kind!r} is not supported yet (threshold, argmax, uplift are)")
 
 
 def policy_frame(model: object, wide: pd.DataFrame, blueprint: Blueprint,
