@@ -20,6 +20,7 @@ import warnings
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
@@ -156,7 +157,7 @@ def tune_uplift(
     e_valid = treatment_propensity(valid["action"].to_numpy(), valid["propensity"].to_numpy(), actions[0])
     fitted: dict[str, object] = {}
     scored: dict[str, dict[str, float]] = {}
-    uplift: dict[str, np.ndarray] = {}
+    effects: dict[str, np.ndarray] = {}
     for name in LEARNERS:
         with mlflow.start_run(run_name=f"{label.name} {name}-learner", nested=True):
             learner = build_learner(name, actions, task, categorical, numeric, family)
@@ -175,11 +176,10 @@ def tune_uplift(
             mlflow.set_tag("label", label.name)
             mlflow.log_params({"learner": name, "base_family": family})
             mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
-        fitted[name], scored[name], uplift[f"{name}-learner"] = learner, metrics, tau
-    mlflow.log_figure(
-        qini_figure(uplift, treated, y_valid, e_valid, title=f"Qini curve: {label.name} (held-out)"),
-        f"qini_{label.name}.png",
-    )
+        fitted[name], scored[name], effects[f"{name}-learner"] = learner, metrics, tau
+    figure = qini_figure(effects, treated, y_valid, e_valid, title=f"Qini curve: {label.name} (held-out)")
+    mlflow.log_figure(figure, f"qini_{label.name}.png")
+    plt.close(figure)
     best = max(scored, key=lambda n: scored[n]["qini_coefficient"])
     ate = float(qini_curve(np.zeros(len(valid)), treated, y_valid, e_valid)[1][-1])
     # a constant effect ranks no one above anyone: Qini 0, AUUC half the average effect

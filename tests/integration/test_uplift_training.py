@@ -168,3 +168,13 @@ def test_registered_model_publishes_the_expected_actions(trained, redis_url, red
     for decision, greedy in zip(sdk.get_decisions(BP.name, requests), frame["action"][:50], strict=True):
         assert decision.policy_version == "v-uplift" and not decision.is_default
         assert decision.action_probs[greedy] == pytest.approx(0.75)  # epsilon 0.5 around the policy's choice
+
+
+def test_without_a_randomized_treatment_arm_no_uplift_model_is_registered(trained) -> None:
+    result = trained["result"]
+    never_treated = trained["wide"].assign(action="control", propensity=1.0)  # exploration: none
+    tags = {"blueprint_version": BP.version, "run_date": str(RUN_DATE)}
+    with mlflow.start_run(run_name="train without treatment"):
+        assert train_blueprint(never_treated, BP, RUN_DATE, tags, force=True) == []
+    versions = mlflow.MlflowClient().search_model_versions(f"name = '{result.model_name}'")
+    assert [str(v.version) for v in versions] == [result.version]
