@@ -146,6 +146,10 @@ def test_registered_model_publishes_the_expected_actions(trained, redis_url, red
     result, evaluation = trained["result"], trained["evaluation"]
     model = mlflow.sklearn.load_model(f"models:/{result.model_name}/{result.version}")
     assert isinstance(model, UpliftLearner) and model.treatment == "treat" and model.control == "control"
+    info = mlflow.models.get_model_info(f"models:/{result.model_name}/{result.version}")
+    flavor = info.flavors["sklearn"]
+    assert flavor["serialization_format"] == "skops"
+    assert f"looper_common.uplift.{type(model).__name__}" in flavor["skops_trusted_types"]
     units = evaluation.head(500)
     frame = policy_frame(model, units, BP)
     effect = model.predict_uplift(to_model_frame(units, BP, action="control"))
