@@ -31,6 +31,7 @@ from looper_common.evaluation import (
     ope_metrics,
     ope_promotion,
     promotion_decision,
+    qini_plot,
 )
 from looper_common.jobrunner import job_parser, setup
 from looper_common.registry import (
@@ -108,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             sections.insert(0, ("Verdict", f"<p><b>{'promote' if verdict.promote else 'keep'}</b>: "
                                            f"{html.escape(verdict.reason)}</p>"))
             sections.append(("Calibration and scores", report.figure(plots)))
+            if blueprint.policy.type == "uplift":
+                qini = qini_plot(models, holdout, blueprint, label)
+                mlflow.log_figure(qini, f"qini_{label.name}.png")
+                sections.append(("Uplift (Qini) curve", report.figure(qini)))
             mlflow.log_text(report.html_report(
                 f"{name}: challenger v{challenger} vs champion v{champion}", sections,
                 {"run date": args.run_date, "held-out decisions": len(holdout),

@@ -74,12 +74,17 @@ def ope_columns(
     if index.isna().any():
         unknown = sorted(set(holdout.loc[index.isna(), "action"]))
         raise ValueError(f"{blueprint.name}: logged actions {unknown} are not in {actions}")
+    # an uplift policy's treatment costs ``cost`` per treated unit: values are net of it
+    cost = np.zeros(len(actions))
+    if blueprint.policy.type == "uplift" and label == blueprint.objectives.maximize:
+        cost[0] = float(blueprint.policy.params.get("cost", 0.0))
+    action_index = index.to_numpy(dtype="int32")
     columns: dict[str, np.ndarray] = {
         "decision_id": holdout["decision_id"].astype(str).to_numpy(),
-        "action_index": index.to_numpy(dtype="int32"),
+        "action_index": action_index,
         "propensity": holdout["propensity"].to_numpy(dtype="float64"),
-        "reward": reward_of(holdout, blueprint, label),
-        "q_hat": score_actions(reward_model, holdout, blueprint),
+        "reward": reward_of(holdout, blueprint, label) - cost[action_index],
+        "q_hat": score_actions(reward_model, holdout, blueprint) - cost,
         policy_column("logged"): logged_probabilities(holdout, blueprint),
     }
     for name, (models, params) in candidates.items():
@@ -168,6 +173,19 @@ def promotion_decision(
             False, f"{loss} {challenger[loss]:.4f} worse than the champion's {champion[loss]:.4f}", metrics
         )
     return PromotionVerdict(True, f"{loss} {challenger[loss]:.4f} vs champion {champion[loss]:.4f}: not worse", metrics)
+
+
+def qini_plot(models: Mapping[str, object], holdout: pd.DataFrame, blueprint: Blueprint, label: LabelSpec):
+    """The Qini curve of each uplift model on the held-out period (uplift blueprints)."""
+    from looper_common.uplift import treatment_propensity
+    from looper_common.uplift_metrics import qini_figure
+
+    treatment = blueprint.decision.actions[0]
+    effects = {role: np.subtract(*score_actions(m, holdout, blueprint).T[:2]) for role, m in models.items()}
+    action = holdout["action"].to_numpy()
+    return qini_figure(effects, (action == treatment).astype(int), reward_of(holdout, blueprint, label.name),
+                       treatment_propensity(action, holdout["propensity"].to_numpy(), treatment),
+                       title=f"Qini curve: {label.name} (held-out)")
 
 
 def evaluation_plots(models: dict[str, object], holdout: pd.DataFrame, blueprint: Blueprint, label: LabelSpec):

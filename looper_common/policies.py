@@ -4,7 +4,9 @@ A model predicts a label from the unit's features and an action; scoring a unit
 under every action gives one score per action. The blueprint's policy turns scores
 into a choice: ``threshold`` takes the first action when its score reaches the
 threshold (``send`` when p(click | send) >= t), ``argmax`` takes the best-scoring
-action (plus per-action ``offsets``), ``weighted_sum`` takes the argmax of a weighted
+action (plus per-action ``offsets``), ``uplift`` takes the first action (the treatment)
+when its predicted effect, score(treatment) - score(control), exceeds the treatment's
+``cost``, ``weighted_sum`` takes the argmax of a weighted
 sum of several labels' scores (``weights``: label -> weight; the objective's weight
 defaults to 1). Exploration around the choice happens in the SDK at decision time;
 :func:`action_probabilities` is its vectorized twin, used to evaluate a candidate policy
@@ -59,7 +61,10 @@ def choose_actions(
         offsets = params.get("offsets", {}) or {}
         bias = np.array([float(offsets.get(a, 0.0)) for a in blueprint.decision.actions])
         return np.argmax(scores + bias, axis=1)
-    raise NotImplementedError(f"policy type {kind!r} is not supported yet (threshold, argmax are)")
+    if kind == "uplift":
+        cost = float(params.get("cost", 0.0))
+        return np.where(scores[:, 0] - scores[:, 1] > cost, 0, 1)
+    raise NotImplementedError(f"policy type {kind!r} is not supported (threshold, argmax, weighted_sum, uplift are)")
 
 
 def policy_labels(blueprint: Blueprint, params: Mapping[str, object] | None = None) -> list[str]:

@@ -6,6 +6,10 @@ parameters together, each trial a nested MLflow run under the job's parent run. 
 best model, fitted on the training part only, so that the newest period stays
 unseen for evaluation, is registered as ``looper.<blueprint>.<label>``; the job then
 points the ``challenger`` alias at it (recorded in the alias history).
+
+The trainer depends on the policy type (``TRAINERS``): ``uplift`` blueprints fit the
+S-, T-, X- and DR-learners instead, each a nested run, and keep the one with the best
+Qini coefficient on the same newest period.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import warnings
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
@@ -30,6 +35,8 @@ from looper_common.model_families import build_model, search_space
 from looper_common.registry import model_name, versions_for_run
 from looper_common.tables import SILVER_EXAMPLES, Lake
 from looper_common.training_data import examples_wide, to_model_frame
+from looper_common.uplift import LEARNERS, build_learner, treatment_propensity
+from looper_common.uplift_metrics import auuc, qini_coefficient, qini_curve, qini_figure
 
 log = logging.getLogger(__name__)
 MIN_TRAIN_ROWS = 50
@@ -125,6 +132,68 @@ def tune_label(
     return fitted[winner["trial"]], params, winner["metrics"], baseline_metrics(task, y_train, y_valid)
 
 
+def tune_uplift(
+    train: pd.DataFrame, valid: pd.DataFrame, blueprint: Blueprint, label: LabelSpec, *, seed: int
+) -> tuple[object, dict, dict[str, float], dict[str, float]]:
+    """Fit every uplift learner, keep the best Qini coefficient on ``valid``; as ``tune_label``.
+
+    The treatment is the blueprint's first action. Each learner is a nested MLflow run
+    with its Qini coefficient, AUUC and outcome metrics; the parent run gets the Qini
+    curves of all of them. The learners are deterministic, so ``seed`` is unused.
+    """
+    task = blueprint.model.task
+    if task not in ("binary", "regression"):
+        raise TrainingError(f"{label.name}: uplift needs a binary or regression label, not {task}")
+    if len(train) < MIN_TRAIN_ROWS:
+        raise TrainingError(f"{label.name}: {len(train)} training rows, need {MIN_TRAIN_ROWS}")
+    categorical = [f.name for f in blueprint.features if f.type == "category"]
+    numeric = [f.name for f in blueprint.features if f.type != "category"]
+    family = blueprint.model.families[0]
+    actions = blueprint.decision.actions
+    cost = float(blueprint.policy.params.get("cost", 0.0))
+    x_train, x_valid = to_model_frame(train, blueprint), to_model_frame(valid, blueprint)
+    y_train, y_valid = _labels_array(train, label, task), _labels_array(valid, label, task)
+    treated = valid["action"].to_numpy() == actions[0]
+    e_valid = treatment_propensity(valid["action"].to_numpy(), valid["propensity"].to_numpy(), actions[0])
+    fitted: dict[str, object] = {}
+    scored: dict[str, dict[str, float]] = {}
+    effects: dict[str, np.ndarray] = {}
+    for name in LEARNERS:
+        with mlflow.start_run(run_name=f"{label.name} {name}-learner", nested=True):
+            learner = build_learner(name, actions, task, categorical, numeric, family)
+            try:
+                learner.fit(x_train, y_train, train["propensity"].to_numpy(dtype="float64"))
+                tau = learner.predict_uplift(x_valid)
+                metrics = {
+                    "qini_coefficient": qini_coefficient(tau, treated, y_valid, e_valid),
+                    "auuc": auuc(tau, treated, y_valid, e_valid),
+                    "treat_rate": float(np.mean(tau > cost)),
+                    "mean_uplift": float(np.mean(tau)),
+                    **model_metrics(task, y_valid, predict_for_metrics(learner, task, x_valid)),
+                }
+            except ValueError as err:
+                raise TrainingError(f"{label.name}: {name}-learner: {err}") from None
+            mlflow.set_tag("label", label.name)
+            mlflow.log_params({"learner": name, "base_family": family})
+            mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        fitted[name], scored[name], effects[f"{name}-learner"] = learner, metrics, tau
+    figure = qini_figure(effects, treated, y_valid, e_valid, title=f"Qini curve: {label.name} (held-out)")
+    mlflow.log_figure(figure, f"qini_{label.name}.png")
+    plt.close(figure)
+    best = max(scored, key=lambda n: scored[n]["qini_coefficient"])
+    ate = float(qini_curve(np.zeros(len(valid)), treated, y_valid, e_valid)[1][-1])
+    # a constant effect ranks no one above anyone: Qini 0, AUUC half the average effect
+    baseline = {**baseline_metrics(task, y_train, y_valid), "qini_coefficient": 0.0, "auuc": ate / 2.0}
+    params = {"family": f"uplift_{best}", "learner": best, "base_family": family}
+    log.info("%s: uplift learners by Qini %s; keeping %s",
+             label.name, {n: round(m["qini_coefficient"], 5) for n, m in scored.items()}, best)
+    return fitted[best], params, scored[best], baseline
+
+
+# How each policy type's models are trained; anything not listed uses tune_label.
+TRAINERS = {"uplift": tune_uplift}
+
+
 def register_model(
     model: object, frame: pd.DataFrame, blueprint: Blueprint, label: LabelSpec, tags: dict[str, str]
 ) -> str:
@@ -160,7 +229,8 @@ def train_blueprint(
             log.info("%s: version %s already trained for %s, keeping it", name, done[0], run_date)
             continue
         try:
-            model, params, metrics, baseline = tune_label(
+            trainer = TRAINERS.get(blueprint.policy.type, tune_label)
+            model, params, metrics, baseline = trainer(
                 train, valid, blueprint, label, seed=run_date.toordinal()
             )
         except TrainingError as err:

@@ -24,7 +24,7 @@ from looper_common.simulate.base import (
 from looper_common.simulate.delays import LogNormalDelay
 
 __all__ = [
-    "SCENARIOS", "FeedLayout", "NotificationSend", "Scenario", "ScenarioError",
+    "SCENARIOS", "FeedLayout", "NotificationSend", "PromoOffer", "Scenario", "ScenarioError",
     "check_blueprint", "get_scenario",
 ]
 
@@ -182,7 +182,71 @@ class FeedLayout(Scenario):
         return [*engaged, ("dwell_seconds", dwell, delay + dwell)]
 
 
-SCENARIOS: dict[str, type[Scenario]] = {s.name: s for s in (NotificationSend, FeedLayout)}
+class PromoOffer(Scenario):
+    """Promotional offer: it converts bargain hunters who have not bought for a few weeks.
+
+    The effect differs in sign across users: bargain hunters and, less so, regular
+    shoppers buy more when offered the promo if their last purchase was two to six
+    weeks ago; premium shoppers react badly to discounts, and frequent visitors
+    would buy anyway (the offer makes them wait for the next one), so for them the
+    effect is negative. Purchases arrive within hours. The true individual effect is
+    ``expected_reward(x, "treat") - expected_reward(x, "control")``.
+    """
+
+    name = "promo_offer"
+    actions = ("treat", "control")
+    segments = ("bargain", "regular", "premium")
+    feature_types = {
+        "days_since_purchase": "float", "visits_7d": "int", "loyalty_member": "bool",
+        "segment": "category",
+    }
+    categories = {"segment": segments}
+    observations = ("purchase",)
+    delays = {"purchase": LogNormalDelay(2 * HOUR, 1.2)}
+    segment_base = {"bargain": -0.3, "regular": 0.0, "premium": 0.4}
+    segment_response = {"bargain": 0.25, "regular": 0.14, "premium": -0.05}
+
+    def make_users(self, n: int, rng: np.random.Generator) -> Users:
+        return {
+            "segment": rng.choice(len(self.segments), n, p=[0.4, 0.4, 0.2]),
+            "loyalty_member": rng.random(n) < 0.4,
+            "purchase_rate": rng.lognormal(math.log(1 / 20), 0.9, n),  # purchases per day
+            "visit_rate": rng.lognormal(math.log(0.4), 0.8, n),  # visits per day
+        }
+
+    def daily_features(self, users: Users, rng: np.random.Generator) -> list[Features]:
+        since = np.clip(rng.exponential(1.0 / users["purchase_rate"]), 0.1, 180.0).round(1)
+        visits = rng.poisson(7.0 * users["visit_rate"])
+        return [
+            {
+                "days_since_purchase": d, "visits_7d": v, "loyalty_member": m,
+                "segment": self.segments[s],
+            }
+            for d, v, m, s in zip(
+                since.tolist(), visits.tolist(), users["loyalty_member"].tolist(),
+                users["segment"].tolist(), strict=True,
+            )
+        ]
+
+    def event_probabilities(self, features: Mapping[str, object], action: str) -> dict[str, float]:
+        visits = int(features["visits_7d"])
+        since = max(float(features["days_since_purchase"]), 0.1)
+        segment = str(features["segment"])
+        logit = (-2.8 + 0.35 * math.log1p(visits) - 0.3 * math.log(since / 20.0)
+                 + 0.3 * bool(features["loyalty_member"]) + self.segment_base[segment])
+        control = _sigmoid(logit)
+        if action == "control":
+            return {"purchase": control}
+        lapse = math.log(since / 25.0)
+        effect = self.segment_response[segment] * math.exp(-(lapse**2) / (2 * 0.6**2))
+        if segment == "premium":
+            effect = self.segment_response[segment]
+        if visits >= 8:
+            effect -= 0.06  # would have bought anyway, and now waits for the next offer
+        return {"purchase": min(max(control + effect, 0.002), 0.95)}
+
+
+SCENARIOS: dict[str, type[Scenario]] = {s.name: s for s in (NotificationSend, FeedLayout, PromoOffer)}
 
 
 def get_scenario(blueprint: Blueprint) -> Scenario:

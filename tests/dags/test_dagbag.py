@@ -30,7 +30,7 @@ def test_one_dag_per_blueprint(dagbag):
     assert sorted(dagbag.dag_ids) == [f"looper_{name}" for name in blueprints]
 
 
-@pytest.mark.parametrize("blueprint", ["notification_send", "feed_layout"])
+@pytest.mark.parametrize("blueprint", ["notification_send", "feed_layout", "promo_offer"])
 def test_dag_shape(dagbag, blueprint):
     dag = dagbag.dags[f"looper_{blueprint}"]
     assert set(dag.tags) == {"looper", f"blueprint:{blueprint}"}

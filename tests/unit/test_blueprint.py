@@ -36,7 +36,7 @@ def test_version_is_a_content_hash():
     assert len(same.version) == 12
     changed = parse_blueprint({**data, "policy": {**data["policy"], "params": {"threshold": 0.6}}})
     assert changed.version != same.version
-    explicit_default = parse_blueprint({**data, "promotion": {**data["promotion"], "gate": "metric"}})
+    explicit_default = parse_blueprint({**data, "promotion": {**data["promotion"], "clip": None}})
     assert explicit_default.version == same.version  # defaults are part of the normalized content
 
 

@@ -12,6 +12,7 @@ from looper_common.simulate.scenarios import (
     SCENARIOS,
     FeedLayout,
     NotificationSend,
+    PromoOffer,
     Scenario,
     ScenarioError,
     get_scenario,
@@ -38,7 +39,7 @@ def reward_matrix(scenario: Scenario, features: list[dict[str, object]]) -> np.n
 
 
 def test_every_example_blueprint_has_a_scenario() -> None:
-    assert set(SCENARIOS) == set(BLUEPRINTS) == {"notification_send", "feed_layout"}
+    assert set(SCENARIOS) == set(BLUEPRINTS) == {"notification_send", "feed_layout", "promo_offer"}
 
 
 def test_features_are_exactly_the_declared_ones_with_their_types(scenario: Scenario) -> None:
@@ -135,6 +136,29 @@ def test_notification_effects_are_heterogeneous() -> None:
     assert sc.expected_reward(frequent, "send") < sc.expected_reward(frequent, "skip")
     unsub = sc.event_probabilities(frequent, "send")["unsubscribe"]
     assert unsub > 10 * sc.event_probabilities(frequent, "skip")["unsubscribe"]
+
+
+def test_promo_effects_change_sign_and_personalizing_beats_treating_all_or_none() -> None:
+    sc = get_scenario(BLUEPRINTS["promo_offer"])
+    assert isinstance(sc, PromoOffer)
+    lapsing = {"days_since_purchase": 25.0, "visits_7d": 2, "loyalty_member": False, "segment": "bargain"}
+    premium = {**lapsing, "segment": "premium"}
+    frequent = {**lapsing, "visits_7d": 10}
+    recent = {**lapsing, "days_since_purchase": 1.0}
+
+    def effect(x: dict[str, object]) -> float:
+        return sc.expected_reward(x, "treat") - sc.expected_reward(x, "control")
+
+    assert effect(lapsing) > 0.2
+    assert effect(premium) < -0.03 and effect(frequent) < effect(lapsing) - 0.05
+    assert abs(effect(recent)) < 0.02
+    rewards = reward_matrix(sc, population(sc))
+    tau = rewards[:, 0] - rewards[:, 1]
+    assert 0.3 < (tau > 0.02).mean() < 0.6 and (tau < 0).mean() > 0.15
+    cost = sc.blueprint.policy.params["cost"]
+    treat_all, treat_none = rewards[:, 0].mean() - cost, rewards[:, 1].mean()
+    personalized = np.where(tau > cost, rewards[:, 0] - cost, rewards[:, 1]).mean()
+    assert personalized > max(treat_all, treat_none) + 0.015
 
 
 def test_feed_dwell_is_reported_when_the_engaged_session_ends() -> None:
