@@ -49,7 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for result in results:
         move_alias(
             spark, ctx.lake, name=result.model_name, alias=CHALLENGER, version=result.version,
-            actor="train_models", reason=f"best of {blueprint.model.tuning.max_evals} trials ({result.family})",
+            actor="train_models", reason=(
+                f"best held-out Qini of the S-, T-, X- and DR-learners ({result.family})"
+                if blueprint.policy.type == "uplift"
+                else f"best of {blueprint.model.tuning.max_evals} trials ({result.family})"
+            ),
             metrics=result.metrics, blueprint=blueprint.name, blueprint_version=blueprint.version,
             run_date=args.run_date,
         )
