@@ -119,7 +119,10 @@ def policy_column(name: str) -> str:
     return f"pi_{name}"
 
 
-def _per_row(logged: DataFrame, name: str, reward: str, q_hat: str | None, clip: float | None) -> dict[str, Column]:
+def _per_row(
+    name: str, reward: str, q_hat: str | None, clip: float | None, actions: int
+) -> dict[str, Column]:
+    # plain indexing (no higher-order functions): Spark compiles these into its generated code
     pi = F.col(policy_column(name))
     weight = F.try_divide(F.element_at(pi, F.col("action_index") + 1), F.col("propensity"))
     clipped = F.least(weight, F.lit(float(clip))) if clip is not None else weight
@@ -127,7 +130,7 @@ def _per_row(logged: DataFrame, name: str, reward: str, q_hat: str | None, clip:
     cols = {"w_raw": weight, "w": clipped, "ips": clipped * r}
     if q_hat is not None:
         q = F.col(q_hat)
-        dm = F.aggregate(F.zip_with(pi, q, lambda p, v: p * v), F.lit(0.0), lambda acc, x: acc + x)
+        dm = sum((pi.getItem(j) * q.getItem(j) for j in range(1, actions)), pi.getItem(0) * q.getItem(0))
         q_logged = F.element_at(q, F.col("action_index") + 1)
         cols["dm"] = dm
         cols["dr"] = dm + clipped * (r - q_logged)
@@ -198,17 +201,24 @@ def evaluate_by(
         raise OPEError(f"no column {by!r} to group the logged decisions by (have {logged.columns})")
     _check(logged, policies, reward, q_hat)
     estimators = [e for e in ESTIMATORS if q_hat is not None or e not in ("dm", "dr")]
+    first = logged.select(F.size(policy_column(policies[0])).alias("k")).first()
+    if first is None:
+        return {}
+    actions = int(first["k"])
 
     bucket = F.pmod(F.xxhash64(F.col("decision_id"), F.lit(seed)), F.lit(buckets)).alias("bucket")
     bad = (
         F.col("propensity").isNull() | (F.col("propensity") <= 0) | (F.col("propensity") > 1)
         | F.col("action_index").isNull() | F.col(reward).isNull()
+        | (F.col("action_index") < 0) | (F.col("action_index") >= actions)
     )
+    for array in [*map(policy_column, policies), *([q_hat] if q_hat is not None else [])]:
+        bad = bad | F.col(array).isNull() | (F.size(array) != actions)
     sums: list[Column] = [F.count(F.lit(1)).alias("n"), F.sum(bad.cast("long")).alias("bad")]
     diagnostics: list[Column] = []
     sum_names: list[str] = ["n"]
     for i, name in enumerate(policies):
-        cols = _per_row(logged, name, reward, q_hat, clip)
+        cols = _per_row(name, reward, q_hat, clip, actions)
         for part in ("ips", "w", "dm", "dr") if q_hat is not None else ("ips", "w"):
             sum_names.append(f"{part}_{i}")
             sums.append(F.sum(cols[part]).alias(f"{part}_{i}"))
@@ -224,8 +234,9 @@ def evaluate_by(
     bad_rows = sum(int(r["bad"] or 0) for r in rows)
     if bad_rows:
         raise OPEError(
-            f"{bad_rows} logged decision(s) have a propensity outside (0, 1], or a null action_index "
-            f"or {reward!r}; fix or filter them before evaluating"
+            f"{bad_rows} logged decision(s) have a propensity outside (0, 1], a null {reward!r}, an "
+            f"action_index outside 0..{actions - 1} or a probability/q_hat array that is not of "
+            f"{actions} actions; fix or filter them before evaluating"
         )
     groups: dict[object, list] = {}
     for row in rows:

@@ -71,9 +71,12 @@ def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client, spark)
         ("challenger", "train_models"),
         (CHAMPION, "evaluate_models"),
     }
-    # the blueprint's OPE gate promoted it: the DR lift's lower bound over the logged policy
+    # the promotion recorded the off-policy estimates next to the loss rule's verdict
     promotion = next(r for r in history if r["alias"] == CHAMPION)
-    assert "DR lift over logged" in promotion["reason"] and promotion["metrics"]["ope.challenger.lift_dr_lower"] > 0
+    lift = promotion["metrics"]["ope.challenger.lift_dr"]
+    assert promotion["metrics"]["ope.challenger.lift_dr_lower"] <= lift <= promotion["metrics"][
+        "ope.challenger.lift_dr_upper"]
+    assert promotion["metrics"]["ope.logged.ess"] > 1000
     # tune_policy tuned the champion's params; the evaluate and tune runs left their reports
     params = json.loads(champion.tags["policy_params"])
     assert champion.tags["policy_tuned_date"] == str(run_date) and {"threshold", "epsilon"} <= set(params)
