@@ -21,9 +21,16 @@ from pathlib import Path
 import redis
 
 from looper_common import events, ids, policy_store
-from looper_common.blueprint import Blueprint, load_blueprints
-from looper_common.exploration import action_distribution, draw_action
+from looper_common.blueprint import Blueprint, ExplorationSpec, load_blueprints
+from looper_common.decision_batch import (
+    _MAX_SIGNATURES,
+    Decision,
+    ServingPlan,
+    encode_decision_event,
+)
 from looper_common.resp import dedicated_connection, send_packed, xadd_commands
+
+__all__ = ["Decision", "LooperClient", "LooperError"]
 
 log = logging.getLogger(__name__)
 _FIELD = events.PAYLOAD_FIELD.encode()
@@ -42,20 +49,6 @@ class LooperError(ValueError):
     """Bad input from product code: unknown blueprint, bad feature or observation."""
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    decision_id: str
-    blueprint: str
-    unit_id: str
-    action: str
-    propensity: float
-    action_probs: dict[str, float]
-    scores: dict[str, float] | None
-    policy_version: str | None
-    is_default: bool
-    ts: int  # epoch milliseconds, UTC
-
-
 @dataclass
 class _Compiled:
     """A blueprint with what the hot path needs precomputed."""
@@ -64,6 +57,10 @@ class _Compiled:
     checks: dict[str, tuple[str, object]] = field(default_factory=dict)
     stream: str = ""
     tag: int = 0
+    # (feature names..., value types...) of feature maps that passed the checks: the
+    # checks depend only on names and types, so a known signature needs no check.
+    signatures: set[tuple[object, ...]] = field(default_factory=set)
+    plan: ServingPlan | None = None
 
 
 def _compile(blueprint: Blueprint) -> _Compiled:
@@ -142,44 +139,22 @@ class LooperClient:
         """Batch form of :meth:`get_decision`: one MGET and one pipelined XADD for all."""
         compiled = self._compiled(blueprint)
         bp = compiled.blueprint
-        for unit_id, features in requests:
-            self._check_features(compiled, unit_id, features)
+        self._check_requests(compiled, requests)
         stamps = self._timestamps(ts, len(requests))
         version = self._active_version(bp.name)
         entries: list[bytes | None] = [None] * len(requests)
         if version is not None and requests:
             try:
-                keys = [policy_store.entry_key(bp.name, version, str(u)) for u, _ in requests]
+                prefix = policy_store.entry_key(bp.name, version, "")
+                keys = [prefix + str(u) for u, _ in requests]
                 entries = self.redis.mget(keys)
             except redis.RedisError as err:
                 log.warning("policy lookup for %s failed, serving the default: %s", bp.name, err)
-        decisions = []
-        payloads = []
-        actions = bp.decision.actions
-        for (unit_id, features), ts_ms, raw in zip(requests, stamps, entries, strict=True):
-            rand = self._random_bits(64) if self._random_bits is not None else None
-            decision_id = ids.new_decision_id(compiled.tag, ts_ms, rand)
-            if raw is None:
-                greedy, scores, policy_version = bp.decision.default_action, None, None
-            else:
-                greedy, scores = policy_store.decode_entry(raw)
-                policy_version = version
-            probs = action_distribution(bp.policy.exploration, actions, greedy, scores)
-            action = draw_action(decision_id, probs)
-            decision = Decision(
-                decision_id=decision_id,
-                blueprint=bp.name,
-                unit_id=str(unit_id),
-                action=action,
-                propensity=probs[action],
-                action_probs=probs,
-                scores=scores,
-                policy_version=policy_version,
-                is_default=raw is None,
-                ts=ts_ms,
-            )
-            decisions.append(decision)
-            payloads.append(self._decision_event(bp, decision, features))
+        rands = None
+        if self._random_bits is not None:
+            rands = [self._random_bits(64) for _ in range(len(requests))]
+        plan = self._plan(compiled, version, bp.policy.exploration)
+        decisions, payloads = plan.decide(requests, stamps, entries, rands)
         self._send(compiled.stream, payloads)
         return decisions
 
@@ -246,6 +221,16 @@ class LooperClient:
                 "pass blueprint= explicitly"
             ) from None
 
+    @classmethod
+    def _check_requests(cls, compiled: _Compiled, requests: Sequence[tuple[str, Mapping[str, object]]]) -> None:
+        """Check every request's features before deciding any (nothing is logged on error)."""
+        signatures = compiled.signatures
+        for unit_id, features in requests:
+            if (*features, *map(type, features.values())) not in signatures:
+                cls._check_features(compiled, unit_id, features)
+                if len(signatures) < _MAX_SIGNATURES:
+                    signatures.add((*features, *map(type, features.values())))
+
     @staticmethod
     def _check_features(compiled: _Compiled, unit_id: str, features: Mapping[str, object]) -> None:
         checks = compiled.checks
@@ -302,42 +287,42 @@ class LooperClient:
         return version
 
     @staticmethod
+    def _plan(compiled: _Compiled, version: str | None, spec: ExplorationSpec) -> ServingPlan:
+        """The serving plan for this version and spec, rebuilt only when either changes."""
+        plan = compiled.plan
+        if plan is None or plan.version != version or plan.spec is not spec:
+            plan = compiled.plan = ServingPlan(compiled.blueprint, version, spec, compiled.tag)
+        return plan
+
+    @staticmethod
     def _decision_event(bp: Blueprint, d: Decision, features: Mapping[str, object]) -> bytes:
-        return _encode(
-            {
-                "kind": events.DECISION,
-                "event_id": d.decision_id,
-                "decision_id": d.decision_id,
-                "blueprint": bp.name,
-                "blueprint_version": bp.version,
-                "unit_id": d.unit_id,
-                "ts": d.ts,
-                "features": features,
-                "action": d.action,
-                "propensity": d.propensity,
-                "action_probs": d.action_probs,
-                "scores": d.scores,
-                "policy_version": d.policy_version,
-                "is_default": d.is_default,
-            }
-        ).encode()
+        return encode_decision_event(bp, d, features)
 
     def _send(self, stream: str | None, payloads: list[bytes]) -> None:
         """XADD in one pipeline; on failure keep the events for the next call."""
-        pending = list(self._unsent)
-        self._unsent.clear()
-        if stream is not None:
-            pending.extend((stream, p) for p in payloads)
-        if not pending:
-            return
-        by_stream: dict[str, list[bytes]] = {}
-        for key, payload in pending:
-            by_stream.setdefault(key, []).append(payload)
+        by_stream: dict[str, list[bytes]]
+        pending: list[tuple[str, bytes]] | None
+        if not self._unsent:  # the usual case: one stream, nothing waiting
+            if stream is None or not payloads:
+                return
+            pending = None
+            by_stream = {stream: payloads}
+        else:
+            pending = list(self._unsent)
+            self._unsent.clear()
+            if stream is not None:
+                pending.extend((stream, p) for p in payloads)
+            by_stream = {}
+            for key, payload in pending:
+                by_stream.setdefault(key, []).append(payload)
         packed = b"".join(xadd_commands(k.encode(), _FIELD, p) for k, p in by_stream.items())
+        count = sum(len(p) for p in by_stream.values())
         try:
             with dedicated_connection(self.redis) as conn:
-                send_packed(conn, packed, len(pending))
+                send_packed(conn, packed, count)
         except redis.RedisError as err:
+            if pending is None:
+                pending = [(stream, p) for p in payloads]
             overflow = max(0, len(pending) - (self._unsent.maxlen or 0))
             self.dropped_events += overflow
             self._unsent.extend(pending)
