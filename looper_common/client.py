@@ -1,17 +1,18 @@
 """The product-facing SDK: ``get_decision`` and ``log_observations``.
 
 A decision costs one GET (the unit's published entry) and one XADD (the decision
-event); the active-version pointer is cached for ``pointer_ttl_s``. When Redis fails,
-the unit is unknown or nothing is published, the blueprint's default action is
-served (with its exploration) and flagged ``is_default``; events that could not be
-sent are kept in a bounded buffer and retried on the next call.
+event); the active-version pointer is cached for ``pointer_ttl_s``, with the
+version's own exploration spec when it was published with one (else the
+blueprint's applies). When Redis fails, the unit is unknown or nothing is published,
+the blueprint's default action is served (with the blueprint's exploration) and
+flagged ``is_default``; events that could not be sent are kept in a bounded buffer
+and retried on the next call.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from pathlib import Path
 import redis
 
 from looper_common import events, ids, policy_store
+from looper_common.active_policy import ActivePolicies
 from looper_common.blueprint import Blueprint, ExplorationSpec, load_blueprints
 from looper_common.decision_batch import (
     _MAX_SIGNATURES,
@@ -79,7 +81,7 @@ class LooperClient:
         redis_url: Redis holding published policies and event streams; defaults to the
             environment's settings (``conf/<LOOPER_ENV>.yaml``).
         blueprints: a folder of blueprint YAML files or already-loaded blueprints.
-        pointer_ttl_s: how long the active policy version is cached.
+        pointer_ttl_s: how long the active policy version (and its exploration) is cached.
         max_unsent: events kept for retry while Redis is unreachable.
         random_bits: source of 64-bit randomness for decision ids (and so for
             exploration); pass ``random.Random(seed).getrandbits`` to make a simulation
@@ -115,8 +117,7 @@ class LooperClient:
         self.redis = redis.Redis.from_url(
             redis_url, password=password, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
         )
-        self._pointer_ttl = pointer_ttl_s
-        self._pointers: dict[str, tuple[float, str | None]] = {}
+        self._active = ActivePolicies(self.redis, pointer_ttl_s)
         self._unsent: deque[tuple[str, bytes]] = deque(maxlen=max_unsent)
         self.dropped_events = 0
         self._random_bits = random_bits
@@ -141,7 +142,7 @@ class LooperClient:
         bp = compiled.blueprint
         self._check_requests(compiled, requests)
         stamps = self._timestamps(ts, len(requests))
-        version = self._active_version(bp.name)
+        version, override = self._active.get(bp.name)
         entries: list[bytes | None] = [None] * len(requests)
         if version is not None and requests:
             try:
@@ -153,7 +154,7 @@ class LooperClient:
         rands = None
         if self._random_bits is not None:
             rands = [self._random_bits(64) for _ in range(len(requests))]
-        plan = self._plan(compiled, version, bp.policy.exploration)
+        plan = self._plan(compiled, version, override or bp.policy.exploration)
         decisions, payloads = plan.decide(requests, stamps, entries, rands)
         self._send(compiled.stream, payloads)
         return decisions
@@ -271,20 +272,6 @@ class LooperClient:
                 raise LooperError(f"got {len(ts)} timestamps for {n} requests")
             return [events.to_epoch_ms(t) for t in ts]
         return [events.to_epoch_ms(ts)] * n
-
-    def _active_version(self, blueprint: str) -> str | None:
-        now = time.monotonic()
-        cached = self._pointers.get(blueprint)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        try:
-            raw = self.redis.get(policy_store.active_key(blueprint))
-        except redis.RedisError as err:
-            log.warning("active policy lookup for %s failed: %s", blueprint, err)
-            return None
-        version = raw.decode() if raw is not None else None
-        self._pointers[blueprint] = (now + self._pointer_ttl, version)
-        return version
 
     @staticmethod
     def _plan(compiled: _Compiled, version: str | None, spec: ExplorationSpec) -> ServingPlan:

@@ -12,6 +12,7 @@ must not undo an operator's rollback).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -26,7 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from looper_common import policy_store
-from looper_common.blueprint import Blueprint
+from looper_common.blueprint import Blueprint, ExplorationSpec
 from looper_common.labels import day_bounds
 from looper_common.resp import dedicated_connection, send_packed, set_ex_commands
 from looper_common.tables import BRONZE_DECISIONS, Lake
@@ -78,9 +79,7 @@ class PublishStats:
                 f"batch(es), {self.seconds:.1f} s ({rate:,.0f}/s); {pointer}")
 
 
-def meta_key(blueprint: str, version: str) -> str:
-    """Hash describing a published version; it expires just before the version's entries."""
-    return f"{policy_store.PREFIX}{blueprint}:meta:{version}"
+meta_key = policy_store.meta_key  # defined next to the keys the SDK reads
 
 
 def policy_version(run_date: date, model_version: str | int, blueprint: Blueprint) -> str:
@@ -147,9 +146,15 @@ def encode_entries(units: pd.DataFrame, blueprint: Blueprint) -> list[bytes]:
     return [template % row for row in zip(chosen, *(s.tolist() for s in scores), strict=True)]
 
 
-def _write_meta(client: redis.Redis, key: str, fields: Mapping[str, object], ttl: int) -> None:
+def _write_meta(
+    client: redis.Redis, key: str, fields: Mapping[str, object], ttl: int, exploration: ExplorationSpec | None
+) -> None:
     pipe = client.pipeline(transaction=True)
     pipe.hset(key, mapping={k: str(v) for k, v in fields.items()})
+    if exploration is None:  # a rerun without an override must not keep an earlier one
+        pipe.hdel(key, policy_store.EXPLORATION_FIELD)
+    else:
+        pipe.hset(key, policy_store.EXPLORATION_FIELD, json.dumps(exploration.model_dump()))
     pipe.hsetnx(key, "published_at", datetime.now(UTC).isoformat(timespec="seconds"))
     pipe.expire(key, ttl)
     pipe.execute()
@@ -164,11 +169,15 @@ def publish_policy(
     ttl_seconds: int,
     batch_size: int = 10_000,
     meta: Mapping[str, object] | None = None,
+    exploration: ExplorationSpec | None = None,
 ) -> PublishStats:
     """Write every unit's entry of ``version`` (``SET ... EX``), then switch the active pointer.
 
     ``units`` is a policy frame (``unit_id``, ``action``, ``score_<action>``...) as from
     ``policies.policy_frame``; ``meta`` adds fields (model, run date) to the meta hash.
+    ``exploration`` (e.g. tuned by a policy tuning job) is written to the meta hash's
+    ``exploration`` field, and the SDK applies it instead of the blueprint's
+    ``policy.exploration`` while this version is active; None removes the field.
     """
     bp = blueprint.name
     if units.empty:
@@ -190,7 +199,7 @@ def publish_policy(
     # Meta first, same TTL: it expires before any entry, so "meta exists" means "all the
     # entries still exist" (what rollback relies on).
     fields = {"units": len(keys), "blueprint_version": blueprint.version, **(meta or {})}
-    _write_meta(client, mkey, fields, ttl_seconds)
+    _write_meta(client, mkey, fields, ttl_seconds, exploration)
     batches, last_log = 0, started
     with dedicated_connection(client) as conn:
         for lo in range(0, len(keys), batch_size):
@@ -268,8 +277,12 @@ def publish_champion(
     model_version: str | int,
     ttl_seconds: int,
     params: Mapping[str, object] | None = None,
+    exploration: ExplorationSpec | None = None,
 ) -> PublishStats:
-    """Score every known unit with the model at ``model_uri`` and publish the policy."""
+    """Score every known unit with the model at ``model_uri`` and publish the policy.
+
+    ``exploration``: the version's own exploration spec (see ``publish_policy``).
+    """
     import mlflow.sklearn
 
     from looper_common.policies import policy_frame
@@ -290,4 +303,4 @@ def publish_champion(
     version = policy_version(run_date, model_version, blueprint)
     meta = {"model_uri": model_uri, "model_version": model_version, "run_date": run_date}
     return publish_policy(client, blueprint, pd.concat(frames, ignore_index=True),
-                          version=version, ttl_seconds=ttl_seconds, meta=meta)
+                          version=version, ttl_seconds=ttl_seconds, meta=meta, exploration=exploration)
