@@ -24,18 +24,14 @@ import redis
 from looper_common import events, ids, policy_store
 from looper_common.active_policy import ActivePolicies
 from looper_common.blueprint import Blueprint, ExplorationSpec, load_blueprints
-from looper_common.decision_batch import (
-    _MAX_SIGNATURES,
-    Decision,
-    ServingPlan,
-    encode_decision_event,
-)
+from looper_common.decision_batch import Decision, ServingPlan, encode_decision_event
 from looper_common.resp import dedicated_connection, send_packed, xadd_commands
 
 __all__ = ["Decision", "LooperClient", "LooperError"]
 
 log = logging.getLogger(__name__)
 _FIELD = events.PAYLOAD_FIELD.encode()
+_MAX_SIGNATURES = 1_024  # feature name orders x value types remembered as checked
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 Timestamp = datetime | int | float | None

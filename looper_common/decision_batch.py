@@ -33,8 +33,7 @@ _fast_encode = msgspec.json.Encoder().encode
 _fast_decode = msgspec.json.Decoder().decode
 _blake2b = hashlib.blake2b
 _from_bytes = int.from_bytes
-_TWO_64 = float(1 << 64)
-_MAX_SIGNATURES = 1_024  # feature key orders x value types remembered as valid
+_TWO_64 = float(1 << 64)  # u = the id's hash / 2**64, as exploration.uniform_from_id
 
 
 @dataclass(frozen=True, slots=True)
