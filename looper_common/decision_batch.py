@@ -130,26 +130,27 @@ def _decision(
 class _Distribution:
     """One action distribution with what drawing from it and logging it need."""
 
-    __slots__ = ("probs", "cumulative", "choices", "by_action")
+    __slots__ = ("probs", "cumulative", "drawable", "fragments")
 
     def __init__(self, probs: dict[str, float]) -> None:
         self.probs = probs
-        # (propensity, the event's JSON from "action" up to "scores":) per action
-        self.by_action = {
-            action: (p, _json_encode({"action": action, "propensity": p, "action_probs": probs})[1:-1].encode()
-                     + b',"scores":')
-            for action, p in probs.items()
-        }
         # draw_action walks the actions not <= 0 in order, summing; the first whose
         # running sum exceeds u wins, the last one if rounding leaves u above them all.
         # Bisecting the running sums finds the same one, unless a NaN breaks their order.
-        total, cumulative, self.choices = 0.0, [], []
+        total, cumulative, self.drawable = 0.0, [], []
         for action, p in probs.items():
             if not p <= 0.0:
                 total += p
                 cumulative.append(total)
-                self.choices.append((action, *self.by_action[action]))
+                self.drawable.append(action)
         self.cumulative = cumulative if cumulative and not math.isnan(total) else None
+        self.fragments: dict[str, bytes] = {}
+
+    def fragment(self, action: str) -> bytes:
+        """The event's JSON from ``"action"`` up to ``"scores":`` when ``action`` is drawn."""
+        body = encode_json({"action": action, "propensity": self.probs[action], "action_probs": self.probs})
+        frag = self.fragments[action] = body[1:-1] + b',"scores":'
+        return frag
 
 
 class ServingPlan:
@@ -243,11 +244,12 @@ class ServingPlan:
             cumulative = dist.cumulative
             if cumulative is not None:
                 i = bisect_right(cumulative, u)
-                choices = dist.choices
-                action, propensity, fragment = choices[i] if i < len(choices) else choices[-1]
+                drawable = dist.drawable
+                action = drawable[i] if i < len(drawable) else drawable[-1]
             else:  # NaN or no action to draw: the reference walk
                 action = draw_action(decision_id, dist.probs)
-                propensity, fragment = dist.by_action[action]
+            propensity = dist.probs[action]
+            fragment = dist.fragments.get(action) or dist.fragment(action)
             unit = str(unit_id)
             decisions.append(
                 _decision(
