@@ -190,7 +190,8 @@ def step_costs(sdk: LooperClient, blueprint: Blueprint, entry: bytes) -> list[tu
     did = ids.new_decision_id(compiled.tag, ts)
     did_b = did.encode()
     u = exploration.uniform_from_id(did)
-    action, propensity, fragment = dist.choices[0]
+    action = dist.drawable[0]
+    propensity, fragment = dist.probs[action], dist.fragments.get(action) or dist.fragment(action)
     features_json, scores_json, unit_json = DB.encode_json(FEATURES), DB.encode_json(scores), b'"user_1"'
     template = plan._served_event
     steps: list[tuple[str, Callable[[], object], int]] = [
@@ -200,7 +201,8 @@ def step_costs(sdk: LooperClient, blueprint: Blueprint, entry: bytes) -> list[tu
         ("entry decode (msgspec)", lambda: DB.decode_entry(entry), 1),
         ("distribution (cached per greedy action)", lambda: plan._served.get(greedy), 1),
         ("uniform draw from the id (blake2b)", lambda: exploration.uniform_from_id(did), 1),
-        ("pick the action (bisect on cumulative sums)", lambda: bisect.bisect_right(dist.cumulative, u), 1),
+        ("pick the action (bisect on cumulative sums), its event fragment", lambda: (
+            bisect.bisect_right(dist.cumulative, u), dist.probs[action], dist.fragments.get(action)), 1),
         ("`Decision` (slot setters) and its own `action_probs` copy", lambda: DB._decision(
             did, BLUEPRINT, "user_1", action, propensity, dict(dist.probs), scores, VERSION, False, ts), 1),
         ("features and scores JSON (msgspec)", lambda: (DB.encode_json(FEATURES), DB.encode_json(scores)), 1),
