@@ -253,7 +253,7 @@ class ServingPlan:
             unit = str(unit_id)
             decisions.append(
                 _decision(
-                    decision_id, bp_name, unit, action, propensity, dict(dist.probs),
+                    decision_id, bp_name, unit, action, propensity, dist.probs.copy(),
                     scores, served_version, is_default, ts_ms,
                 )
             )

@@ -62,29 +62,32 @@ def new_decision_ids(tag: int, stamps: Sequence[int], rands: Sequence[int] | Non
     """
     n = len(stamps)
     if rands is None:
-        digits = os.urandom(8 * n).hex()
+        d = os.urandom(8 * n).hex()
     else:
         if len(rands) != n or not all(0 <= r < 1 << 64 for r in rands):
             return [new_decision_id(tag, ts, r) for ts, r in zip(stamps, rands, strict=True)]
-        digits = "".join([f"{r:016x}" for r in rands])
+        d = "".join([f"{r:016x}" for r in rands])
     if tag & _TAG_MASK != tag:
-        rands = [int(digits[i : i + 16], 16) for i in range(0, 16 * n, 16)]
+        rands = [int(d[i : i + 16], 16) for i in range(0, 16 * n, 16)]
         return [new_decision_id(tag, ts, r) for ts, r in zip(stamps, rands, strict=True)]
     tail = f"{tag:06x}"
-    variant = _VARIANT_DIGIT
+    v = _VARIANT_DIGIT
+    if n and stamps.count(stamps[0]) == n:  # the usual batch: one timestamp for all
+        head = _head(stamps[0])
+        return [f"{head}{d[j:j+3]}-{v[d[j+6]]}{d[j+7:j+10]}-{d[j+10:j+16]}{tail}" for j in range(0, 16 * n, 16)]
     heads: dict[int, str] = {}
     out = []
     for i, ts in enumerate(stamps):
-        head = heads.get(ts)
-        if head is None:
-            t = f"{ts & _TS_MASK:012x}"
-            head = heads[ts] = f"{t[:8]}-{t[8:]}-7"
+        head = heads.get(ts) or heads.setdefault(ts, _head(ts))
         j = 16 * i
-        out.append(
-            head + digits[j : j + 3] + "-" + variant[digits[j + 6]] + digits[j + 7 : j + 10]
-            + "-" + digits[j + 10 : j + 16] + tail
-        )
+        out.append(f"{head}{d[j:j+3]}-{v[d[j+6]]}{d[j+7:j+10]}-{d[j+10:j+16]}{tail}")
     return out
+
+
+def _head(ts_ms: int) -> str:
+    """The first 15 characters of a decision id at ``ts_ms``: time, then the version digit."""
+    t = f"{ts_ms & _TS_MASK:012x}"
+    return f"{t[:8]}-{t[8:]}-7"
 
 
 def observation_event_id(decision_id: str, name: str, ts_ms: int, value: float) -> str:

@@ -136,5 +136,7 @@ def test_batch_ids_equal_single_ids():
     assert ids.new_decision_ids(tag, stamps, rands) == [
         ids.new_decision_id(tag, t, r) for t, r in zip(stamps, rands, strict=True)
     ]
+    same_ts = [1_767_225_600_000] * len(rands)  # the one-timestamp path
+    assert ids.new_decision_ids(tag, same_ts, rands) == [ids.new_decision_id(tag, same_ts[0], r) for r in rands]
     fresh = ids.new_decision_ids(tag, [7] * 1_000)
     assert len(set(fresh)) == 1_000 and all(ids.tag_of(i) == tag for i in fresh)
