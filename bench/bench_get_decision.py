@@ -16,6 +16,7 @@ timing of each step show where the rest goes.
 from __future__ import annotations
 
 import argparse
+import bisect
 import cProfile
 import io
 import pstats
@@ -27,10 +28,10 @@ from collections.abc import Callable, Sequence
 import _common as C
 import redis
 
-from looper_common import events, ids, policy_store
+from looper_common import decision_batch as DB
+from looper_common import events, exploration, ids, policy_store
 from looper_common.blueprint import Blueprint, load_blueprint
-from looper_common.client import Decision, LooperClient
-from looper_common.exploration import action_distribution, draw_action
+from looper_common.client import LooperClient
 
 BLUEPRINT = "notification_send"
 VERSION = "v1"
@@ -142,37 +143,19 @@ def sdk_work_only(
 ) -> Callable[[int], None]:
     """The per-decision steps of ``get_decisions`` on prefetched entries, without Redis.
 
-    Mirrors the loop in client.py step by step, so that SDK - raw - this is what the
-    batch method itself adds (its loop, list building and ``_send`` bookkeeping).
+    The same calls as client.py (feature checks, then the serving plan's ``decide``), so
+    that SDK - transport - this is what the batch method itself adds.
     """
     compiled = sdk._compiled(BLUEPRINT)
-    spec, actions = blueprint.policy.exploration, blueprint.decision.actions
+    plan = sdk._plan(compiled, VERSION, blueprint.policy.exploration)
 
     def work(i: int) -> None:
         requests, entries = (
             request_batches[i % len(request_batches)],
             entry_batches[i % len(entry_batches)],
         )
-        ts = events.to_epoch_ms(None)
-        for (unit_id, features), raw in zip(requests, entries, strict=True):
-            LooperClient._check_features(compiled, unit_id, features)
-            decision_id = ids.new_decision_id(compiled.tag, ts)
-            greedy, scores = policy_store.decode_entry(raw)
-            probs = action_distribution(spec, actions, greedy, scores)
-            action = draw_action(decision_id, probs)
-            decision = Decision(
-                decision_id,
-                BLUEPRINT,
-                str(unit_id),
-                action,
-                probs[action],
-                probs,
-                scores,
-                VERSION,
-                False,
-                ts,
-            )
-            LooperClient._decision_event(blueprint, decision, features)
+        LooperClient._check_requests(compiled, requests)
+        plan.decide(requests, [events.to_epoch_ms(None)] * len(requests), entries)
 
     return work
 
@@ -192,33 +175,45 @@ def rotate(rounds: int, runs: Sequence[Callable[[], Result]], reset: Callable[[]
 
 
 def step_costs(sdk: LooperClient, blueprint: Blueprint, entry: bytes) -> list[tuple[str, float]]:
-    """CPU cost (µs, best of 5, no network) of each per-decision step of ``get_decisions``."""
+    """CPU cost (µs, best of 5, no network) of each per-decision step of ``get_decisions``.
+
+    Each step as the loop in ``decision_batch.ServingPlan.decide`` does it, one at a time.
+    """
     compiled = sdk._compiled(BLUEPRINT)
-    spec, actions = blueprint.policy.exploration, blueprint.decision.actions
+    plan = sdk._plan(compiled, VERSION, blueprint.policy.exploration)
     ts = events.to_epoch_ms(None)
-    greedy, scores = policy_store.decode_entry(entry)
-    probs = action_distribution(spec, actions, greedy, scores)
+    requests = [("user_1", FEATURES)] * 1_000
+    LooperClient._check_requests(compiled, requests[:1])
+    stamps = [ts] * 1_000
+    greedy, scores = DB.decode_entry(entry)
+    dist = plan._served.get(greedy) or plan._distribution(greedy, scores)
     did = ids.new_decision_id(compiled.tag, ts)
-    decision = Decision(did, BLUEPRINT, "user_1", "send", probs["send"], probs, scores, VERSION, False, ts)
-    steps: list[tuple[str, Callable[[], object]]] = [
-        ("`_check_features`", lambda: LooperClient._check_features(compiled, "user_1", FEATURES)),
-        (
-            "`ids.new_decision_id` (os.urandom + format)",
-            lambda: ids.new_decision_id(compiled.tag, ts),
-        ),
-        ("`policy_store.decode_entry` (json.loads)", lambda: policy_store.decode_entry(entry)),
-        ("`action_distribution`", lambda: action_distribution(spec, actions, greedy, scores)),
-        ("`draw_action` (blake2b of the id)", lambda: draw_action(did, probs)),
-        (
-            "`Decision(...)` (frozen slots dataclass)",
-            lambda: Decision(did, BLUEPRINT, "user_1", "send", probs["send"], probs, scores, VERSION, False, ts),
-        ),
-        (
-            "`_decision_event` (json.dumps of the event)",
-            lambda: LooperClient._decision_event(blueprint, decision, FEATURES),
-        ),
+    did_b = did.encode()
+    u = exploration.uniform_from_id(did)
+    action = dist.drawable[0]
+    propensity, fragment = dist.probs[action], dist.fragments.get(action) or dist.fragment(action)
+    features_json, scores_json, unit_json = DB.encode_json(FEATURES), DB.encode_json(scores), b'"user_1"'
+    template = plan._served_event
+    steps: list[tuple[str, Callable[[], object], int]] = [
+        ("feature checks (signature known)", lambda: LooperClient._check_requests(compiled, requests), 1_000),
+        ("`ids.new_decision_ids` (one os.urandom per batch)",
+         lambda: ids.new_decision_ids(compiled.tag, stamps), 1_000),
+        ("entry decode (msgspec)", lambda: DB.decode_entry(entry), 1),
+        ("distribution (cached per greedy action)", lambda: plan._served.get(greedy), 1),
+        ("uniform draw from the id (blake2b)", lambda: exploration.uniform_from_id(did), 1),
+        ("pick the action (bisect on cumulative sums), its event fragment", lambda: (
+            bisect.bisect_right(dist.cumulative, u), dist.probs[action], dist.fragments.get(action)), 1),
+        ("`Decision` (slot setters) and its own `action_probs` copy", lambda: DB._decision(
+            did, BLUEPRINT, "user_1", action, propensity, dict(dist.probs), scores, VERSION, False, ts), 1),
+        ("features and scores JSON (msgspec)", lambda: (DB.encode_json(FEATURES), DB.encode_json(scores)), 1),
+        ("event JSON (one bytes template)", lambda: template % (
+            did_b, did_b, unit_json, ts, features_json, fragment, scores_json), 1),
     ]
-    return [(name, min(timeit.repeat(fn, number=5_000, repeat=5)) / 5_000 * 1e6) for name, fn in steps]
+    costs = []
+    for name, fn, per_call in steps:  # per_call: decisions one call covers
+        number = max(5, 5_000 // per_call)
+        costs.append((name, min(timeit.repeat(fn, number=number, repeat=5)) / number / per_call * 1e6))
+    return costs
 
 
 def _bucket(filename: str, func: str) -> str:
@@ -226,8 +221,11 @@ def _bucket(filename: str, func: str) -> str:
         return "socket send/recv (waiting on Redis)"
     for marker, name in (
         ("/redis/", "redis-py (commands, pipeline, pool, parsing)"),
+        ("msgspec", "msgspec encode/decode"),
         ("json", "json encode/decode"),
         ("looper_common/ids.py", "ids.py"),
+        ("looper_common/decision_batch.py", "decision_batch.py (the batch loop)"),
+        ("looper_common/resp.py", "resp.py (packing, reading replies)"),
         ("looper_common/exploration.py", "exploration.py"),
         ("looper_common/events.py", "events.py (timestamps)"),
         ("looper_common/client.py", "client.py itself"),

@@ -1,17 +1,18 @@
 """The product-facing SDK: ``get_decision`` and ``log_observations``.
 
 A decision costs one GET (the unit's published entry) and one XADD (the decision
-event); the active-version pointer is cached for ``pointer_ttl_s``. When Redis fails,
-the unit is unknown or nothing is published, the blueprint's default action is
-served (with its exploration) and flagged ``is_default``; events that could not be
-sent are kept in a bounded buffer and retried on the next call.
+event); the active-version pointer is cached for ``pointer_ttl_s``, with the
+version's own exploration spec when it was published with one (else the
+blueprint's applies). When Redis fails, the unit is unknown or nothing is published,
+the blueprint's default action is served (with the blueprint's exploration) and
+flagged ``is_default``; events that could not be sent are kept in a bounded buffer
+and retried on the next call.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,12 +22,16 @@ from pathlib import Path
 import redis
 
 from looper_common import events, ids, policy_store
-from looper_common.blueprint import Blueprint, load_blueprints
-from looper_common.exploration import action_distribution, draw_action
+from looper_common.active_policy import ActivePolicies
+from looper_common.blueprint import Blueprint, ExplorationSpec, load_blueprints
+from looper_common.decision_batch import Decision, ServingPlan, encode_decision_event
 from looper_common.resp import dedicated_connection, send_packed, xadd_commands
+
+__all__ = ["Decision", "LooperClient", "LooperError"]
 
 log = logging.getLogger(__name__)
 _FIELD = events.PAYLOAD_FIELD.encode()
+_MAX_SIGNATURES = 1_024  # feature name orders x value types remembered as checked
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 Timestamp = datetime | int | float | None
@@ -42,20 +47,6 @@ class LooperError(ValueError):
     """Bad input from product code: unknown blueprint, bad feature or observation."""
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    decision_id: str
-    blueprint: str
-    unit_id: str
-    action: str
-    propensity: float
-    action_probs: dict[str, float]
-    scores: dict[str, float] | None
-    policy_version: str | None
-    is_default: bool
-    ts: int  # epoch milliseconds, UTC
-
-
 @dataclass
 class _Compiled:
     """A blueprint with what the hot path needs precomputed."""
@@ -64,6 +55,10 @@ class _Compiled:
     checks: dict[str, tuple[str, object]] = field(default_factory=dict)
     stream: str = ""
     tag: int = 0
+    # (feature names..., value types...) of feature maps that passed the checks: the
+    # checks depend only on names and types, so a known signature needs no check.
+    signatures: set[tuple[object, ...]] = field(default_factory=set)
+    plan: ServingPlan | None = None
 
 
 def _compile(blueprint: Blueprint) -> _Compiled:
@@ -82,7 +77,7 @@ class LooperClient:
         redis_url: Redis holding published policies and event streams; defaults to the
             environment's settings (``conf/<LOOPER_ENV>.yaml``).
         blueprints: a folder of blueprint YAML files or already-loaded blueprints.
-        pointer_ttl_s: how long the active policy version is cached.
+        pointer_ttl_s: how long the active policy version (and its exploration) is cached.
         max_unsent: events kept for retry while Redis is unreachable.
         random_bits: source of 64-bit randomness for decision ids (and so for
             exploration); pass ``random.Random(seed).getrandbits`` to make a simulation
@@ -118,8 +113,7 @@ class LooperClient:
         self.redis = redis.Redis.from_url(
             redis_url, password=password, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
         )
-        self._pointer_ttl = pointer_ttl_s
-        self._pointers: dict[str, tuple[float, str | None]] = {}
+        self._active = ActivePolicies(self.redis, pointer_ttl_s)
         self._unsent: deque[tuple[str, bytes]] = deque(maxlen=max_unsent)
         self.dropped_events = 0
         self._random_bits = random_bits
@@ -142,44 +136,22 @@ class LooperClient:
         """Batch form of :meth:`get_decision`: one MGET and one pipelined XADD for all."""
         compiled = self._compiled(blueprint)
         bp = compiled.blueprint
-        for unit_id, features in requests:
-            self._check_features(compiled, unit_id, features)
+        self._check_requests(compiled, requests)
         stamps = self._timestamps(ts, len(requests))
-        version = self._active_version(bp.name)
+        version, override = self._active.get(bp.name)
         entries: list[bytes | None] = [None] * len(requests)
         if version is not None and requests:
             try:
-                keys = [policy_store.entry_key(bp.name, version, str(u)) for u, _ in requests]
+                prefix = policy_store.entry_key(bp.name, version, "")
+                keys = [prefix + str(u) for u, _ in requests]
                 entries = self.redis.mget(keys)
             except redis.RedisError as err:
                 log.warning("policy lookup for %s failed, serving the default: %s", bp.name, err)
-        decisions = []
-        payloads = []
-        actions = bp.decision.actions
-        for (unit_id, features), ts_ms, raw in zip(requests, stamps, entries, strict=True):
-            rand = self._random_bits(64) if self._random_bits is not None else None
-            decision_id = ids.new_decision_id(compiled.tag, ts_ms, rand)
-            if raw is None:
-                greedy, scores, policy_version = bp.decision.default_action, None, None
-            else:
-                greedy, scores = policy_store.decode_entry(raw)
-                policy_version = version
-            probs = action_distribution(bp.policy.exploration, actions, greedy, scores)
-            action = draw_action(decision_id, probs)
-            decision = Decision(
-                decision_id=decision_id,
-                blueprint=bp.name,
-                unit_id=str(unit_id),
-                action=action,
-                propensity=probs[action],
-                action_probs=probs,
-                scores=scores,
-                policy_version=policy_version,
-                is_default=raw is None,
-                ts=ts_ms,
-            )
-            decisions.append(decision)
-            payloads.append(self._decision_event(bp, decision, features))
+        rands = None
+        if self._random_bits is not None:
+            rands = [self._random_bits(64) for _ in range(len(requests))]
+        plan = self._plan(compiled, version, override or bp.policy.exploration)
+        decisions, payloads = plan.decide(requests, stamps, entries, rands)
         self._send(compiled.stream, payloads)
         return decisions
 
@@ -246,6 +218,16 @@ class LooperClient:
                 "pass blueprint= explicitly"
             ) from None
 
+    @classmethod
+    def _check_requests(cls, compiled: _Compiled, requests: Sequence[tuple[str, Mapping[str, object]]]) -> None:
+        """Check every request's features before deciding any (nothing is logged on error)."""
+        signatures = compiled.signatures
+        for unit_id, features in requests:
+            if (*features, *map(type, features.values())) not in signatures:
+                cls._check_features(compiled, unit_id, features)
+                if len(signatures) < _MAX_SIGNATURES:
+                    signatures.add((*features, *map(type, features.values())))
+
     @staticmethod
     def _check_features(compiled: _Compiled, unit_id: str, features: Mapping[str, object]) -> None:
         checks = compiled.checks
@@ -287,57 +269,43 @@ class LooperClient:
             return [events.to_epoch_ms(t) for t in ts]
         return [events.to_epoch_ms(ts)] * n
 
-    def _active_version(self, blueprint: str) -> str | None:
-        now = time.monotonic()
-        cached = self._pointers.get(blueprint)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        try:
-            raw = self.redis.get(policy_store.active_key(blueprint))
-        except redis.RedisError as err:
-            log.warning("active policy lookup for %s failed: %s", blueprint, err)
-            return None
-        version = raw.decode() if raw is not None else None
-        self._pointers[blueprint] = (now + self._pointer_ttl, version)
-        return version
+    @staticmethod
+    def _plan(compiled: _Compiled, version: str | None, spec: ExplorationSpec) -> ServingPlan:
+        """The serving plan for this version and spec, rebuilt only when either changes."""
+        plan = compiled.plan
+        if plan is None or plan.version != version or plan.spec is not spec:
+            plan = compiled.plan = ServingPlan(compiled.blueprint, version, spec, compiled.tag)
+        return plan
 
     @staticmethod
     def _decision_event(bp: Blueprint, d: Decision, features: Mapping[str, object]) -> bytes:
-        return _encode(
-            {
-                "kind": events.DECISION,
-                "event_id": d.decision_id,
-                "decision_id": d.decision_id,
-                "blueprint": bp.name,
-                "blueprint_version": bp.version,
-                "unit_id": d.unit_id,
-                "ts": d.ts,
-                "features": features,
-                "action": d.action,
-                "propensity": d.propensity,
-                "action_probs": d.action_probs,
-                "scores": d.scores,
-                "policy_version": d.policy_version,
-                "is_default": d.is_default,
-            }
-        ).encode()
+        return encode_decision_event(bp, d, features)
 
     def _send(self, stream: str | None, payloads: list[bytes]) -> None:
         """XADD in one pipeline; on failure keep the events for the next call."""
-        pending = list(self._unsent)
-        self._unsent.clear()
-        if stream is not None:
-            pending.extend((stream, p) for p in payloads)
-        if not pending:
-            return
-        by_stream: dict[str, list[bytes]] = {}
-        for key, payload in pending:
-            by_stream.setdefault(key, []).append(payload)
+        by_stream: dict[str, list[bytes]]
+        pending: list[tuple[str, bytes]] | None
+        if not self._unsent:  # the usual case: one stream, nothing waiting
+            if stream is None or not payloads:
+                return
+            pending = None
+            by_stream = {stream: payloads}
+        else:
+            pending = list(self._unsent)
+            self._unsent.clear()
+            if stream is not None:
+                pending.extend((stream, p) for p in payloads)
+            by_stream = {}
+            for key, payload in pending:
+                by_stream.setdefault(key, []).append(payload)
         packed = b"".join(xadd_commands(k.encode(), _FIELD, p) for k, p in by_stream.items())
+        count = sum(len(p) for p in by_stream.values())
         try:
             with dedicated_connection(self.redis) as conn:
-                send_packed(conn, packed, len(pending))
+                send_packed(conn, packed, count)
         except redis.RedisError as err:
+            if pending is None:
+                pending = [(stream, p) for p in payloads]
             overflow = max(0, len(pending) - (self._unsent.maxlen or 0))
             self.dropped_events += overflow
             self._unsent.extend(pending)

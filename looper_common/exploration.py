@@ -2,7 +2,7 @@
 
 The uniform draw that picks the action is a hash of the decision id, so anyone
 holding a logged decision (its id and action distribution) can replay the choice
-exactly. Every action keeps a probability of at least the blueprint's floor.
+exactly (:func:`replay`). Every action keeps a probability of at least the spec's floor.
 """
 
 from __future__ import annotations
@@ -60,3 +60,27 @@ def draw_action(decision_id: str, probs: Mapping[str, float]) -> str:
         if u < cumulative:
             return action
     return chosen  # u landed in float rounding above the last cumulative sum
+
+
+def replay(decision: Mapping[str, object], actions: Sequence[str] | None = None) -> str:
+    """The action a logged decision must have taken: its id's draw from its logged distribution.
+
+    ``decision`` is a decision event or row (``decision_id``, ``action_probs``). The draw
+    walks the distribution in the blueprint's action order, which is the order the SDK
+    logs it in; pass the blueprint's ``actions`` when the mapping may have lost that
+    order (a map column read back from a table, for instance).
+    """
+    probs = decision["action_probs"]
+    if not isinstance(probs, Mapping):
+        raise TypeError(f"action_probs must be a mapping, got {type(probs).__name__}")
+    if actions is not None:  # the blueprint's order first, anything else after, as logged
+        probs = {**{a: probs[a] for a in actions if a in probs}, **probs}
+    action = draw_action(str(decision["decision_id"]), probs)
+    if action is None:
+        raise ValueError(f"decision {decision['decision_id']}: no action has a positive probability")
+    return action
+
+
+def replay_matches(decision: Mapping[str, object], actions: Sequence[str] | None = None) -> bool:
+    """Whether replaying a logged decision gives the action it logged."""
+    return replay(decision, actions) == decision["action"]

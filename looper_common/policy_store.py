@@ -4,6 +4,9 @@
 ``looper:policy:<blueprint>:<version>:<unit_id>``, a compact JSON document
 ``{"a": chosen action, "s": {action: score}}``. Entries of a version are written
 before the pointer switches to it, so a reader never sees a half-written version.
+The version's meta hash ``looper:policy:<blueprint>:meta:<version>`` describes it; its
+field ``exploration`` (JSON of an ``ExplorationSpec``), when present, replaces the
+blueprint's exploration for decisions served from that version.
 """
 
 from __future__ import annotations
@@ -20,6 +23,14 @@ def active_key(blueprint: str) -> str:
 def history_key(blueprint: str) -> str:
     """List of previously active versions, newest first (for rollback)."""
     return f"{PREFIX}{blueprint}:history"
+
+
+def meta_key(blueprint: str, version: str) -> str:
+    """Hash describing a published version; it expires just before the version's entries."""
+    return f"{PREFIX}{blueprint}:meta:{version}"
+
+
+EXPLORATION_FIELD = "exploration"  # meta field: the version's own ExplorationSpec (JSON)
 
 
 def entry_key(blueprint: str, version: str, unit_id: str) -> str:

@@ -28,7 +28,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from looper_common import policy_store
-from looper_common.blueprint import Blueprint
+from looper_common.blueprint import Blueprint, ExplorationSpec
 from looper_common.labels import day_bounds
 from looper_common.resp import dedicated_connection, send_packed, set_ex_commands
 from looper_common.tables import BRONZE_DECISIONS, Lake
@@ -82,9 +82,7 @@ class PublishStats:
                 f"batch(es), {self.seconds:.1f} s ({rate:,.0f}/s); {pointer}")
 
 
-def meta_key(blueprint: str, version: str) -> str:
-    """Hash describing a published version; it expires just before the version's entries."""
-    return f"{policy_store.PREFIX}{blueprint}:meta:{version}"
+meta_key = policy_store.meta_key  # defined next to the keys the SDK reads
 
 
 def policy_version(
@@ -161,9 +159,15 @@ def encode_entries(units: pd.DataFrame, blueprint: Blueprint) -> list[bytes]:
     return [template % row for row in zip(chosen, *(s.tolist() for s in scores), strict=True)]
 
 
-def _write_meta(client: redis.Redis, key: str, fields: Mapping[str, object], ttl: int) -> None:
+def _write_meta(
+    client: redis.Redis, key: str, fields: Mapping[str, object], ttl: int, exploration: ExplorationSpec | None
+) -> None:
     pipe = client.pipeline(transaction=True)
     pipe.hset(key, mapping={k: str(v) for k, v in fields.items()})
+    if exploration is None:  # a rerun without an override must not keep an earlier one
+        pipe.hdel(key, policy_store.EXPLORATION_FIELD)
+    else:
+        pipe.hset(key, policy_store.EXPLORATION_FIELD, json.dumps(exploration.model_dump()))
     pipe.hsetnx(key, "published_at", datetime.now(UTC).isoformat(timespec="seconds"))
     pipe.expire(key, ttl)
     pipe.execute()
@@ -178,11 +182,15 @@ def publish_policy(
     ttl_seconds: int,
     batch_size: int = 10_000,
     meta: Mapping[str, object] | None = None,
+    exploration: ExplorationSpec | None = None,
 ) -> PublishStats:
     """Write every unit's entry of ``version`` (``SET ... EX``), then switch the active pointer.
 
     ``units`` is a policy frame (``unit_id``, ``action``, ``score_<action>``...) as from
     ``policies.policy_frame``; ``meta`` adds fields (model, run date) to the meta hash.
+    ``exploration`` (e.g. tuned by a policy tuning job) is written to the meta hash's
+    ``exploration`` field, and the SDK applies it instead of the blueprint's
+    ``policy.exploration`` while this version is active; None removes the field.
     """
     bp = blueprint.name
     if units.empty:
@@ -204,7 +212,7 @@ def publish_policy(
     # Meta first, same TTL: it expires before any entry, so "meta exists" means "all the
     # entries still exist" (what rollback relies on).
     fields = {"units": len(keys), "blueprint_version": blueprint.version, **(meta or {})}
-    _write_meta(client, mkey, fields, ttl_seconds)
+    _write_meta(client, mkey, fields, ttl_seconds, exploration)
     batches, last_log = 0, started
     with dedicated_connection(client) as conn:
         for lo in range(0, len(keys), batch_size):
@@ -310,7 +318,6 @@ def publish_champion(
                  blueprint.name, done, len(wide), done / (time.perf_counter() - started))
     version = policy_version(run_date, model_version, blueprint, params)
     meta = {"model_uri": model_uri, "model_version": model_version, "run_date": run_date,
-            "policy_params": json.dumps(dict(params or blueprint.policy.params), sort_keys=True),
-            "exploration": exploration_spec(blueprint, params).model_dump_json()}
-    return publish_policy(client, blueprint, pd.concat(frames, ignore_index=True),
-                          version=version, ttl_seconds=ttl_seconds, meta=meta)
+            "policy_params": json.dumps(dict(params or blueprint.policy.params), sort_keys=True)}
+    return publish_policy(client, blueprint, pd.concat(frames, ignore_index=True), version=version,
+                          ttl_seconds=ttl_seconds, meta=meta, exploration=exploration_spec(blueprint, params))

@@ -13,6 +13,14 @@ from contextlib import contextmanager
 
 import redis
 
+try:  # hiredis, and what redis-py's hiredis reader returns while a reply is incomplete
+    import hiredis
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH_DATA
+
+    _READER: type | tuple[()] = hiredis.Reader
+    _PUSH: type | tuple[()] = getattr(hiredis, "PushNotification", ())  # >= 3.2 marks RESP3 pushes
+except ImportError:  # no hiredis, or another redis-py: every reply through read_response
+    _NOT_ENOUGH_DATA, _READER, _PUSH = None, (), ()
 _SET = b"*5\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
 
 
@@ -47,13 +55,34 @@ def xadd_commands(stream: bytes, field: bytes, payloads: Sequence[bytes]) -> byt
 
 
 def send_packed(conn: redis.Connection, packed: bytes, replies: int) -> None:
-    """Send packed commands and read every reply (raises the first error Redis returned)."""
+    """Send packed commands and read every reply (raises the first error Redis returned).
+
+    ``read_response`` costs microseconds of Python per reply; with the hiredis parser,
+    the replies one socket read brought are taken straight from its reader, and
+    ``read_response`` only reads the socket when that buffer runs dry (so timeouts,
+    disconnects and RESP3 push messages are handled by redis-py as before).
+    """
     conn.send_packed_command([packed])
+    parser = getattr(conn, "_parser", None)
+    reader = getattr(parser, "_reader", None)
+    gets = reader.gets if isinstance(reader, _READER) and _NOT_ENOUGH_DATA is not None else None
     error = None
-    for _ in range(replies):
-        try:
-            conn.read_response()
-        except redis.ResponseError as err:
-            error = error or err
+    left = replies
+    while left:
+        reply = gets() if gets is not None else _NOT_ENOUGH_DATA
+        if reply is _NOT_ENOUGH_DATA:  # nothing buffered: one reply through redis-py, reading the socket
+            try:
+                conn.read_response()
+            except redis.ResponseError as err:
+                error = error or err
+        elif isinstance(reply, _PUSH):  # not a reply: redis-py's own handling, as read_response does
+            parser.handle_push_response(reply)
+            continue
+        elif isinstance(reply, redis.ConnectionError):
+            conn.disconnect()
+            raise reply
+        elif isinstance(reply, redis.ResponseError):
+            error = error or reply
+        left -= 1
     if error is not None:
         raise error

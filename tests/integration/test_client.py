@@ -65,6 +65,16 @@ def test_bad_features_are_rejected_and_nothing_is_logged(client, redis_client, f
     assert _stream(redis_client) == []
 
 
+def test_a_checked_feature_map_does_not_let_a_wrong_one_through(client, redis_client):
+    client.get_decisions("t_notify", [("u1", FEATURES), ("u2", {**FEATURES, "recency": 3})])  # int is a float
+    bad = [("u3", FEATURES), ("u4", {**FEATURES, "visits": 2.0})]
+    with pytest.raises(LooperError, match="feature 'visits' must be int, got 2.0"):
+        client.get_decisions("t_notify", bad)
+    reordered = dict(reversed(FEATURES.items()))
+    assert client.get_decision("t_notify", "u5", reordered).unit_id == "u5"
+    assert [e["unit_id"] for e in _stream(redis_client)] == ["u1", "u2", "u5"]
+
+
 def test_unknown_blueprint(client):
     with pytest.raises(LooperError, match="unknown blueprint 'nope' \\(known: t_notify\\)"):
         client.get_decision("nope", "u1", FEATURES)

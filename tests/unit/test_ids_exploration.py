@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from looper_common.blueprint import ExplorationSpec
-from looper_common.exploration import action_distribution, draw_action, uniform_from_id
+from looper_common.exploration import action_distribution, draw_action, replay, replay_matches, uniform_from_id
 from looper_common.ids import blueprint_tag, new_decision_id, observation_event_id, tag_of
 
 
@@ -60,3 +60,20 @@ def test_draw_is_replayable_and_follows_the_distribution():
     assert draws == [draw_action(i, probs) for i in ids]
     assert draws.count("send") / len(draws) == pytest.approx(0.3, abs=0.015)
     assert 0.0 <= uniform_from_id(ids[0]) < 1.0
+
+
+def test_replay_recomputes_the_logged_action_in_the_blueprints_order():
+    probs = {"send": 0.3, "skip": 0.5, "later": 0.2}
+    for i in range(2_000):
+        did = new_decision_id(7, 1_000 + i)
+        logged = {"decision_id": did, "action_probs": probs, "action": draw_action(did, probs)}
+        assert replay(logged) == logged["action"] and replay_matches(logged)
+        shuffled = {**logged, "action_probs": dict(reversed(probs.items()))}
+        assert replay(shuffled, actions=["send", "skip", "later"]) == logged["action"]
+
+
+def test_replay_refuses_a_distribution_it_cannot_draw_from():
+    with pytest.raises(ValueError, match="no action has a positive probability"):
+        replay({"decision_id": "d", "action_probs": {"a": 0.0}})
+    with pytest.raises(TypeError, match="action_probs must be a mapping"):
+        replay({"decision_id": "d", "action_probs": [0.5, 0.5]})
