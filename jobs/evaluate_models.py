@@ -34,6 +34,7 @@ from looper_common.evaluation import (
     qini_plot,
 )
 from looper_common.jobrunner import job_parser, setup
+from looper_common.policies import policy_labels
 from looper_common.registry import (
     CHALLENGER,
     CHAMPION,
@@ -79,11 +80,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         sections = [("Model metrics", report.table(
             [{"model": role, **metrics} for role, metrics in scored.items()]))]
-        if label.name == blueprint.objectives.maximize:
+        others = _other_policy_models(blueprint) if label.name == blueprint.objectives.maximize else {}
+        if others is None:
+            log.warning("%s: the %s policy needs a model of every weighted label; skipping OPE until they "
+                        "are registered", name, blueprint.policy.type)
+        elif label.name == blueprint.objectives.maximize:
             # both models under the blueprint's policy params: the gate compares models;
             # tune_policy then tunes the champion's params
             result = evaluate_policies(
-                spark, holdout, blueprint, {role: (m, None) for role, m in models.items()},
+                spark, holdout, blueprint, {role: ({label.name: m, **others}, None) for role, m in models.items()},
                 reward_model=models["challenger"], label=label.name,
                 baseline="champion" if "champion" in models else "logged", n_bootstrap=args.bootstrap,
             )
@@ -131,6 +136,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "in the MLflow UI (Models > %s > Aliases)", name, challenger, name)
         log.debug("metrics: %s", json.dumps(verdict.metrics))
     return 0
+
+
+def _other_policy_models(blueprint) -> dict[str, object] | None:
+    """Champions (else challengers) of the labels a weighted_sum policy adds; None if one is missing."""
+    models = {}
+    for label in policy_labels(blueprint)[1:]:
+        name = model_name(blueprint.name, label)
+        version = alias_version(name, CHAMPION) or alias_version(name, CHALLENGER)
+        if version is None:
+            return None
+        models[label] = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    return models
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from looper_common.blueprint import ExplorationSpec
@@ -41,3 +42,44 @@ def test_tuned_params_override_policy_and_exploration():
     assert choose_actions(scores, bp, {"offsets": {"send": 0.25}}).tolist() == [0, 0]
     assert exploration_spec(bp, {"epsilon": 0.05, "threshold": 0.3}).epsilon == 0.05
     assert exploration_spec(bp).epsilon == 0.2
+
+
+def test_weighted_sum_combines_the_labels_models():
+    from sklearn.linear_model import LogisticRegression
+
+    from looper_common.policies import policy_frame, policy_labels, policy_scores, score_actions
+
+    bp = make_blueprint(policy={"type": "weighted_sum", "params": {"weights": {"clicks": -0.5}}})
+    assert policy_labels(bp) == ["clicked", "clicks"]
+    rng = np.random.default_rng(0)
+    wide = pd.DataFrame({
+        "recency": rng.random(80), "visits": rng.integers(0, 9, 80), "opted_in": rng.random(80) < 0.5,
+        "country": rng.choice(["us", "de"], 80), "unit_id": [f"u{i}" for i in range(80)],
+    })
+
+    class Numeric(LogisticRegression):  # a model over the numeric columns and the action
+        def fit(self, frame, y):
+            return super().fit(self._x(frame), y)
+
+        def predict_proba(self, frame):
+            return super().predict_proba(self._x(frame))
+
+        @staticmethod
+        def _x(frame):
+            return np.column_stack([frame["recency"], frame["visits"], frame["action"] == "send"])
+
+    from looper_common.training_data import to_model_frame
+
+    frame = to_model_frame(wide.assign(action=np.where(rng.random(80) < 0.5, "send", "skip")), bp)
+    clicked = Numeric().fit(frame, rng.random(80) < 0.5)
+    clicks = Numeric().fit(frame, rng.random(80) < 0.3)
+    with pytest.raises(ValueError, match="needs a model of"):
+        policy_scores(clicked, wide, bp)
+    models = {"clicked": clicked, "clicks": clicks}
+    combined = policy_scores(models, wide, bp)
+    expected = score_actions(clicked, wide, bp) - 0.5 * score_actions(clicks, wide, bp)
+    assert combined == pytest.approx(expected)
+    tuned = policy_scores(models, wide, bp, {"weights": {"clicks": 2.0}})
+    assert tuned == pytest.approx(score_actions(clicked, wide, bp) + 2.0 * score_actions(clicks, wide, bp))
+    frame_out = policy_frame(models, wide, bp)
+    assert (frame_out["action"] == np.asarray(["send", "skip"])[np.argmax(combined, axis=1)]).all()
