@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 
 import _common as C
 import numpy as np
@@ -69,13 +70,13 @@ def numpy_estimates(path: str) -> tuple[dict[str, float], float, float]:
     return estimates, loaded - started, time.perf_counter() - loaded
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--decisions", type=int, default=10_000_000)
     parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="200,000 decisions")
     C.add_docs_option(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     n = 200_000 if args.quick else args.decisions
     with C.temp_dir("looper-bench-ope-") as scratch:
         spark, _ = C.spark_session(scratch, "bench-ope")
@@ -127,7 +128,8 @@ def main() -> None:
             "out with the cluster."
         )
         C.write_section("ope", "OPE: 200 bootstrap resamples over logged decisions vs NumPy", body)
+    return 0 if agree else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -13,12 +13,14 @@ from collections.abc import Sequence
 import bench_get_decision
 import bench_ingest
 import bench_join
+import bench_ope
 import bench_publish
 
 BENCHMARKS = {
     "get_decision": bench_get_decision.main,
     "ingest": bench_ingest.main,
     "join": bench_join.main,
+    "ope": bench_ope.main,
     "publish": bench_publish.main,
 }
 
@@ -38,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, run in BENCHMARKS.items():
         if args.only and name not in args.only:
             continue
-        extra = quick + (redis_url if name != "join" else [])
+        extra = quick + (redis_url if name not in ("join", "ope") else [])
         print(f"\n===== {name} {' '.join(extra)} =====", flush=True)
         start = time.perf_counter()
         code = run(extra)
