@@ -120,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
           f"({last.default_value:.4f}) and the oracle ({last.oracle_value:.4f}); total {elapsed / 60:.1f} min")
     print("\nWhere to look:")
     print("  Airflow UI:  make airflow   (the DAG runs above are in its history; per-day logs in var/demo/)")
-    print("  MLflow UI:   make mlflow    (experiment looper/<blueprint>, models looper.<blueprint>.<label>)")
+    print("  MLflow UI:   make mlflow    (experiment looper/<blueprint>, models looper.<blueprint>.<label>;")
+    print("               reports: report_<label>.html of the evaluate runs, report_policy.html and")
+    print("               pareto.png of the tune_policy runs, under Artifacts)")
     print(f"  Delta lake:  {settings.lake_root}/{{bronze,silver,quarantine,gold,monitoring}}")
     print(f"  Validation:  {ROOT}/var/validation/{args.blueprint}/<date>/data_docs/index.html")
     print(f"  Redis:       redis-cli -p {settings.redis.url.rsplit(':', 1)[-1].split('/')[0]} "
