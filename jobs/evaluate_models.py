@@ -14,23 +14,9 @@ import json
 import logging
 from collections.abc import Sequence
 
-import mlflow
-import numpy as np
-import pandas as pd
-
-from looper_common.evaluation import evaluation_plots, holdout_baseline, label_metrics, promotion_decision
 from looper_common.jobrunner import job_parser, setup
-from looper_common.registry import (
-    CHALLENGER,
-    CHAMPION,
-    alias_version,
-    configure_mlflow,
-    detect_reviewer_moves,
-    model_name,
-    move_alias,
-)
-from looper_common.spark import get_spark
-from looper_common.training import load_training_frame
+from looper_common.spark import start_spark
+from looper_common.tables import SILVER_EXAMPLES
 
 log = logging.getLogger("evaluate_models")
 
@@ -39,7 +25,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = job_parser(__doc__).parse_args(argv)
     ctx = setup(args, "evaluate_models")
     blueprint = ctx.blueprints[args.blueprint]
-    spark = get_spark(ctx.settings, "evaluate_models")
+    session = start_spark(ctx.settings, "evaluate_models", lambda s: ctx.lake.exists(s, SILVER_EXAMPLES))
+    # MLflow, scikit-learn, matplotlib: imported while the session starts
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from looper_common.evaluation import evaluation_plots, holdout_baseline, label_metrics, promotion_decision
+    from looper_common.registry import (
+        CHALLENGER,
+        CHAMPION,
+        alias_version,
+        configure_mlflow,
+        detect_reviewer_moves,
+        model_name,
+        move_alias,
+    )
+    from looper_common.training import load_training_frame
+
+    spark = session.result()
     configure_mlflow(ctx.settings, blueprint.name)
     wide = load_training_frame(spark, ctx.lake, blueprint, args.run_date, lookback_days=0)
     holdout: pd.DataFrame = wide[wide["matured_date"] == args.run_date]
