@@ -55,7 +55,7 @@ def _spark_conf() -> dict[str, str]:
         with open(path) as handle:
             settings = (yaml.safe_load(handle) or {}).get("spark", {}).get("conf") or {}
     return {
-        **{str(key): str(value) for key, value in settings.items()},
+        **{str(key): str(value).replace("{home}", str(HOME)) for key, value in settings.items()},
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
     }
