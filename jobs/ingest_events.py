@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import redis
+
+from looper_common.ingest import event_streams, ingest_events
 from looper_common.jobrunner import job_parser, setup
-from looper_common.spark import start_spark
-from looper_common.tables import BRONZE_DECISIONS
+from looper_common.spark import get_spark
 
 log = logging.getLogger("ingest_events")
 
@@ -23,19 +25,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=None, help="events per Delta commit")
     args = parser.parse_args(argv)
     ctx = setup(args, "ingest_events")
-    session = start_spark(ctx.settings, "ingest_events", lambda s: ctx.lake.exists(s, BRONZE_DECISIONS))
-    import redis  # with pandas, imported while the session starts
-
-    from looper_common.ingest import event_streams, ingest_events
-
     client = redis.Redis.from_url(ctx.settings.redis.url, password=ctx.settings.redis.password)
     streams = event_streams(client, args.blueprint)
     if not streams:
         log.info("no event streams to drain%s", f" for {args.blueprint}" if args.blueprint else "")
         return 0
     log.info("draining %d stream(s): %s", len(streams), ", ".join(streams))
+    spark = get_spark(ctx.settings, "ingest_events")
     stats = ingest_events(
-        session.result(),
+        spark,
         client,
         ctx.lake,
         ctx.blueprints,

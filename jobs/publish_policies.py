@@ -15,9 +15,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import mlflow
+import redis
+
+from looper_common import policy_store
 from looper_common.jobrunner import job_parser, setup
-from looper_common.spark import start_spark
-from looper_common.tables import BRONZE_DECISIONS
+from looper_common.publishing import find_champion, publish_champion
+from looper_common.registry import model_name
+from looper_common.spark import get_spark
 
 log = logging.getLogger("publish_policies")
 
@@ -26,15 +31,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = job_parser(__doc__).parse_args(argv)
     ctx = setup(args, "publish_policies")
     blueprint = ctx.blueprints[args.blueprint]
-    session = start_spark(ctx.settings, "publish_policies", lambda s: ctx.lake.exists(s, BRONZE_DECISIONS))
-    # MLflow and the registry lookup run while the session starts
-    import mlflow
-    import redis
-
-    from looper_common import policy_store
-    from looper_common.publishing import find_champion, publish_champion
-    from looper_common.registry import model_name
-
     champion = find_champion(ctx.settings.mlflow.tracking_uri, blueprint)
     if champion is None:
         log.info("no champion of %s in the registry yet: the default action %r keeps being served",
@@ -46,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model_uri = f"models:/{champion.name}/{champion.version}"
     client = redis.Redis.from_url(ctx.settings.redis.url, password=ctx.settings.redis.password)
     stats = publish_champion(
-        session.result(), ctx.lake, client, blueprint, args.run_date,
+        get_spark(ctx.settings, "publish_policies"), ctx.lake, client, blueprint, args.run_date,
         model_uri=model_uri, model_version=champion.version,
         ttl_seconds=ctx.settings.redis.policy_ttl_days * 86_400,
     )
