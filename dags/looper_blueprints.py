@@ -43,8 +43,22 @@ def _blueprints() -> dict[str, dict]:
 
 
 def _spark_conf() -> dict[str, str]:
-    """The Python interpreter for driver and workers (the one Airflow runs in: the venv)."""
-    return {"spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable}
+    """The environment's Spark settings (``spark.conf`` of ``conf/<env>.yaml``) and the venv's Python.
+
+    Given to spark-submit because some only act when the driver JVM is launched
+    (``spark.driver.memory``, ``spark.driver.extraJavaOptions``): by the time a job
+    builds its session, the JVM spark-submit started is already running.
+    """
+    path = HOME / "conf" / f"{os.environ.get('LOOPER_ENV') or 'local'}.yaml"
+    settings = {}
+    if path.is_file():
+        with open(path) as handle:
+            settings = (yaml.safe_load(handle) or {}).get("spark", {}).get("conf") or {}
+    return {
+        **{str(key): str(value).replace("{home}", str(HOME)) for key, value in settings.items()},
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
+    }
 
 
 def _jars() -> str | None:

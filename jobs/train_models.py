@@ -12,13 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import mlflow
-
 from looper_common.jobrunner import job_parser, setup
-from looper_common.registry import CHALLENGER, configure_mlflow, move_alias
-from looper_common.spark import get_spark
+from looper_common.spark import start_spark
 from looper_common.tables import SILVER_EXAMPLES
-from looper_common.training import git_sha, load_training_frame, train_blueprint
 
 log = logging.getLogger("train_models")
 
@@ -30,7 +26,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ctx = setup(args, "train_models")
     blueprint = ctx.blueprints[args.blueprint]
-    spark = get_spark(ctx.settings, "train_models")
+    session = start_spark(ctx.settings, "train_models", lambda s: ctx.lake.exists(s, SILVER_EXAMPLES))
+    # MLflow, scikit-learn, hyperopt: imported while the session starts
+    import mlflow
+
+    from looper_common.registry import CHALLENGER, configure_mlflow, move_alias
+    from looper_common.training import git_sha, load_training_frame, train_blueprint
+
+    spark = session.result()
     wide = load_training_frame(spark, ctx.lake, blueprint, args.run_date, args.lookback_days)
     log.info("%d matured examples for %s up to %s", len(wide), blueprint.name, args.run_date)
     if wide.empty:

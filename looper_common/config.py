@@ -121,10 +121,18 @@ def load_settings(env: str | None = None) -> Settings:
                 }
             ),
             "spark": settings.spark.model_copy(
-                update={"jars_dir": _absolute(home, settings.spark.jars_dir)}
+                update={
+                    "jars_dir": _absolute(home, settings.spark.jars_dir),
+                    "conf": {k: expand_home(v, home) for k, v in settings.spark.conf.items()},
+                }
             ),
         }
     )
+
+
+def expand_home(value: str, home: Path | str) -> str:
+    """``{home}`` in a Spark setting is the project home (JVM options need absolute paths)."""
+    return value.replace("{home}", str(home))
 
 
 def _sqlite_absolute(home: Path, uri: str) -> str:

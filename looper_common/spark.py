@@ -10,6 +10,8 @@ from __future__ import annotations
 import glob
 import os
 import sys
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from pyspark.sql import SparkSession
 
@@ -53,3 +55,26 @@ def get_spark(settings: Settings, app_name: str = "looper") -> SparkSession:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def start_spark(
+    settings: Settings, app_name: str = "looper", warm_up: Callable[[SparkSession], object] | None = None
+) -> Future[SparkSession]:
+    """Build the session (then run ``warm_up`` on it) in a background thread; returns its future.
+
+    A job's driver JVM sits idle while Python imports the job's libraries (MLflow, Great
+    Expectations, scikit-learn: seconds each), and Python waits while the JVM builds the
+    session and loads Delta: started first, the two overlap on a second core. ``warm_up``
+    is for the JVM's share of the job's first step (e.g. loading a Delta table's log).
+    """
+
+    def build() -> SparkSession:
+        spark = get_spark(settings, app_name)
+        if warm_up is not None:
+            warm_up(spark)
+        return spark
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-session")
+    future = pool.submit(build)
+    pool.shutdown(wait=False)  # the thread ends after its one task; nothing waits for it here
+    return future

@@ -123,6 +123,10 @@ class Lake:
         _ENSURED.add((id(spark), path))
         return created
 
+    def exists(self, spark: SparkSession, table: TableSpec) -> bool:
+        """Whether the table exists; loads its log, which later reads in the session reuse."""
+        return DeltaTable.isDeltaTable(spark, self.path(table))
+
     def read(self, spark: SparkSession, table: TableSpec) -> DataFrame:
         self.ensure(spark, table)
         return spark.read.format("delta").load(self.path(table))

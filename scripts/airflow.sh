@@ -17,12 +17,19 @@ export PYSPARK_PYTHON="$VENV/bin/python" PYSPARK_DRIVER_PYTHON="$VENV/bin/python
 export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
 mkdir -p "$AIRFLOW_HOME/logs"
 
+# The installed Airflow version, read from its package metadata: `airflow version` would
+# start the whole CLI (seconds) before every `run`.
+airflow_version() {
+  python -c 'from importlib.metadata import version; print(version("apache-airflow"))'
+}
+
 init() {
-  local stamp="$AIRFLOW_HOME/.migrated"
-  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$(airflow version)" ]; then
+  local stamp="$AIRFLOW_HOME/.migrated" installed
+  installed="$(airflow_version)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$installed" ]; then
     echo "[airflow] migrating the metadata database (SQLite, $AIRFLOW_HOME)"
     airflow db migrate >"$AIRFLOW_HOME/logs/db-migrate.log" 2>&1 || { tail -20 "$AIRFLOW_HOME/logs/db-migrate.log"; exit 1; }
-    airflow version >"$stamp"
+    echo "$installed" >"$stamp"
   fi
 }
 

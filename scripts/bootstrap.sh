@@ -121,6 +121,28 @@ setup_redis() {
     bash "$ROOT/scripts/redis.sh" start
 }
 
+# The Spark driver's class-data archive (scripts/jvm_archive.py), rewritten when the JVM,
+# Spark or the Delta jars change: the archive only fits the JVM and classpath that wrote it.
+setup_jvm_archive() {
+    local dir="$ROOT/var/jvm" key
+    local archive="$dir/spark-driver.jsa"
+    key="$(java -version 2>&1 | head -n1) $("$VENV/bin/python" -c 'import pyspark; print(pyspark.__version__)') $(cd "$JARS" && echo *.jar)"
+    if [[ -f "$archive" && -f "$dir/.key" && "$(cat "$dir/.key")" == "$key" ]]; then
+        log "jvm class-data archive ok: var/jvm/spark-driver.jsa"
+        return 0
+    fi
+    log "writing the Spark driver's class-data archive (var/jvm/, once, about a minute)"
+    mkdir -p "$dir"
+    rm -f "$archive" "$dir/.key"
+    quietly env LOOPER_HOME="$ROOT" PYSPARK_PYTHON="$VENV/bin/python" PYSPARK_DRIVER_PYTHON="$VENV/bin/python" \
+        "$VENV/bin/spark-submit" --master "local[1]" \
+        --conf "spark.driver.extraJavaOptions=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ArchiveClassesAtExit=$archive" \
+        --jars "$(ls "$JARS"/*.jar | paste -sd, -)" "$ROOT/scripts/jvm_archive.py"
+    [[ -f "$archive" ]] || die "the JVM wrote no archive at $archive"
+    echo "$key" >"$dir/.key"
+    log "jvm class-data archive ok: var/jvm/spark-driver.jsa"
+}
+
 PYTHON="$(find_python)" ||
     die "Looper needs Python 3.11+: apt-get install python3.11 python3.11-venv"
 check_java || die "Looper needs Java 17+ for Spark: apt-get install openjdk-17-jdk-headless"
@@ -128,5 +150,6 @@ check_java || die "Looper needs Java 17+ for Spark: apt-get install openjdk-17-j
 mkdir -p var/lake var/mlflow var/airflow var/redis var/sim
 setup_venv "$PYTHON"
 setup_jars
+setup_jvm_archive
 setup_redis
 log "done"

@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +53,23 @@ def run_dag(blueprint: str, day: date, log_dir: Path) -> float:
         tail = "".join(open(log_path).readlines()[-40:])
         raise SystemExit(f"the DAG failed for {day} (full log: {log_path}):\n{tail}")
     return time.perf_counter() - started
+
+
+_TASK_EVENT = re.compile(r"^(\S+Z) .*\[DAG TEST\] (starting|end task) task_id=(\w+)")
+
+
+def task_seconds(log_path: Path) -> dict[str, float]:
+    """Wall time of each task of one `airflow dags test` run, from its log, in run order."""
+    started, seconds = {}, {}
+    for line in log_path.read_text(errors="replace").splitlines():
+        match = _TASK_EVENT.match(line)
+        if match:
+            ts, event, task = datetime.fromisoformat(match[1].replace("Z", "+00:00")), match[2], match[3]
+            if event == "starting":
+                started[task] = ts
+            elif task in started:
+                seconds[task] = (ts - started[task]).total_seconds()
+    return seconds
 
 
 def matured_examples(spark, lake, blueprint: str, day: date) -> int:
@@ -100,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
     header = (f"{'day':>3} {'date':<10} {'decisions':>9} {'matured':>8} {'policy':>7} "
               f"{'served':>7} {'default':>7} {'oracle':>7} {'gap closed':>10} {'DAG':>6}")
-    rows = []
+    rows, timings = [], []
     started = time.perf_counter()
     print(header, flush=True)
     for day in range(args.days):
@@ -113,8 +131,15 @@ def main(argv: list[str] | None = None) -> int:
                f"{stats.served_value:>7.4f} {stats.default_value:>7.4f} {stats.oracle_value:>7.4f} "
                f"{closed:>10.0%} {dag_seconds:>5.0f}s")
         rows.append((stats, closed))
+        timings.append((stats.date, dag_seconds, task_seconds(log_dir / f"{args.blueprint}-{stats.date}.log")))
         print(row, flush=True)
     elapsed = time.perf_counter() - started
+    tasks = list(dict.fromkeys(task for _, _, seconds in timings for task in seconds))
+    print("\nWall time per task (s; the DAG column adds `airflow dags test` start-up):")
+    print(f"{'date':<10} " + " ".join(f"{t[:10]:>10}" for t in tasks) + f" {'DAG':>6}")
+    for day, dag_seconds, seconds in timings:
+        print(f"{day!s:<10} " + " ".join(f"{seconds.get(t, float('nan')):>10.0f}" for t in tasks)
+              + f" {dag_seconds:>6.0f}")
     last, closed = rows[-1]
     print(f"\nlast day: the served policy closed {closed:.0%} of the gap between the default "
           f"({last.default_value:.4f}) and the oracle ({last.oracle_value:.4f}); total {elapsed / 60:.1f} min")
