@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import date, timedelta
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from looper_common.blueprint import Blueprint
@@ -18,6 +18,8 @@ from looper_common.labels import (
     build_examples,
     classify_observations,
     label_rules,
+    label_values,
+    link_decisions,
     mature_decisions,
     maturity_bounds,
 )
@@ -53,49 +55,58 @@ def join_feedback(spark: SparkSession, lake: Lake, blueprint: Blueprint, run_dat
     observations = lake.read(spark, BRONZE_OBSERVATIONS).where(F.col("blueprint") == blueprint.name)
     rules = label_rules(spark, blueprint)
     lo, _ = maturity_bounds(blueprint, run_date)
-    matured = mature_decisions(decisions, blueprint, run_date)
-    # In-window observations of the matured decisions fall between the oldest one's
-    # time and the end of the run date (a window may end exactly at midnight).
+    # In-window observations of the matured decisions fall between the oldest one's time
+    # and the end of the run date (a window may end exactly at midnight); an observation
+    # of the run date is within a window only of a decision from ``lo`` on. So one join of
+    # those observations with the decisions from ``lo.date()`` to the run date serves the
+    # examples and the classification; older decisions are looked up by id only.
+    recent = decisions.where(F.col("date").between(lo.date(), run_date))
     candidate_obs = observations.where(F.col("date").between(lo.date(), run_date + timedelta(days=1)))
-    examples = build_examples(matured, candidate_obs, rules, run_date)
-    replace_partition(lake, SILVER_EXAMPLES, examples, {"blueprint": blueprint.name, "date": run_date})
-
-    written = (
-        lake.read(spark, SILVER_EXAMPLES)
-        .where((F.col("blueprint") == blueprint.name) & (F.col("date") == F.lit(run_date)))
-        .agg(
+    linked = link_decisions(candidate_obs, recent).persist()
+    try:
+        written = Observation("examples")
+        examples = build_examples(
+            mature_decisions(decisions, blueprint, run_date),
+            label_values(linked, rules, blueprint, run_date),
+            rules,
+            run_date,
+        ).observe(
+            written,
             F.count(F.lit(1)).alias("examples"),
-            F.countDistinct("decision_id").alias("matured_decisions"),
             F.coalesce(F.sum("n_observations"), F.lit(0)).alias("observations_in_window"),
             F.median("first_feedback_s").alias("median_feedback_delay_s"),
         )
-        .first()
-        .asDict()
-    )
-    classified = classify_observations(
-        observations.where(F.col("date") == F.lit(run_date)),
-        decisions.where(F.col("date") <= F.lit(run_date)),
-        rules,
-    ).cache()
-    try:
-        outcomes = {
-            r["outcome"]: r["n"] for r in classified.groupBy("outcome").agg(F.count(F.lit(1)).alias("n")).collect()
-        }
-        if outcomes.get("orphan"):
-            merge_new_rows(spark, lake, QUARANTINE, _orphans(classified, run_date), {"date": [run_date]})
+        replace_partition(lake, SILVER_EXAMPLES, examples, {"blueprint": blueprint.name, "date": run_date})
+        matured_decisions = (
+            mature_decisions(decisions, blueprint, run_date).agg(F.countDistinct("decision_id")).first()[0]
+        )
+        classified = classify_observations(
+            linked.where(F.col("date") == F.lit(run_date)),
+            decisions.where(F.col("date") < F.lit(lo.date())),
+            rules,
+        ).cache()
+        try:
+            outcomes = {
+                r["outcome"]: r["n"]
+                for r in classified.groupBy("outcome").agg(F.count(F.lit(1)).alias("n")).collect()
+            }
+            if outcomes.get("orphan"):
+                merge_new_rows(spark, lake, QUARANTINE, _orphans(classified, run_date), {"date": [run_date]})
+        finally:
+            classified.unpersist()
     finally:
-        classified.unpersist()
+        linked.unpersist()
 
     stats = {
         "blueprint": blueprint.name,
         "blueprint_version": blueprint.version,
-        "examples": int(written["examples"]),
-        "matured_decisions": int(written["matured_decisions"]),
-        "observations_in_window": int(written["observations_in_window"]),
+        "examples": int(written.get["examples"]),
+        "matured_decisions": int(matured_decisions),
+        "observations_in_window": int(written.get["observations_in_window"]),
         "late_observations": int(outcomes.get("late", 0)),
         "early_observations": int(outcomes.get("early", 0)),
         "orphan_observations": int(outcomes.get("orphan", 0)),
-        "median_feedback_delay_s": written["median_feedback_delay_s"],
+        "median_feedback_delay_s": written.get["median_feedback_delay_s"],
         "date": run_date,
     }
     stats_df = spark.createDataFrame([stats], JOIN_STATS.schema)

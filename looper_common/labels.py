@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -45,30 +45,38 @@ def label_rules(spark: SparkSession, blueprint: Blueprint) -> DataFrame:
     return spark.createDataFrame(rows, schema)
 
 
+def _matures(ts: Column, day: Column, lo: datetime, hi: datetime) -> Column:
+    """Decision time in ``(lo, hi]`` (and its date partition in range, so files are pruned)."""
+    return day.between(lo.date(), hi.date()) & (ts > F.lit(lo)) & (ts <= F.lit(hi))
+
+
 def mature_decisions(decisions: DataFrame, blueprint: Blueprint, run_date: date) -> DataFrame:
     """The blueprint's decisions whose every label window closed during ``run_date``."""
     lo, hi = maturity_bounds(blueprint, run_date)
-    return decisions.where(
-        (F.col("blueprint") == blueprint.name)
-        & F.col("date").between(lo.date(), hi.date())
-        & (F.col("ts") > F.lit(lo))
-        & (F.col("ts") <= F.lit(hi))
-    )
+    return decisions.where((F.col("blueprint") == blueprint.name) & _matures(F.col("ts"), F.col("date"), lo, hi))
 
 
-def window_observations(decision_times: DataFrame, observations: DataFrame, rules: DataFrame) -> DataFrame:
-    """Observations joined to their decision and label, with the delay and an in-window flag.
+def link_decisions(observations: DataFrame, decisions: DataFrame) -> DataFrame:
+    """Observations with their decision's ``decision_ts`` and ``decision_date`` (null if unknown).
 
-    ``decision_times`` has ``decision_id`` and ``decision_ts``.
+    Only ids and times of the decisions take part, so the shuffle stays narrow; the result
+    serves both the label values and the classification of the day's observations.
     """
-    joined = (
-        observations.join(F.broadcast(rules), observations["name"] == rules["observation"])
-        .join(decision_times, "decision_id")
-        .withColumn("delay_us", F.unix_micros("ts") - F.unix_micros("decision_ts"))
+    times = decisions.select("decision_id", F.col("ts").alias("decision_ts"), F.col("date").alias("decision_date"))
+    return observations.join(times, "decision_id", "left")
+
+
+def label_values(linked: DataFrame, rules: DataFrame, blueprint: Blueprint, run_date: date) -> DataFrame:
+    """Per (decision_id, label) of the decisions maturing on ``run_date``: value, count, first delay.
+
+    ``linked`` comes from :func:`link_decisions`; observations outside every window are dropped.
+    """
+    lo, hi = maturity_bounds(blueprint, run_date)
+    matured = linked.where(_matures(F.col("decision_ts"), F.col("decision_date"), lo, hi))
+    joined = matured.join(F.broadcast(rules), matured["name"] == rules["observation"]).withColumn(
+        "delay_us", F.unix_micros("ts") - F.unix_micros("decision_ts")
     )
-    return joined.withColumn(
-        "in_window", (F.col("delay_us") >= 0) & (F.col("delay_us") <= F.col("window_us"))
-    )
+    return aggregate_labels(joined.where((F.col("delay_us") >= 0) & (F.col("delay_us") <= F.col("window_us"))))
 
 
 def aggregate_labels(in_window: DataFrame) -> DataFrame:
@@ -98,43 +106,57 @@ def aggregate_labels(in_window: DataFrame) -> DataFrame:
     )
 
 
-def build_examples(
-    matured: DataFrame, observations: DataFrame, rules: DataFrame, run_date: date
-) -> DataFrame:
-    """Matured decisions x labels, each with its label value (or the default), in the silver schema."""
-    decision_times = matured.select("decision_id", F.col("ts").alias("decision_ts"))
-    joined = window_observations(decision_times, observations, rules)
-    values = aggregate_labels(joined.where("in_window"))
+def build_examples(matured: DataFrame, values: DataFrame, rules: DataFrame, run_date: date) -> DataFrame:
+    """Matured decisions x labels, each with its label value (or the default), in the silver schema.
+
+    ``values`` comes from :func:`label_values`. It is folded into one map per decision first,
+    so the wide decision rows are shuffled once, not once per label; the labels are crossed
+    in after the join, locally.
+    """
+    per_decision = values.groupBy("decision_id").agg(
+        F.map_from_entries(
+            F.collect_list(F.struct("label", F.struct("value", "n_observations", "first_feedback_s")))
+        ).alias("_labels")
+    )
+    found = F.col("_labels")[F.col("label")]
     examples = (
-        matured.crossJoin(F.broadcast(rules.select("label", "default")))
-        .join(values, ["decision_id", "label"], "left")
+        matured.join(per_decision, "decision_id", "left")
+        .crossJoin(F.broadcast(rules.select("label", "default")))
         .select(
             "*",
-            F.coalesce("value", "default").alias("_value"),
-            F.coalesce("n_observations", F.lit(0).cast("long")).alias("_n"),
+            F.coalesce(found["value"], "default").alias("value"),
+            F.coalesce(found["n_observations"], F.lit(0).cast("long")).alias("n_observations"),
+            found["first_feedback_s"].alias("first_feedback_s"),
         )
-        .drop("value", "n_observations", "default", "date")
-        .withColumnsRenamed({"_value": "value", "_n": "n_observations"})
+        .drop("_labels", "default", "date")
         .withColumn("date", F.lit(run_date).cast(T.DateType()))
     )
     return examples.select(*EXAMPLES_SCHEMA.fieldNames())
 
 
-def classify_observations(
-    day_observations: DataFrame, decisions: DataFrame, rules: DataFrame
-) -> DataFrame:
+def classify_observations(day_observations: DataFrame, older_decisions: DataFrame, rules: DataFrame) -> DataFrame:
     """Tag each observation of a day: ``in_window``, ``late``, ``early``, ``orphan`` or ``unused``.
 
     ``late``: after the longest window of any label built from it; ``early``: before its
-    decision; ``orphan``: its decision_id is not among ``decisions``; ``unused``: no label
-    reads that observation name.
+    decision; ``orphan``: its decision_id is not among the decisions; ``unused``: no label
+    reads that observation name. ``day_observations`` come from :func:`link_decisions`
+    against the recent decisions (from the run date minus the longest window on, up to the
+    run date); those that found none are looked up by id in ``older_decisions`` (the rest,
+    up to the run date), which only the few unmatched ids are joined with.
     """
+    columns = [c for c in day_observations.columns if c not in ("decision_ts", "decision_date")]
+    unmatched = day_observations.where(F.col("decision_ts").isNull()).select(*columns)
+    older_times = older_decisions.select("decision_id", F.col("ts").alias("decision_ts")).join(
+        unmatched.select("decision_id").distinct(), "decision_id"
+    )
+    linked = (
+        day_observations.where(F.col("decision_ts").isNotNull())
+        .select(*columns, "decision_ts")
+        .unionByName(unmatched.join(older_times, "decision_id", "left").select(*columns, "decision_ts"))
+    )
     longest = rules.groupBy("observation").agg(F.max("window_us").alias("window_us"))
-    decision_times = decisions.select("decision_id", F.col("ts").alias("decision_ts"))
-    joined = (
-        day_observations.join(decision_times, "decision_id", "left")
-        .join(F.broadcast(longest), day_observations["name"] == longest["observation"], "left")
-        .withColumn("delay_us", F.unix_micros("ts") - F.unix_micros("decision_ts"))
+    joined = linked.join(F.broadcast(longest), linked["name"] == longest["observation"], "left").withColumn(
+        "delay_us", F.unix_micros("ts") - F.unix_micros("decision_ts")
     )
     outcome = (
         F.when(F.col("decision_ts").isNull(), "orphan")
@@ -143,4 +165,4 @@ def classify_observations(
         .when(F.col("delay_us") > F.col("window_us"), "late")
         .otherwise("in_window")
     )
-    return joined.select(*day_observations.columns, "delay_us", outcome.alias("outcome"))
+    return joined.select(*columns, "delay_us", outcome.alias("outcome"))
