@@ -30,12 +30,14 @@ HOME = Path(os.environ.get("LOOPER_HOME") or Path(__file__).resolve().parent.par
 JOBS = ("ingest_events", "join_feedback", "validate_training_set", "train_models",
         "evaluate_models", "tune_policy", "publish_policies")
 RUN_DATE = "{{ params.run_date or ds }}"
+# the jobs read the same folder: LOOPER_BLUEPRINTS_DIR, else blueprints/ (relative to LOOPER_HOME)
+BLUEPRINTS = HOME / os.environ.get("LOOPER_BLUEPRINTS_DIR", "blueprints")
 
 
 def _blueprints() -> dict[str, dict]:
     """Blueprint name -> raw YAML (only what the DAG needs; validation happens in the jobs)."""
     found = {}
-    for path in sorted(glob.glob(str(HOME / "blueprints" / "*.y*ml"))):
+    for path in sorted(glob.glob(str(BLUEPRINTS / "*.y*ml"))):
         with open(path) as handle:
             data = yaml.safe_load(handle) or {}
         found[data.get("name", Path(path).stem)] = data

@@ -31,7 +31,13 @@ START = date(2026, 3, 1)
 
 
 def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client, spark):
-    blueprints = load_blueprints(ROOT / "blueprints")
+    # the shipped blueprint, promoted by the OPE gate instead of the loss rule
+    folder = tmp_path / "blueprints"
+    folder.mkdir()
+    text = (ROOT / "blueprints" / f"{BLUEPRINT}.yaml").read_text()
+    assert "gate: metric" in text
+    (folder / f"{BLUEPRINT}.yaml").write_text(text.replace("gate: metric", "gate: ope"))
+    blueprints = load_blueprints(folder)
     client = LooperClient(redis_url, blueprints=blueprints, random_bits=random.Random(11).getrandbits)
     simulator = Simulator(client, blueprints[BLUEPRINT], users=3000, seed=11, start=START)
     for day in range(2):
@@ -45,6 +51,7 @@ def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client, spark)
         "LOOPER_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
         "LOOPER_MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "LOOPER_BLUEPRINTS_DIR": str(folder),
     }
     result = subprocess.run(
         ["bash", str(ROOT / "scripts" / "airflow.sh"), "run", "dags", "test", f"looper_{BLUEPRINT}", str(run_date)],
@@ -71,12 +78,12 @@ def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client, spark)
         ("challenger", "train_models"),
         (CHAMPION, "evaluate_models"),
     }
-    # the promotion recorded the off-policy estimates next to the loss rule's verdict
+    # the OPE gate promoted it: the DR lift's lower bound over the logged policy is above 0
     promotion = next(r for r in history if r["alias"] == CHAMPION)
-    lift = promotion["metrics"]["ope.challenger.lift_dr"]
-    assert promotion["metrics"]["ope.challenger.lift_dr_lower"] <= lift <= promotion["metrics"][
-        "ope.challenger.lift_dr_upper"]
-    assert promotion["metrics"]["ope.logged.ess"] > 1000
+    assert "DR lift over logged" in promotion["reason"], promotion["reason"]
+    metrics = promotion["metrics"]
+    assert 0 < metrics["ope.challenger.lift_dr_lower"] <= metrics["ope.challenger.lift_dr"]
+    assert metrics["ope.logged.ess"] > 1000 and metrics["ope.challenger.max_weight"] > 1
     # tune_policy tuned the champion's params; the evaluate and tune runs left their reports
     params = json.loads(champion.tags["policy_params"])
     assert champion.tags["policy_tuned_date"] == str(run_date) and {"threshold", "epsilon"} <= set(params)
