@@ -89,8 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         mlflow.log_figure(figure, "pareto.png")
         trials = result.trials_frame()
         mlflow.log_text(trials.to_csv(index=False), "trials.csv")
+        origin = "tuned" if result.tuned else "the blueprint's"
         summary = (f"<p>Chosen params <code>{html.escape(json.dumps(result.params))}</code> "
-                   f"({'tuned' if result.tuned else 'the blueprint' + chr(39) + 's'}); DR lift over the "
+                   f"({origin}); DR lift over the "
                    f"blueprint's params {lift.value:+.4f} ({lift.lower:+.4f} .. {lift.upper:+.4f}).</p>"
                    + "".join(f"<p>{html.escape(n)}</p>" for n in result.notes))
         mlflow.log_text(report.html_report(
