@@ -242,7 +242,7 @@ def report(runs: dict[int, DagRun], large: int, small: int | None) -> str:
     for task in TASKS:
         row = [f"`{task}`", describe_rows(task, big.rows), f"{big.seconds[task]:.0f}"]
         if little:
-            row += [f"{little.seconds[task]:.0f}", f"{big.seconds[task] - little.seconds[task]:+.0f}"]
+            row += [f"{little.seconds[task]:.0f}", f"{round(big.seconds[task] - little.seconds[task]):+d}"]
         rows.append(row)
 
     def outside(run: DagRun) -> float:
@@ -250,11 +250,11 @@ def report(runs: dict[int, DagRun], large: int, small: int | None) -> str:
 
     row = ["`airflow dags test` start-up and hand-overs", "", f"{outside(big):.0f}"]
     if little:
-        row += [f"{outside(little):.0f}", f"{outside(big) - outside(little):+.0f}"]
+        row += [f"{outside(little):.0f}", f"{round(outside(big) - outside(little)):+d}"]
     rows.append(row)
     row = ["**DAG**", f"CPU {big.cpu_s:,.0f} s (all processes)", f"**{big.dag_s:.0f}**"]
     if little:
-        row += [f"**{little.dag_s:.0f}**", f"**{big.dag_s - little.dag_s:+.0f}**"]
+        row += [f"**{little.dag_s:.0f}**", f"**{round(big.dag_s - little.dag_s):+d}**"]
     rows.append(row)
     load = "; ".join(
         f"{r.decisions:,} decisions: {min(r.load):.1f}-{max(r.load):.1f} (CPU {r.cpu_s:,.0f} s for {r.dag_s:,.0f} s)"
