@@ -1,7 +1,8 @@
 """Run the benchmarks in sequence (``make bench``); ``--quick`` is passed through.
 
-Each benchmark runs its baseline in the same run and prints the ratio; full-size runs
-also replace their section of docs/benchmarks.md.
+Each benchmark runs its baseline in the same run and prints the ratio (except `dag`,
+one whole DAG run timed per task); full-size runs also replace their section of
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import time
 from collections.abc import Sequence
 
+import bench_dag
 import bench_get_decision
 import bench_ingest
 import bench_join
@@ -22,6 +24,7 @@ BENCHMARKS = {
     "join": bench_join.main,
     "ope": bench_ope.main,
     "publish": bench_publish.main,
+    "dag": bench_dag.main,  # last: the whole DAG on 1M decisions, the longest
 }
 
 

@@ -108,8 +108,12 @@ def tune_label(
     y_train, y_valid = _labels_array(train, label, task), _labels_array(valid, label, task)
     if len(train) < MIN_TRAIN_ROWS:
         raise TrainingError(f"{label.name}: {len(train)} training rows, need {MIN_TRAIN_ROWS}")
-    if task != "regression" and len(np.unique(y_train)) < 2:
-        raise TrainingError(f"{label.name}: a single class in the training rows")
+    if task != "regression":
+        counts = np.unique(y_train, return_counts=True)[1]
+        if len(counts) < 2:
+            raise TrainingError(f"{label.name}: a single class in the training rows")
+        if counts.min() < 2:  # hist_gbdt's early stopping holds out a stratified share of each class
+            raise TrainingError(f"{label.name}: {counts.min()} training row of its rarest class, need 2")
     loss_name = LOSS[task]
     fitted: dict[int, object] = {}
 

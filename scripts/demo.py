@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
 
@@ -40,14 +41,32 @@ def reset_stores(settings, redis_client, blueprint: str) -> None:
             redis_client.delete(key)
 
 
-def run_dag(blueprint: str, day: date, log_dir: Path) -> float:
-    """`airflow dags test` for one day; returns its wall time, exits on failure."""
+def demo_simulator(redis_url: str, blueprints: dict, blueprint: str, *, users: int, seed: int, start: date,
+                   oracle_dir: Path | None = None):
+    """The demo's traffic: the simulator through the real SDK, with seeded decision ids.
+
+    The client rereads the active pointer on every call (``pointer_ttl_s=0``), so a policy
+    published by the DAG is served from the next simulated day on.
+    """
+    from looper_common.client import LooperClient
+    from looper_common.simulate import Simulator
+
+    client = LooperClient(redis_url, blueprints=blueprints, pointer_ttl_s=0.0,
+                          random_bits=random.Random(seed).getrandbits)
+    return Simulator(client, blueprints[blueprint], users=users, seed=seed, start=start, oracle_dir=oracle_dir)
+
+
+def run_dag(blueprint: str, day: date, log_dir: Path, env: Mapping[str, str] | None = None) -> float:
+    """`airflow dags test` for one day; returns its wall time, exits on failure.
+
+    ``env`` replaces the environment of the run (a benchmark points it at scratch stores).
+    """
     started = time.perf_counter()
     log_path = log_dir / f"{blueprint}-{day}.log"
     with open(log_path, "w") as log:
         result = subprocess.run(
             ["bash", str(ROOT / "scripts" / "airflow.sh"), "run", "dags", "test", f"looper_{blueprint}", str(day)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
         )
     if result.returncode != 0:
         tail = "".join(open(log_path).readlines()[-40:])
@@ -93,25 +112,22 @@ def main(argv: list[str] | None = None) -> int:
     import redis
 
     from looper_common.blueprint import load_blueprints
-    from looper_common.client import LooperClient
     from looper_common.config import load_settings
-    from looper_common.simulate import Simulator
     from looper_common.spark import get_spark
     from looper_common.tables import Lake
 
     settings = load_settings()
     blueprints = load_blueprints(settings.blueprints_dir)
-    blueprint = blueprints[args.blueprint]
+    if args.blueprint not in blueprints:  # before anything is reset
+        parser.error(f"unknown blueprint {args.blueprint!r} (known: {', '.join(sorted(blueprints))})")
     redis_client = redis.Redis.from_url(settings.redis.url, password=settings.redis.password)
     print(f"Looper demo: {args.blueprint}, {args.users} simulated users, {args.days} days, seed {args.seed}")
     print("resetting the local stores (var/lake, var/mlflow, the blueprint's Redis keys)")
     reset_stores(settings, redis_client, args.blueprint)
     log_dir = ROOT / "var" / "demo"
     log_dir.mkdir(parents=True, exist_ok=True)
-    client = LooperClient(settings.redis.url, blueprints=blueprints, pointer_ttl_s=0.0,
-                          random_bits=random.Random(args.seed).getrandbits)
-    simulator = Simulator(client, blueprint, users=args.users, seed=args.seed, start=args.start_date,
-                          oracle_dir=ROOT / "var" / "sim")
+    simulator = demo_simulator(settings.redis.url, blueprints, args.blueprint, users=args.users, seed=args.seed,
+                               start=args.start_date, oracle_dir=ROOT / "var" / "sim")
     spark = get_spark(settings.model_copy(update={"spark": settings.spark.model_copy(
         update={"master": "local[1]", "conf": {**settings.spark.conf, "spark.driver.memory": "1g"}})}), "demo")
     lake = Lake(settings.lake_root)

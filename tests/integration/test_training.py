@@ -17,7 +17,8 @@ from looper_common.evaluation import (
     promotion_decision,
 )
 from looper_common.registry import model_name
-from looper_common.training import time_split, train_blueprint
+from looper_common.training import TrainingError, time_split, train_blueprint, tune_label
+from looper_common.training_data import to_model_frame
 from tests.conftest import make_blueprint
 
 pytestmark = pytest.mark.integration
@@ -120,6 +121,25 @@ def test_planted_signal_is_recovered_registered_and_promotable(tracking, spark):
     assert ope_promotion(gated, result).promote
     strict = gated.model_copy(update={"promotion": gated.promotion.model_copy(update={"min_lift": 0.5})})
     assert not ope_promotion(strict, result).promote
+
+
+def test_a_class_needs_two_training_rows_for_hist_gbdt(tracking):
+    # hist_gbdt's early stopping holds out a stratified share of each class: with one
+    # positive it raised from scikit-learn and failed the whole train_models job
+    blueprint = make_blueprint(
+        labels=[{"name": "clicked", "observation": "click", "window": "1h"}],
+        model={"task": "binary", "families": ["hist_gbdt"], "tuning": {"max_evals": 1}},
+    )
+    train, valid = time_split(synthetic_wide(600, signal=True), RUN_DATE)
+    train = train.assign(clicked=0.0)
+    train.loc[train.index[5], "clicked"] = 1.0
+    with pytest.raises(TrainingError, match="1 training row of its rarest class"):
+        tune_label(train, valid, blueprint, blueprint.labels[0], seed=0)
+    train.loc[train.index[6], "clicked"] = 1.0
+    with mlflow.start_run(run_name="train"):
+        model, params, _, _ = tune_label(train, valid, blueprint, blueprint.labels[0], seed=0)
+    assert params["family"] == "hist_gbdt"
+    assert model.predict_proba(to_model_frame(valid, blueprint)).shape == (len(valid), 2)
 
 
 def test_pure_noise_is_not_promoted(tracking):
