@@ -258,14 +258,14 @@ class SparkPhases:
 
     def phases(self, total: float) -> list[tuple[str, float]]:
         named = {
-            f"replace_partition({SILVER_EXAMPLES.name})": "examples: shared join, build, write",
+            f"replace_partition({SILVER_EXAMPLES.name})": "examples: build (join with the folded labels), write",
             "merge_new_rows(quarantine/events)": "orphans: MERGE into quarantine",
             "replace_partition(monitoring/join_stats)": "join_stats: write",
         }
         out = [(named.get(n, n), s) for n, s in self.calls]
         out.append(
             (
-                "matured_decisions count + classify the day's observations (late/early/orphan)",
+                "shared obs-decision join, label folding, classify the day's observations (late/early/orphan)",
                 total - sum(s for _, s in out),
             )
         )
