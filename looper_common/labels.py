@@ -106,21 +106,33 @@ def aggregate_labels(in_window: DataFrame) -> DataFrame:
     )
 
 
-def build_examples(matured: DataFrame, values: DataFrame, rules: DataFrame, run_date: date) -> DataFrame:
-    """Matured decisions x labels, each with its label value (or the default), in the silver schema.
+def fold_labels(values: DataFrame) -> DataFrame:
+    """One row per decision with feedback: ``decision_id`` and a map label -> (value, count, first delay).
 
-    ``values`` comes from :func:`label_values`. It is folded into one map per decision first,
-    so the wide decision rows are shuffled once, not once per label; the labels are crossed
-    in after the join, locally.
+    ``values`` comes from :func:`label_values`; folded like this, the wide decision rows are
+    joined once, not once per label.
     """
-    per_decision = values.groupBy("decision_id").agg(
+    return values.groupBy("decision_id").agg(
         F.map_from_entries(
             F.collect_list(F.struct("label", F.struct("value", "n_observations", "first_feedback_s")))
         ).alias("_labels")
     )
+
+
+def build_examples(
+    matured: DataFrame, folded: DataFrame, rules: DataFrame, run_date: date, *, broadcast: bool = False
+) -> DataFrame:
+    """Matured decisions x labels, each with its label value (or the default), in the silver schema.
+
+    ``folded`` comes from :func:`fold_labels`. The labels are crossed in after the join,
+    locally. With ``broadcast`` the folded values (narrow: an id and a small map) are
+    shipped whole to every task, so the wide decision rows (features, scores) are read and
+    written without being shuffled or sorted at all; without it, both sides are shuffled
+    on ``decision_id``.
+    """
     found = F.col("_labels")[F.col("label")]
     examples = (
-        matured.join(per_decision, "decision_id", "left")
+        matured.join(F.broadcast(folded) if broadcast else folded, "decision_id", "left")
         .crossJoin(F.broadcast(rules.select("label", "default")))
         .select(
             "*",

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from pyspark.sql import functions as F
 
-from looper_common import events, ids
+from looper_common import events, feedback, ids
 from looper_common.client import LooperClient
 from looper_common.feedback import join_feedback
 from looper_common.ingest import event_streams, ingest_events
@@ -72,7 +72,7 @@ def _log_crafted_traffic(client: LooperClient, redis_client) -> dict[str, str]:
     return dec
 
 
-def test_sdk_to_examples_exact_labels_and_idempotent(spark, lake, redis_client, redis_url, blueprints):
+def test_sdk_to_examples_exact_labels_and_idempotent(spark, lake, redis_client, redis_url, blueprints, monkeypatch):
     client = LooperClient(redis_url, blueprints=blueprints)
     dec = _log_crafted_traffic(client, redis_client)
 
@@ -115,6 +115,11 @@ def test_sdk_to_examples_exact_labels_and_idempotent(spark, lake, redis_client, 
     before = {t.name: _rows(spark, lake, t) for t in tables}
     again = ingest_events(spark, redis_client, lake, blueprints, streams=event_streams(redis_client))
     assert again.events == 0
+    assert join_feedback(spark, lake, blueprints["t_notify"], RUN_DATE) == stats
+    assert {t.name: _rows(spark, lake, t) for t in tables} == before
+
+    # the plan for large runs (both sides shuffled, nothing broadcast) gives the same rows
+    monkeypatch.setattr(feedback, "BROADCAST_MAX_DECISIONS", 0)
     assert join_feedback(spark, lake, blueprints["t_notify"], RUN_DATE) == stats
     assert {t.name: _rows(spark, lake, t) for t in tables} == before
 
