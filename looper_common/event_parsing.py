@@ -15,7 +15,18 @@ from dataclasses import dataclass, field
 
 from looper_common import events
 from looper_common.blueprint import Blueprint
-from looper_common.json_values import decode_object, double_map, json_text, text_map, to_boolean, to_double, to_long
+from looper_common.json_values import (
+    decode_object,
+    decode_strict,
+    double_map,
+    feature_texts,
+    json_text,
+    text_map,
+    to_boolean,
+    to_double,
+    to_long,
+)
+from looper_common.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE
 
 Entry = tuple[str, str, "bytes | str | None"]  # stream, stream id, payload
 SOURCE = "ingest_events"
@@ -32,26 +43,31 @@ _MAP_FIELDS = ("features", "action_probs", "scores")
 class TableRows:
     """Rows for one table, in its schema's column order, unique by event_id."""
 
+    partition_by: tuple[str, ...]
     rows: list[tuple] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
-    partitions: dict[str, set] = field(default_factory=dict)
+    keys: set[tuple] = field(default_factory=set)  # partition values present, in partition_by order
 
-    def add(self, event_id: str, row: tuple, partition: Mapping[str, object]) -> None:
+    def add(self, event_id: str, row: tuple, key: tuple) -> None:
         if event_id in self.seen:
             return
         self.seen.add(event_id)
         self.rows.append(row)
-        for column, value in partition.items():
-            self.partitions.setdefault(column, set()).add(value)
+        self.keys.add(key)
+
+    @property
+    def partitions(self) -> dict[str, set]:
+        """Partition column -> the values present (what a MERGE needs to read of the target)."""
+        return {column: {key[i] for key in self.keys} for i, column in enumerate(self.partition_by)}
 
 
 @dataclass
 class ParsedBatch:
     """One batch parsed: decisions ``(event_id, ..., ts_ms, ..., date_days)``, observations, quarantine."""
 
-    decisions: TableRows = field(default_factory=TableRows)
-    observations: TableRows = field(default_factory=TableRows)
-    quarantine: TableRows = field(default_factory=TableRows)
+    decisions: TableRows = field(default_factory=lambda: TableRows(BRONZE_DECISIONS.partition_by))
+    observations: TableRows = field(default_factory=lambda: TableRows(BRONZE_OBSERVATIONS.partition_by))
+    quarantine: TableRows = field(default_factory=lambda: TableRows(QUARANTINE.partition_by))
     entries: int = 0
 
 
@@ -119,10 +135,89 @@ def parse_entries(entries: Iterable[Entry], blueprints: Mapping[str, Blueprint])
     """Entries ``(stream, stream_id, payload)`` to bronze rows and quarantine rows with reasons."""
     rules = _Rules.of(blueprints)
     batch = ParsedBatch()
+    fast = {events.DECISION: _valid_decision, events.OBSERVATION: _valid_observation}
+    stream_blueprints: dict[str, str] = {}
     for stream, stream_id, payload in entries:
         batch.entries += 1
+        stream_blueprint = stream_blueprints.get(stream)
+        if stream_blueprint is None:
+            stream_blueprint = stream_blueprints[stream] = events.blueprint_of_stream(stream)
+        fields = decode_strict(payload) if payload else None
+        if fields is not None:
+            valid = fast.get(fields.get("kind"))  # type: ignore[arg-type]
+            if valid is not None and valid(batch, rules, fields, stream_blueprint):
+                continue
         _parse_entry(batch, rules, stream, stream_id, payload or None)
     return batch
+
+
+def _valid_decision(batch: ParsedBatch, rules: _Rules, fields: dict, stream_blueprint: str) -> bool:
+    """Add a decision whose every field has its usual JSON type and passes every check.
+
+    The common case, decided without the texts Spark would have made; anything else
+    returns False and goes through ``_parse_entry``, which gives the same row for this.
+    """
+    g = fields.get
+    event_id, decision_id, blueprint, version, unit_id, action = (
+        g("event_id"), g("decision_id"), g("blueprint"), g("blueprint_version"), g("unit_id"), g("action")
+    )
+    if not (
+        type(event_id) is str and type(decision_id) is str and type(version) is str
+        and type(unit_id) is str and type(action) is str and blueprint == stream_blueprint
+    ):
+        return False
+    actions = rules.actions.get(blueprint)
+    ts, propensity, is_default = g("ts"), g("propensity"), g("is_default")
+    if (
+        actions is None or action not in actions or type(ts) is not int or not -_MAX_MS <= ts <= _MAX_MS
+        or type(propensity) is not float or not 0.0 < propensity <= 1.0 or type(is_default) is not bool
+    ):
+        return False
+    features, probs, scores, policy_version = g("features"), g("action_probs"), g("scores"), g("policy_version")
+    if type(features) is not dict or type(probs) is not dict or not _all_floats(probs):
+        return False
+    if scores is not None and (type(scores) is not dict or not _all_floats(scores)):
+        return False
+    if policy_version is not None and type(policy_version) is not str:
+        return False
+    for name in rules.features[blueprint]:
+        if name not in features:
+            return False
+    date = ts // _DAY_MS
+    row = (
+        event_id, decision_id, blueprint, version, unit_id, ts, feature_texts(features), action, propensity,
+        probs, scores, policy_version, is_default, date,
+    )
+    batch.decisions.add(event_id, row, (blueprint, date))
+    return True
+
+
+def _valid_observation(batch: ParsedBatch, rules: _Rules, fields: dict, stream_blueprint: str) -> bool:
+    """Add an observation whose every field has its usual JSON type and passes every check."""
+    g = fields.get
+    event_id, decision_id, blueprint, name, value, ts = (
+        g("event_id"), g("decision_id"), g("blueprint"), g("name"), g("value"), g("ts")
+    )
+    if not (
+        type(event_id) is str and type(decision_id) is str and type(name) is str
+        and blueprint == stream_blueprint and blueprint in rules.actions
+        and type(ts) is int and -_MAX_MS <= ts <= _MAX_MS
+    ):
+        return False
+    if type(value) is int and -(2**53) <= value <= 2**53:
+        value = float(value)
+    elif type(value) is not float:
+        return False
+    date = ts // _DAY_MS
+    batch.observations.add(event_id, (event_id, decision_id, blueprint, name, value, ts, date), (blueprint, date))
+    return True
+
+
+def _all_floats(values: dict) -> bool:
+    for v in values.values():
+        if type(v) is not float:
+            return False
+    return True
 
 
 def _parse_entry(batch: ParsedBatch, rules: _Rules, stream: str, stream_id: str, payload) -> None:
@@ -147,10 +242,10 @@ def _parse_entry(batch: ParsedBatch, rules: _Rules, stream: str, stream_id: str,
         arrival = int(stream_id.split("-", 1)[0]) // _DAY_MS
         blueprint = t["blueprint"] if t["blueprint"] is not None else stream_blueprint
         row = (event_id, blueprint, kind, "; ".join(reasons), payload, SOURCE, arrival)
-        batch.quarantine.add(event_id, row, {"date": arrival})
+        batch.quarantine.add(event_id, row, (arrival,))
         return
     date = ts_ms // _DAY_MS
-    partition = {"blueprint": t["blueprint"], "date": date}
+    partition = (t["blueprint"], date)
     if kind == events.DECISION:
         row = (
             t["event_id"], t["decision_id"], t["blueprint"], t["blueprint_version"], t["unit_id"], ts_ms,

@@ -12,6 +12,7 @@ and parses the next batch while Spark writes the current one.
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import threading
@@ -26,6 +27,7 @@ from pyspark.sql import SparkSession
 from looper_common import events, resp
 from looper_common.arrow_rows import rows_to_arrow
 from looper_common.blueprint import Blueprint
+from looper_common.delta_append import insert_new_rows
 from looper_common.event_parsing import Entry, ParsedBatch, TableRows, parse_entries
 from looper_common.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE, Lake, TableSpec, merge_new_rows
 
@@ -195,12 +197,18 @@ def _read_batch(
     ids: dict[str, list[str]] = {}
     for stream, sid, _ in entries:
         ids.setdefault(stream, []).append(sid)
-    parsed = parse_entries(entries, blueprints)
-    tables = {
-        table.name: rows_to_arrow(getattr(parsed, attr).rows, table.schema)
-        for table, attr in _TABLES
-        if getattr(parsed, attr).rows
-    }
+    collecting = gc.isenabled()
+    gc.disable()  # millions of new containers and no cycles: collections would only rescan them
+    try:
+        parsed = parse_entries(entries, blueprints)
+        tables = {
+            table.name: rows_to_arrow(getattr(parsed, attr).rows, table.schema)
+            for table, attr in _TABLES
+            if getattr(parsed, attr).rows
+        }
+    finally:
+        if collecting:
+            gc.enable()
     return _Batch(parsed, ids, tables)
 
 
@@ -250,8 +258,11 @@ def write_batch(spark: SparkSession, lake: Lake, batch: _Batch) -> dict[str, int
         if not rows.rows:
             inserted[table.name] = 0
             continue
-        frame = spark.createDataFrame(batch.tables[table.name], table.schema)
-        inserted[table.name] = merge_new_rows(spark, lake, table, frame, _partitions(rows))
+        arrow, partitions = batch.tables[table.name], _partitions(rows)
+        written = insert_new_rows(spark, lake, table, arrow, partitions)
+        if written is None:  # a table pyarrow cannot read or write as Delta would: Spark MERGEs
+            written = merge_new_rows(spark, lake, table, spark.createDataFrame(arrow, table.schema), partitions)
+        inserted[table.name] = written
     return inserted
 
 

@@ -49,6 +49,19 @@ def decode_object(payload: str | bytes | None) -> tuple[dict[str, Any] | None, b
     return (value, True) if type(value) is dict else (None, False)
 
 
+def decode_strict(payload: str | bytes) -> dict[str, Any] | None:
+    """The payload's object when it is strict JSON (the common case), else None.
+
+    Such a payload reads the same in every reader, so its values can be checked as
+    they are; anything else goes through ``decode_object``.
+    """
+    try:
+        value = _decode(payload)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    return value if type(value) is dict else None
+
+
 def _decode_lenient(payload: str | bytes) -> tuple[dict[str, Any] | None, bool]:
     """The slow path: trailing text, non-finite literals, numbers beyond a double."""
     text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
@@ -157,6 +170,24 @@ def text_map(value: Any) -> dict[str, str | None] | None:
     if type(value) is not dict:
         return None
     return {k: (v if type(v) is str else json_text(v)) for k, v in value.items()}
+
+
+def feature_texts(values: dict[str, Any]) -> dict[str, str | None]:
+    """``text_map`` of an object, with the usual feature values' texts made inline."""
+    texts = {}
+    for key, value in values.items():
+        kind = type(value)
+        if kind is str:
+            texts[key] = value
+        elif kind is float and 1e-3 <= abs(value) < 1e7:
+            texts[key] = repr(value)
+        elif kind is bool:
+            texts[key] = "true" if value else "false"
+        elif kind is int:
+            texts[key] = str(value)
+        else:
+            texts[key] = json_text(value)
+    return texts
 
 
 def to_long(text: str | None) -> int | None:
