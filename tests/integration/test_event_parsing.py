@@ -39,7 +39,8 @@ OBSERVATION = {
 # JSON values each field is tried with: every type, and the texts the casts treat specially
 VALUES = [
     None, True, False, 0, -0, 1, -1, 7, 2**63, -(2**63) - 1, 12345678901234567890123, 0.5, 1.0, -0.0, 1e-05,
-    1e7, 1.5e16, 123456789.125, 0.30000000000000004, 2.0**62 + 2**10, 1e300, "", "x", "send", "skip", "decision", "observation",
+    1e7, 1.5e16, 123456789.125, 0.30000000000000004, 2.0**62 + 2**10, 1e300,
+    "", "x", "send", "skip", "decision", "observation",
     "t_notify", "t_other", "0.5", " 0.5 ", "1", "0", "-1", "+5", " 12 ", "\t12\n", "1.", "1.5", "1e3", "0x10",
     "NaN", "nan", "-nan", "Infinity", "-inf", "INF", "1d", "0.5f", ".5", "5.", "0x1p-1", "1_0", "٣",
     "true", "TRUE", "t", "yes", "Y", "no", "off", " true ", "\u00a0true", "\x00true", "\x7ftrue", "\x0012", "\x7f12",
@@ -109,5 +110,6 @@ def test_python_parser_matches_spark_parser(spark, blueprints):
     assert len(entries) > 1000
     no_kind = [d for d in differences if '"reason": "kind: null is not decision or observation"' in d[2]]
     assert {d[:2] for d in no_kind} == {("quarantine", "python only")}
-    assert len(no_kind) == 8  # {}, {"a": 1}, " {} ", "Kind", and a decision and an observation without kind or with null
+    # {}, {"a": 1}, " {} ", "Kind", and a decision and an observation without kind or with a null one
+    assert len(no_kind) == 8
     assert [d for d in differences if d not in no_kind] == []
