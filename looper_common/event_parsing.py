@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
 
 from looper_common import events
 from looper_common.blueprint import Blueprint
 from looper_common.json_values import (
     decode_object,
-    decode_strict,
     double_map,
     feature_texts,
     json_text,
@@ -131,92 +133,100 @@ def _reasons(
     return reasons
 
 
+class _Decision(msgspec.Struct, tag_field="kind", tag=events.DECISION):
+    """A decision event whose every field has its usual JSON type (the common case)."""
+
+    event_id: str
+    decision_id: str
+    blueprint: str
+    blueprint_version: str
+    unit_id: str
+    ts: int
+    features: dict[str, Any]
+    action: str
+    propensity: float
+    action_probs: dict[str, float]
+    is_default: bool
+    scores: dict[str, float] | None = None
+    policy_version: str | None = None
+
+
+class _Observation(msgspec.Struct, tag_field="kind", tag=events.OBSERVATION):
+    """An observation event whose every field has its usual JSON type."""
+
+    event_id: str
+    decision_id: str
+    blueprint: str
+    name: str
+    value: float
+    ts: int
+
+
+# Strict JSON of the usual types reads the same here as in Spark's reader (an integer
+# where a double is expected included); anything else raises and goes to _parse_entry.
+_decode_typed = msgspec.json.Decoder(_Decision | _Observation).decode
+
+
 def parse_entries(entries: Iterable[Entry], blueprints: Mapping[str, Blueprint]) -> ParsedBatch:
     """Entries ``(stream, stream_id, payload)`` to bronze rows and quarantine rows with reasons."""
     rules = _Rules.of(blueprints)
     batch = ParsedBatch()
-    fast = {events.DECISION: _valid_decision, events.OBSERVATION: _valid_observation}
     stream_blueprints: dict[str, str] = {}
     for stream, stream_id, payload in entries:
         batch.entries += 1
         stream_blueprint = stream_blueprints.get(stream)
         if stream_blueprint is None:
             stream_blueprint = stream_blueprints[stream] = events.blueprint_of_stream(stream)
-        fields = decode_strict(payload) if payload else None
-        if fields is not None:
-            valid = fast.get(fields.get("kind"))  # type: ignore[arg-type]
-            if valid is not None and valid(batch, rules, fields, stream_blueprint):
-                continue
+        if payload:
+            try:
+                event = _decode_typed(payload)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                pass
+            else:
+                if type(event) is _Decision:
+                    if _valid_decision(batch, rules, event, stream_blueprint):
+                        continue
+                elif _valid_observation(batch, rules, event, stream_blueprint):
+                    continue
         _parse_entry(batch, rules, stream, stream_id, payload or None)
     return batch
 
 
-def _valid_decision(batch: ParsedBatch, rules: _Rules, fields: dict, stream_blueprint: str) -> bool:
-    """Add a decision whose every field has its usual JSON type and passes every check.
+def _valid_decision(batch: ParsedBatch, rules: _Rules, event: _Decision, stream_blueprint: str) -> bool:
+    """Add a typed decision that passes every check; False sends it through ``_parse_entry``.
 
-    The common case, decided without the texts Spark would have made; anything else
-    returns False and goes through ``_parse_entry``, which gives the same row for this.
+    Decided without the texts Spark would have made; ``_parse_entry`` gives the same
+    row for it (tests/integration/test_event_parsing.py compares both with Spark).
     """
-    g = fields.get
-    event_id, decision_id, blueprint, version, unit_id, action = (
-        g("event_id"), g("decision_id"), g("blueprint"), g("blueprint_version"), g("unit_id"), g("action")
-    )
-    if not (
-        type(event_id) is str and type(decision_id) is str and type(version) is str
-        and type(unit_id) is str and type(action) is str and blueprint == stream_blueprint
-    ):
-        return False
+    blueprint, ts, propensity = event.blueprint, event.ts, event.propensity
     actions = rules.actions.get(blueprint)
-    ts, propensity, is_default = g("ts"), g("propensity"), g("is_default")
     if (
-        actions is None or action not in actions or type(ts) is not int or not -_MAX_MS <= ts <= _MAX_MS
-        or type(propensity) is not float or not 0.0 < propensity <= 1.0 or type(is_default) is not bool
+        blueprint != stream_blueprint or actions is None or event.action not in actions
+        or not -_MAX_MS <= ts <= _MAX_MS or not 0.0 < propensity <= 1.0
     ):
         return False
-    features, probs, scores, policy_version = g("features"), g("action_probs"), g("scores"), g("policy_version")
-    if type(features) is not dict or type(probs) is not dict or not _all_floats(probs):
-        return False
-    if scores is not None and (type(scores) is not dict or not _all_floats(scores)):
-        return False
-    if policy_version is not None and type(policy_version) is not str:
-        return False
+    features = event.features
     for name in rules.features[blueprint]:
         if name not in features:
             return False
     date = ts // _DAY_MS
     row = (
-        event_id, decision_id, blueprint, version, unit_id, ts, feature_texts(features), action, propensity,
-        probs, scores, policy_version, is_default, date,
+        event.event_id, event.decision_id, blueprint, event.blueprint_version, event.unit_id, ts,
+        feature_texts(features), event.action, propensity, event.action_probs, event.scores,
+        event.policy_version, event.is_default, date,
     )
-    batch.decisions.add(event_id, row, (blueprint, date))
+    batch.decisions.add(event.event_id, row, (blueprint, date))
     return True
 
 
-def _valid_observation(batch: ParsedBatch, rules: _Rules, fields: dict, stream_blueprint: str) -> bool:
-    """Add an observation whose every field has its usual JSON type and passes every check."""
-    g = fields.get
-    event_id, decision_id, blueprint, name, value, ts = (
-        g("event_id"), g("decision_id"), g("blueprint"), g("name"), g("value"), g("ts")
-    )
-    if not (
-        type(event_id) is str and type(decision_id) is str and type(name) is str
-        and blueprint == stream_blueprint and blueprint in rules.actions
-        and type(ts) is int and -_MAX_MS <= ts <= _MAX_MS
-    ):
-        return False
-    if type(value) is int and -(2**53) <= value <= 2**53:
-        value = float(value)
-    elif type(value) is not float:
+def _valid_observation(batch: ParsedBatch, rules: _Rules, event: _Observation, stream_blueprint: str) -> bool:
+    """Add a typed observation that passes every check; False sends it through ``_parse_entry``."""
+    blueprint, ts = event.blueprint, event.ts
+    if blueprint != stream_blueprint or blueprint not in rules.actions or not -_MAX_MS <= ts <= _MAX_MS:
         return False
     date = ts // _DAY_MS
-    batch.observations.add(event_id, (event_id, decision_id, blueprint, name, value, ts, date), (blueprint, date))
-    return True
-
-
-def _all_floats(values: dict) -> bool:
-    for v in values.values():
-        if type(v) is not float:
-            return False
+    row = (event.event_id, event.decision_id, blueprint, event.name, event.value, ts, date)
+    batch.observations.add(event.event_id, row, (blueprint, date))
     return True
 
 

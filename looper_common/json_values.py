@@ -49,19 +49,6 @@ def decode_object(payload: str | bytes | None) -> tuple[dict[str, Any] | None, b
     return (value, True) if type(value) is dict else (None, False)
 
 
-def decode_strict(payload: str | bytes) -> dict[str, Any] | None:
-    """The payload's object when it is strict JSON (the common case), else None.
-
-    Such a payload reads the same in every reader, so its values can be checked as
-    they are; anything else goes through ``decode_object``.
-    """
-    try:
-        value = _decode(payload)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return None
-    return value if type(value) is dict else None
-
-
 def _decode_lenient(payload: str | bytes) -> tuple[dict[str, Any] | None, bool]:
     """The slow path: trailing text, non-finite literals, numbers beyond a double."""
     text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
