@@ -141,11 +141,12 @@ class _StreamCursor:
 
     def acknowledge(self, ids: Sequence[str]) -> None:
         """Ack ``ids`` (already committed) and trim everything before the oldest unacked entry."""
-        pipe = self.client.pipeline(transaction=False)
-        for start in range(0, len(ids), 10_000):
-            pipe.xack(self.stream, events.INGEST_GROUP, *ids[start:start + 10_000])
-        pipe.execute()
-        min_id = _next_id(max(ids, key=_id_key))
+        group = events.INGEST_GROUP.encode()
+        packed, commands = resp.xack_commands(self.stream.encode(), group, [i.encode() for i in ids])
+        with resp.dedicated_connection(self.client) as conn:
+            resp.send_packed(conn, packed, commands)
+        # ids come in stream order (pending ones, then newer); the oldest pending entry bounds the trim anyway
+        min_id = _next_id(ids[-1])
         pending = self.client.xpending(self.stream, events.INGEST_GROUP)
         if pending["pending"]:
             oldest = pending["min"].decode() if isinstance(pending["min"], bytes) else pending["min"]
