@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import gc
 import logging
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -29,6 +27,7 @@ from looper_common.arrow_rows import rows_to_arrow
 from looper_common.blueprint import Blueprint
 from looper_common.delta_append import insert_new_rows
 from looper_common.event_parsing import Entry, ParsedBatch, TableRows, parse_entries
+from looper_common.read_ahead import read_ahead
 from looper_common.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE, Lake, TableSpec, merge_new_rows
 
 log = logging.getLogger(__name__)
@@ -213,44 +212,6 @@ def _read_batch(
     return _Batch(parsed, ids, tables)
 
 
-def _prefetched(produce: Callable[[], _Batch | None]) -> Iterator[_Batch]:
-    """Batches from ``produce``, the next one read in a thread while the caller writes this one.
-
-    Reading only moves entries to the group's pending list; nothing is acknowledged
-    here, so stopping (or crashing) at any point loses nothing.
-    """
-    ready: queue.Queue = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def run() -> None:
-        try:
-            while not stop.is_set():
-                batch = produce()
-                ready.put(batch)
-                if batch is None:
-                    return
-        except BaseException as err:  # handed to the caller, raised there
-            ready.put(err)
-
-    reader = threading.Thread(target=run, name="ingest-reader", daemon=True)
-    reader.start()
-    try:
-        while True:
-            item = ready.get()
-            if isinstance(item, BaseException):
-                raise item
-            if item is None:
-                return
-            yield item
-    finally:
-        stop.set()
-        while reader.is_alive():  # unblock a pending put, then let the thread finish its read
-            try:
-                ready.get(timeout=0.1)
-            except queue.Empty:
-                pass
-
-
 def write_batch(spark: SparkSession, lake: Lake, batch: _Batch) -> dict[str, int]:
     """MERGE one parsed batch into bronze and quarantine; returns rows inserted per table."""
     inserted = {}
@@ -285,7 +246,7 @@ def ingest_events(
     stats = IngestStats()
     started = time.perf_counter()
     cursors = {s: _StreamCursor(client, s) for s in streams}
-    for batch in _prefetched(lambda: _read_batch(list(cursors.values()), batch_size, blueprints)):
+    for batch in read_ahead(lambda: _read_batch(list(cursors.values()), batch_size, blueprints)):
         t0 = time.perf_counter()
         inserted = write_batch(spark, lake, batch)
         stats.batches += 1
