@@ -83,17 +83,26 @@ def _texts(values) -> dict[str, str]:
     return {c: v.isoformat() if isinstance(v, date) else str(v) for c, v in values.items()}
 
 
-def existing_keys(root: str, files: list[dict], key: str) -> pa.Array | None:
-    """The key column of ``files`` (the live files of the touched partitions)."""
+def existing_keys(root: str, files: list[dict], key: str, cache: dict[str, pa.Array] | None = None) -> pa.Array | None:
+    """The key column of ``files`` (the live files of the touched partitions).
+
+    Data files never change, so ``cache`` (path -> keys, kept by the caller for a run)
+    saves reading again what an earlier batch read or wrote.
+    """
+    cache = {} if cache is None else cache
     columns = []
     for add in files:
         path = unquote(add["path"])
         full = path if os.path.isabs(path) else os.path.join(root, path)
-        columns.append(pq.read_table(full, columns=[key]).column(0))
+        if full not in cache:
+            cache[full] = pq.read_table(full, columns=[key]).column(0).combine_chunks()
+        columns.append(cache[full])
     return pa.chunked_array(columns).combine_chunks() if columns else None
 
 
-def write_files(root: str, table: TableSpec, rows: pa.Table) -> list[dict]:
+def write_files(
+    root: str, table: TableSpec, rows: pa.Table, cache: dict[str, pa.Array] | None = None
+) -> list[dict]:
     """One Parquet file per partition of ``rows`` (partition columns in the path, as Spark lays them out)."""
     adds = []
     keys = rows.select(list(table.partition_by)).group_by(list(table.partition_by)).aggregate([])
@@ -108,6 +117,8 @@ def write_files(root: str, table: TableSpec, rows: pa.Table) -> list[dict]:
         full = os.path.join(root, relative)
         os.makedirs(os.path.dirname(full), exist_ok=True)
         pq.write_table(part, full, compression="snappy")
+        if cache is not None:
+            cache[full] = part.column(table.key[0]).combine_chunks()
         stat = os.stat(full)
         adds.append({
             "path": relative, "partitionValues": texts, "size": stat.st_size,
@@ -127,12 +138,18 @@ def commit_files(spark: SparkSession, txn, table: TableSpec, adds: list[dict]) -
 
 
 def insert_new_rows(
-    spark: SparkSession, lake: Lake, table: TableSpec, rows: pa.Table, partitions: dict[str, list]
+    spark: SparkSession,
+    lake: Lake,
+    table: TableSpec,
+    rows: pa.Table,
+    partitions: dict[str, list],
+    key_cache: dict[str, pa.Array] | None = None,
 ) -> int | None:
     """Insert the rows whose key is not in the table yet; None if the table needs a Spark MERGE instead.
 
     ``rows`` are unique by key and carry dates as ``date32``; ``partitions`` lists the
-    partition values present in them (every partition column).
+    partition values present in them (every partition column); ``key_cache`` keeps
+    the keys of data files already read or written, across calls.
     """
     root = _local_root(lake.path(table))
     if root is None or set(partitions) != set(table.partition_by):
@@ -149,10 +166,10 @@ def insert_new_rows(
     # What filterFiles would record: a concurrent commit to these partitions fails this one.
     txn.trackReadPredicates(_seq(spark._jvm, [_partition_filter(spark, partitions)]), True, True)
     (key,) = table.key
-    present = existing_keys(root, touched, key)
+    present = existing_keys(root, touched, key, key_cache)
     if present is not None:
         rows = rows.filter(pc.invert(pc.is_in(rows[key], value_set=present)))
     if rows.num_rows == 0:
         return 0
-    commit_files(spark, txn, table, write_files(root, table, rows))
+    commit_files(spark, txn, table, write_files(root, table, rows, key_cache))
     return rows.num_rows

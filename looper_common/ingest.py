@@ -212,8 +212,10 @@ def _read_batch(
     return _Batch(parsed, ids, tables)
 
 
-def write_batch(spark: SparkSession, lake: Lake, batch: _Batch) -> dict[str, int]:
-    """MERGE one parsed batch into bronze and quarantine; returns rows inserted per table."""
+def write_batch(
+    spark: SparkSession, lake: Lake, batch: _Batch, key_cache: dict | None = None
+) -> dict[str, int]:
+    """Insert one parsed batch into bronze and quarantine (new event_ids only); returns rows inserted per table."""
     inserted = {}
     for table, attr in _TABLES:
         rows = getattr(batch.parsed, attr)
@@ -221,7 +223,7 @@ def write_batch(spark: SparkSession, lake: Lake, batch: _Batch) -> dict[str, int
             inserted[table.name] = 0
             continue
         arrow, partitions = batch.tables[table.name], _partitions(rows)
-        written = insert_new_rows(spark, lake, table, arrow, partitions)
+        written = insert_new_rows(spark, lake, table, arrow, partitions, key_cache)
         if written is None:  # a table pyarrow cannot read or write as Delta would: Spark MERGEs
             written = merge_new_rows(spark, lake, table, spark.createDataFrame(arrow, table.schema), partitions)
         inserted[table.name] = written
@@ -246,9 +248,10 @@ def ingest_events(
     stats = IngestStats()
     started = time.perf_counter()
     cursors = {s: _StreamCursor(client, s) for s in streams}
+    key_cache: dict = {}  # event_ids of the data files read or written in this run
     for batch in read_ahead(lambda: _read_batch(list(cursors.values()), batch_size, blueprints)):
         t0 = time.perf_counter()
-        inserted = write_batch(spark, lake, batch)
+        inserted = write_batch(spark, lake, batch, key_cache)
         stats.batches += 1
         if on_committed is not None:
             on_committed(stats.batches)
