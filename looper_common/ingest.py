@@ -4,34 +4,35 @@ Each batch is read through a consumer group, written with insert-only MERGEs key
 on ``event_id``, and only then acknowledged and trimmed. A crash between the commit
 and the acknowledgement leaves the entries pending; the next run reads them again
 and the MERGE finds them already present, so nothing is written twice.
+
+The entries are parsed in Python as they are read (``event_parsing``) and handed to
+Spark as Arrow tables, so a batch costs Spark only its MERGEs; a reader thread reads
+and parses the next batch while Spark writes the current one.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 
-import pandas as pd
 import redis
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 
-from looper_common import events
+from looper_common import events, resp
+from looper_common.arrow_rows import rows_to_arrow
 from looper_common.blueprint import Blueprint
-from looper_common.event_parsing import (
-    RAW_SCHEMA,
-    parse_events,
-    rejected_events,
-    valid_decisions,
-    valid_observations,
-)
-from looper_common.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE, Lake, merge_new_rows
+from looper_common.delta_append import insert_new_rows
+from looper_common.event_parsing import Entry, ParsedBatch, TableRows, parse_entries
+from looper_common.read_ahead import read_ahead
+from looper_common.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE, Lake, TableSpec, merge_new_rows
 
 log = logging.getLogger(__name__)
 CONSUMER = "ingest"
-
-Entry = tuple[str, str, str | None]  # stream, stream id, payload
+_EPOCH = date(1970, 1, 1)
 
 
 @dataclass
@@ -80,6 +81,21 @@ def _id_key(stream_id: str) -> tuple[int, int]:
     return int(ms), int(seq)
 
 
+def _payload(fields: list | None) -> bytes | None:
+    """The event field of a raw entry's ``[field, value, ...]`` (None if absent or empty)."""
+    if not fields:
+        return None
+    if fields[0] == _FIELD:
+        return fields[1] or None
+    for i in range(0, len(fields) - 1, 2):
+        if fields[i] == _FIELD:
+            return fields[i + 1] or None
+    return None
+
+
+_FIELD = events.PAYLOAD_FIELD.encode()
+
+
 class _StreamCursor:
     """Reads one stream through the group: its pending entries first, then new ones."""
 
@@ -92,23 +108,29 @@ class _StreamCursor:
         self.position = "0"  # "0": replay our pending entries; ">": new entries
         self.done = False
 
+    def _xreadgroup(self, count: int) -> list:
+        """One XREADGROUP, its reply as hiredis gives it (redis-py's per-entry dicts cost more than Redis)."""
+        with resp.dedicated_connection(self.client) as conn:
+            conn.send_command(
+                "XREADGROUP", "GROUP", events.INGEST_GROUP, CONSUMER, "COUNT", count,
+                "STREAMS", self.stream, self.position,
+            )
+            reply = conn.read_response()
+        if not reply:
+            return []
+        return next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]  # RESP3: a map
+
     def read(self, count: int) -> list[Entry]:
         while not self.done:
-            reply = self.client.xreadgroup(
-                events.INGEST_GROUP, CONSUMER, {self.stream: self.position}, count=count
-            )
-            messages = reply[0][1] if reply else []
+            messages = self._xreadgroup(count)
             if not messages:
                 if self.position == ">":
                     self.done = True
                 else:
                     self.position = ">"
                 continue
-            entries = []
-            for stream_id, fields in messages:
-                sid = stream_id.decode()
-                payload = (fields or {}).get(events.PAYLOAD_FIELD.encode())
-                entries.append((self.stream, sid, payload.decode("utf-8", "replace") if payload else None))
+            stream = self.stream
+            entries = [(stream, sid.decode(), _payload(fields)) for sid, fields in messages]
             if self.position != ">":
                 self.position = entries[-1][1]
             elif _id_key(entries[-1][1]) >= self.end:
@@ -118,11 +140,12 @@ class _StreamCursor:
 
     def acknowledge(self, ids: Sequence[str]) -> None:
         """Ack ``ids`` (already committed) and trim everything before the oldest unacked entry."""
-        pipe = self.client.pipeline(transaction=False)
-        for start in range(0, len(ids), 10_000):
-            pipe.xack(self.stream, events.INGEST_GROUP, *ids[start:start + 10_000])
-        pipe.execute()
-        min_id = _next_id(max(ids, key=_id_key))
+        group = events.INGEST_GROUP.encode()
+        packed, commands = resp.xack_commands(self.stream.encode(), group, [i.encode() for i in ids])
+        with resp.dedicated_connection(self.client) as conn:
+            resp.send_packed(conn, packed, commands)
+        # ids come in stream order (pending ones, then newer); the oldest pending entry bounds the trim anyway
+        min_id = _next_id(ids[-1])
         pending = self.client.xpending(self.stream, events.INGEST_GROUP)
         if pending["pending"]:
             oldest = pending["min"].decode() if isinstance(pending["min"], bytes) else pending["min"]
@@ -130,24 +153,81 @@ class _StreamCursor:
         self.client.xtrim(self.stream, minid=min_id, approximate=False)
 
 
-def write_batch(spark: SparkSession, lake: Lake, raw: DataFrame, blueprints: Mapping[str, Blueprint]) -> dict[str, int]:
-    """Parse one batch and MERGE it into bronze and quarantine; returns rows inserted per table."""
-    parsed = parse_events(raw, blueprints).cache()
+@dataclass
+class _Batch:
+    """A batch read and parsed, ready for Spark: what to write and what to acknowledge after."""
+
+    parsed: ParsedBatch
+    ids: dict[str, list[str]]  # stream -> ids read
+    tables: dict[str, object]  # table name -> Arrow table (only tables with rows)
+
+
+def _date_values(days: set[int]) -> list[date] | None:
     try:
-        inserted = {}
-        for table, rows in (
-            (BRONZE_DECISIONS, valid_decisions(parsed)),
-            (BRONZE_OBSERVATIONS, valid_observations(parsed)),
-            (QUARANTINE, rejected_events(parsed)),
-        ):
-            present = rows.select(*table.partition_by).distinct().collect()
-            partitions = {col: sorted({r[col] for r in present}, key=str) for col in table.partition_by}
-            inserted[table.name] = (
-                merge_new_rows(spark, lake, table, rows, partitions) if present else 0
-            )
-        return inserted
+        return sorted(_EPOCH + timedelta(days=d) for d in days)
+    except OverflowError:  # a date Python cannot hold: the MERGE reads every date instead
+        return None
+
+
+def _partitions(rows: TableRows) -> dict[str, list]:
+    """Partition values present in ``rows``, for the MERGE's partition predicate."""
+    found: dict[str, list] = {}
+    for column, values in rows.partitions.items():
+        listed = _date_values(values) if column == "date" else sorted(values)
+        if listed is not None:
+            found[column] = listed
+    return found
+
+
+_TABLES: tuple[tuple[TableSpec, str], ...] = (
+    (BRONZE_DECISIONS, "decisions"), (BRONZE_OBSERVATIONS, "observations"), (QUARANTINE, "quarantine"),
+)
+
+
+def _read_batch(
+    cursors: Sequence[_StreamCursor], batch_size: int, blueprints: Mapping[str, Blueprint]
+) -> _Batch | None:
+    """Read up to ``batch_size`` entries across the streams and parse them (None when all are drained)."""
+    entries: list[Entry] = []
+    for cursor in cursors:
+        while not cursor.done and len(entries) < batch_size:
+            entries.extend(cursor.read(min(batch_size - len(entries), 50_000)))
+    if not entries:
+        return None
+    ids: dict[str, list[str]] = {}
+    for stream, sid, _ in entries:
+        ids.setdefault(stream, []).append(sid)
+    collecting = gc.isenabled()
+    gc.disable()  # millions of new containers and no cycles: collections would only rescan them
+    try:
+        parsed = parse_entries(entries, blueprints)
+        tables = {
+            table.name: rows_to_arrow(getattr(parsed, attr).rows, table.schema)
+            for table, attr in _TABLES
+            if getattr(parsed, attr).rows
+        }
     finally:
-        parsed.unpersist()
+        if collecting:
+            gc.enable()
+    return _Batch(parsed, ids, tables)
+
+
+def write_batch(
+    spark: SparkSession, lake: Lake, batch: _Batch, key_cache: dict | None = None
+) -> dict[str, int]:
+    """Insert one parsed batch into bronze and quarantine (new event_ids only); returns rows inserted per table."""
+    inserted = {}
+    for table, attr in _TABLES:
+        rows = getattr(batch.parsed, attr)
+        if not rows.rows:
+            inserted[table.name] = 0
+            continue
+        arrow, partitions = batch.tables[table.name], _partitions(rows)
+        written = insert_new_rows(spark, lake, table, arrow, partitions, key_cache)
+        if written is None:  # a table pyarrow cannot read or write as Delta would: Spark MERGEs
+            written = merge_new_rows(spark, lake, table, spark.createDataFrame(arrow, table.schema), partitions)
+        inserted[table.name] = written
+    return inserted
 
 
 def ingest_events(
@@ -167,34 +247,24 @@ def ingest_events(
     """
     stats = IngestStats()
     started = time.perf_counter()
-    cursors = [_StreamCursor(client, s) for s in streams]
-    while True:
-        batch: list[Entry] = []
-        for cursor in cursors:
-            while not cursor.done and len(batch) < batch_size:
-                batch.extend(cursor.read(batch_size - len(batch)))
-        if not batch:
-            break
+    cursors = {s: _StreamCursor(client, s) for s in streams}
+    key_cache: dict = {}  # event_ids of the data files read or written in this run
+    for batch in read_ahead(lambda: _read_batch(list(cursors.values()), batch_size, blueprints)):
         t0 = time.perf_counter()
-        raw = spark.createDataFrame(pd.DataFrame(batch, columns=RAW_SCHEMA.fieldNames()), RAW_SCHEMA)
-        inserted = write_batch(spark, lake, raw, blueprints)
+        inserted = write_batch(spark, lake, batch, key_cache)
         stats.batches += 1
         if on_committed is not None:
             on_committed(stats.batches)
-        by_stream: dict[str, list[str]] = {}
-        for stream, sid, _ in batch:
-            by_stream.setdefault(stream, []).append(sid)
-        for cursor in cursors:
-            if cursor.stream in by_stream:
-                cursor.acknowledge(by_stream[cursor.stream])
-                stats.per_stream[cursor.stream] = stats.per_stream.get(cursor.stream, 0) + len(by_stream[cursor.stream])
-        stats.events += len(batch)
+        for stream, ids in batch.ids.items():
+            cursors[stream].acknowledge(ids)
+            stats.per_stream[stream] = stats.per_stream.get(stream, 0) + len(ids)
+        stats.events += batch.parsed.entries
         stats.decisions += inserted[BRONZE_DECISIONS.name]
         stats.observations += inserted[BRONZE_OBSERVATIONS.name]
         stats.quarantined += inserted[QUARANTINE.name]
         log.info(
             "batch %d: %d events committed and acknowledged in %.1f s (%s)",
-            stats.batches, len(batch), time.perf_counter() - t0, inserted,
+            stats.batches, batch.parsed.entries, time.perf_counter() - t0, inserted,
         )
     stats.seconds = time.perf_counter() - started
     return stats

@@ -54,6 +54,17 @@ def xadd_commands(stream: bytes, field: bytes, payloads: Sequence[bytes]) -> byt
     return b"".join([head + b"$%d\r\n%b\r\n" % (len(p), p) for p in payloads])
 
 
+def xack_commands(stream: bytes, group: bytes, ids: Sequence[bytes], per_command: int = 10_000) -> tuple[bytes, int]:
+    """``XACK stream group id...`` in commands of ``per_command`` ids, packed; and how many commands."""
+    head = b"$4\r\nXACK\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(stream), stream, len(group), group)
+    commands = []
+    for start in range(0, len(ids), per_command):
+        chunk = ids[start:start + per_command]
+        args = b"".join([b"$%d\r\n%b\r\n" % (len(i), i) for i in chunk])
+        commands.append(b"*%d\r\n" % (len(chunk) + 3) + head + args)
+    return b"".join(commands), len(commands)
+
+
 def send_packed(conn: redis.Connection, packed: bytes, replies: int) -> None:
     """Send packed commands and read every reply (raises the first error Redis returned).
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from looper_common.resp import dedicated_connection, send_packed, set_ex_commands, xadd_commands
+from looper_common.resp import dedicated_connection, send_packed, set_ex_commands, xack_commands, xadd_commands
 
 pytestmark = pytest.mark.integration
 
@@ -32,3 +32,16 @@ def test_an_error_reply_is_raised_after_reading_the_rest(redis_client):
     with dedicated_connection(client) as conn, pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         send_packed(conn, packed, 12)
     assert client.xlen("s") == 11 and client.get("not_a_stream") == b"v"
+
+
+def test_packed_xacks_acknowledge_every_id(redis_client):
+    redis_client.xgroup_create("s", "g", id="0", mkstream=True)
+    for _ in range(25):
+        redis_client.xadd("s", {"e": "x"})
+    ids = [sid for sid, _ in redis_client.xreadgroup("g", "c", {"s": ">"})[0][1]]
+    packed, commands = xack_commands(b"s", b"g", ids[:23], per_command=10)
+    assert commands == 3
+    with dedicated_connection(redis_client) as conn:
+        send_packed(conn, packed, commands)
+    pending = redis_client.xpending_range("s", "g", min="-", max="+", count=100)
+    assert [p["message_id"] for p in pending] == ids[23:]
