@@ -70,6 +70,7 @@ def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client, spark)
     assert stats[0]["matured_decisions"] == examples.count() // 2 > 1000
 
     mlflow.set_tracking_uri(env["LOOPER_MLFLOW_TRACKING_URI"])
+    mlflow.set_registry_uri(env["LOOPER_MLFLOW_TRACKING_URI"])
     name = model_name(BLUEPRINT, "clicked")
     champion = mlflow.MlflowClient().get_model_version_by_alias(name, CHAMPION)
     assert champion.tags["run_date"] == str(run_date)

@@ -67,6 +67,7 @@ def tracking(tmp_path):
     mlflow.set_experiment(experiment_id=experiment)
     yield experiment
     mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)  # else later tests' registry calls land in this one
 
 
 def only_clicked():

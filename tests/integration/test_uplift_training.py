@@ -102,6 +102,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     yield {"experiment": experiment, "parent": parent.info.run_id, "result": result, "wide": wide,
            "evaluation": population(5000, seed=99)}
     mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)  # else later tests' registry calls land in this one
 
 
 def test_learners_are_nested_runs_and_the_best_qini_is_registered(trained) -> None:
