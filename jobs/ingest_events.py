@@ -1,7 +1,8 @@
 """Drain the Redis event streams into bronze Delta tables (exactly-once effect).
 
-Valid decision and observation events are MERGEd on event_id into bronze/decisions
-and bronze/observations; malformed ones go to quarantine/events with the reason.
+Valid decision and observation events are inserted into bronze/decisions and
+bronze/observations, each event_id once (an event_id already there is skipped, as an
+insert-only MERGE would); malformed ones go to quarantine/events with the reason.
 Entries are acknowledged and trimmed from the stream only after the commit, so the
 job can be killed and rerun at any time.
 """

@@ -1,13 +1,15 @@
 """Drain the event streams into bronze Delta tables with exactly-once effect.
 
-Each batch is read through a consumer group, written with insert-only MERGEs keyed
-on ``event_id``, and only then acknowledged and trimmed. A crash between the commit
-and the acknowledgement leaves the entries pending; the next run reads them again
-and the MERGE finds them already present, so nothing is written twice.
+Each batch is read through a consumer group, inserted keyed on ``event_id`` (only
+the event_ids not in the table yet), and only then acknowledged and trimmed. A crash
+between the commit and the acknowledgement leaves the entries pending; the next run
+reads them again and finds them already present, so nothing is written twice.
 
-The entries are parsed in Python as they are read (``event_parsing``) and handed to
-Spark as Arrow tables, so a batch costs Spark only its MERGEs; a reader thread reads
-and parses the next batch while Spark writes the current one.
+The entries are parsed in Python as they are read (``event_parsing``) into Arrow
+tables; ``delta_append.insert_new_rows`` writes them with pyarrow and commits them in
+one Delta transaction (what an insert-only MERGE does, without Spark's row writer),
+and tables it cannot handle that way get the Spark MERGE. A reader thread reads and
+parses the next batch while the current one is written.
 """
 
 from __future__ import annotations
