@@ -17,7 +17,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -189,20 +189,37 @@ _TABLES: tuple[tuple[TableSpec, str], ...] = (
 def _read_batch(
     cursors: Sequence[_StreamCursor], batch_size: int, blueprints: Mapping[str, Blueprint]
 ) -> _Batch | None:
-    """Read up to ``batch_size`` entries across the streams and parse them (None when all are drained)."""
-    entries: list[Entry] = []
-    for cursor in cursors:
-        while not cursor.done and len(entries) < batch_size:
-            entries.extend(cursor.read(min(batch_size - len(entries), 50_000)))
-    if not entries:
-        return None
+    """Read up to ``batch_size`` entries across the streams and parse them (None when all are drained).
+
+    The entries come in chunks of at most 50,000 from one stream; the next chunk's
+    XREADGROUP runs in a thread while this one is parsed, so Redis builds its reply
+    while Python parses (the parse is the bottleneck of ingestion on two cores).
+    """
+    waiting, remaining = list(cursors), batch_size
     ids: dict[str, list[str]] = {}
-    for stream, sid, _ in entries:
-        ids.setdefault(stream, []).append(sid)
+
+    def next_chunk() -> list[Entry] | None:
+        nonlocal remaining
+        while waiting and remaining > 0:
+            chunk = waiting[0].read(min(remaining, 50_000))
+            if not chunk:  # the cursor is drained
+                waiting.pop(0)
+                continue
+            remaining -= len(chunk)
+            return chunk
+        return None
+
+    def entries() -> Iterator[Entry]:
+        for chunk in read_ahead(next_chunk):
+            ids.setdefault(chunk[0][0], []).extend(sid for _, sid, _ in chunk)
+            yield from chunk
+
     collecting = gc.isenabled()
     gc.disable()  # millions of new containers and no cycles: collections would only rescan them
     try:
-        parsed = parse_entries(entries, blueprints)
+        parsed = parse_entries(entries(), blueprints)
+        if not parsed.entries:
+            return None
         tables = {
             table.name: rows_to_arrow(getattr(parsed, attr).rows, table.schema)
             for table, attr in _TABLES
