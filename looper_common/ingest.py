@@ -14,6 +14,7 @@ parses the next batch while the current one is written.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import time
@@ -217,7 +218,8 @@ def _read_batch(
     collecting = gc.isenabled()
     gc.disable()  # millions of new containers and no cycles: collections would only rescan them
     try:
-        parsed = parse_entries(entries(), blueprints)
+        with contextlib.closing(entries()) as stream:  # on an error, stop the chunk thread now
+            parsed = parse_entries(stream, blueprints)
         if not parsed.entries:
             return None
         tables = {
