@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 
 from looper_common.evaluation import (
     evaluate_policies,
@@ -17,7 +19,7 @@ from looper_common.evaluation import (
     promotion_decision,
 )
 from looper_common.registry import model_name
-from looper_common.training import TrainingError, time_split, train_blueprint, tune_label
+from looper_common.training import MODEL_REQUIREMENTS, TrainingError, time_split, train_blueprint, tune_label
 from looper_common.training_data import to_model_frame
 from tests.conftest import make_blueprint
 
@@ -107,7 +109,12 @@ def test_planted_signal_is_recovered_registered_and_promotable(tracking, spark):
             == []
         )
 
-    model = mlflow.sklearn.load_model(f"models:/{result.model_name}/{result.version}")
+    model_uri = f"models:/{result.model_name}/{result.version}"
+    # the serving environment is pinned to what trained it, and nothing else (not inferred)
+    requirements = Path(mlflow.artifacts.download_artifacts(f"{model_uri}/requirements.txt")).read_text()
+    assert sorted(line.split("==")[0] for line in requirements.split()) == sorted(MODEL_REQUIREMENTS)
+    assert f"scikit-learn=={sklearn.__version__}" in requirements.split()
+    model = mlflow.sklearn.load_model(model_uri)
     _, holdout = time_split(wide, RUN_DATE)
     label = blueprint.labels[0]
     metrics = label_metrics(model, holdout, blueprint, label)
@@ -150,7 +157,12 @@ def test_pure_noise_is_not_promoted(tracking):
         [result] = train_blueprint(
             wide, blueprint, RUN_DATE, {"blueprint_version": blueprint.version, "run_date": str(RUN_DATE)}
         )
-    model = mlflow.sklearn.load_model(f"models:/{result.model_name}/{result.version}")
+    model_uri = f"models:/{result.model_name}/{result.version}"
+    # the serving environment is pinned to what trained it, and nothing else (not inferred)
+    requirements = Path(mlflow.artifacts.download_artifacts(f"{model_uri}/requirements.txt")).read_text()
+    assert sorted(line.split("==")[0] for line in requirements.split()) == sorted(MODEL_REQUIREMENTS)
+    assert f"scikit-learn=={sklearn.__version__}" in requirements.split()
+    model = mlflow.sklearn.load_model(model_uri)
     _, holdout = time_split(wide, RUN_DATE)
     label = blueprint.labels[0]
     verdict = promotion_decision(
