@@ -18,34 +18,9 @@ import json
 import logging
 from collections.abc import Sequence
 
-import mlflow
-import numpy as np
-import pandas as pd
-
-from looper_common import report
-from looper_common.evaluation import (
-    evaluate_policies,
-    evaluation_plots,
-    holdout_baseline,
-    label_metrics,
-    ope_metrics,
-    ope_promotion,
-    promotion_decision,
-    qini_plot,
-)
 from looper_common.jobrunner import job_parser, setup
-from looper_common.policies import policy_labels
-from looper_common.registry import (
-    CHALLENGER,
-    CHAMPION,
-    alias_version,
-    configure_mlflow,
-    detect_reviewer_moves,
-    model_name,
-    move_alias,
-)
-from looper_common.spark import get_spark
-from looper_common.training import load_training_frame
+from looper_common.spark import in_background, start_spark
+from looper_common.training_data import load_training_frame
 
 log = logging.getLogger("evaluate_models")
 
@@ -56,10 +31,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ctx = setup(args, "evaluate_models")
     blueprint = ctx.blueprints[args.blueprint]
-    spark = get_spark(ctx.settings, "evaluate_models")
+    session = start_spark(ctx.settings, "evaluate_models")
+    examples = in_background(lambda: load_training_frame(
+        session.result(), ctx.lake, blueprint, args.run_date, lookback_days=0), "examples")
+    # MLflow, scikit-learn, matplotlib: imported while the session starts and the examples load
+    import mlflow
+    import numpy as np
+
+    from looper_common import report
+    from looper_common.evaluation import (
+        evaluate_policies,
+        evaluation_plots,
+        holdout_baseline,
+        label_metrics,
+        ope_metrics,
+        ope_promotion,
+        promotion_decision,
+        qini_plot,
+    )
+    from looper_common.registry import (
+        CHALLENGER,
+        CHAMPION,
+        alias_version,
+        configure_mlflow,
+        detect_reviewer_moves,
+        model_name,
+        move_alias,
+    )
+
     configure_mlflow(ctx.settings, blueprint.name)
-    wide = load_training_frame(spark, ctx.lake, blueprint, args.run_date, lookback_days=0)
-    holdout: pd.DataFrame = wide[wide["matured_date"] == args.run_date]
+    spark, wide = session.result(), examples.result()
+    holdout = wide[wide["matured_date"] == args.run_date]
     for label in blueprint.labels:
         name = model_name(blueprint.name, label.name)
         for move in detect_reviewer_moves(spark, ctx.lake, name, blueprint.name, args.run_date):
@@ -140,6 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _other_policy_models(blueprint) -> dict[str, object] | None:
     """Champions (else challengers) of the labels a weighted_sum policy adds; None if one is missing."""
+    import mlflow
+
+    from looper_common.policies import policy_labels
+    from looper_common.registry import CHALLENGER, CHAMPION, alias_version, model_name
+
     models = {}
     for label in policy_labels(blueprint)[1:]:
         name = model_name(blueprint.name, label)

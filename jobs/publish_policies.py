@@ -25,9 +25,9 @@ import redis
 from looper_common import policy_store
 from looper_common.jobrunner import job_parser, setup
 from looper_common.policies import policy_labels
-from looper_common.publishing import POLICY_PARAMS_TAG, TUNED_DATE_TAG, find_champion, publish_champion
+from looper_common.publishing import POLICY_PARAMS_TAG, TUNED_DATE_TAG, find_champion, load_units, publish_champion
 from looper_common.registry import CHAMPION, alias_version, model_name
-from looper_common.spark import get_spark
+from looper_common.spark import in_background, start_spark
 
 log = logging.getLogger("publish_policies")
 
@@ -57,10 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         extra[label] = f"models:/{other}@{CHAMPION}"
     client = redis.Redis.from_url(ctx.settings.redis.url, password=ctx.settings.redis.password)
+    session = start_spark(ctx.settings, "publish_policies")
+    units = in_background(lambda: load_units(session.result(), ctx.lake, blueprint, args.run_date), "units")
     stats = publish_champion(
-        get_spark(ctx.settings, "publish_policies"), ctx.lake, client, blueprint, args.run_date,
+        session.result(), ctx.lake, client, blueprint, args.run_date,
         model_uri=model_uri, model_version=champion.version,
-        ttl_seconds=ctx.settings.redis.policy_ttl_days * 86_400, params=params, extra_models=extra,
+        ttl_seconds=ctx.settings.redis.policy_ttl_days * 86_400, params=params, extra_models=extra, units=units,
     )
     active = client.get(policy_store.active_key(blueprint.name))
     print(active.decode() if active else stats.version)

@@ -13,8 +13,9 @@ import logging
 from collections.abc import Sequence
 
 from looper_common.jobrunner import job_parser, setup
-from looper_common.spark import start_spark
+from looper_common.spark import in_background, start_spark
 from looper_common.tables import SILVER_EXAMPLES
+from looper_common.training_data import load_training_frame
 
 log = logging.getLogger("train_models")
 
@@ -26,15 +27,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ctx = setup(args, "train_models")
     blueprint = ctx.blueprints[args.blueprint]
-    session = start_spark(ctx.settings, "train_models", lambda s: ctx.lake.exists(s, SILVER_EXAMPLES))
-    # MLflow, scikit-learn, hyperopt: imported while the session starts
+    session = start_spark(ctx.settings, "train_models")
+    examples = in_background(lambda: load_training_frame(
+        session.result(), ctx.lake, blueprint, args.run_date, args.lookback_days), "examples")
+    # MLflow, scikit-learn, hyperopt: imported while the session starts and the examples load
     import mlflow
 
     from looper_common.registry import CHALLENGER, configure_mlflow, move_alias
-    from looper_common.training import git_sha, load_training_frame, train_blueprint
+    from looper_common.training import git_sha, train_blueprint
 
-    spark = session.result()
-    wide = load_training_frame(spark, ctx.lake, blueprint, args.run_date, args.lookback_days)
+    spark, wide = session.result(), examples.result()
     log.info("%d matured examples for %s up to %s", len(wide), blueprint.name, args.run_date)
     if wide.empty:
         log.warning("no matured examples yet: nothing to train, the default action stays in place")

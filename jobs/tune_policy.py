@@ -19,17 +19,11 @@ import json
 import logging
 from collections.abc import Sequence
 
-import mlflow
-import numpy as np
-
-from looper_common import report
 from looper_common.jobrunner import job_parser, setup
-from looper_common.policies import policy_labels
-from looper_common.policy_tuning import flat_params, pareto_figure, tune
 from looper_common.publishing import POLICY_PARAMS_TAG, TUNED_DATE_TAG, find_champion
-from looper_common.registry import CHAMPION, alias_version, configure_mlflow, model_name
-from looper_common.spark import get_spark
-from looper_common.training import load_training_frame
+from looper_common.registry import model_name
+from looper_common.spark import in_background, start_spark
+from looper_common.training_data import load_training_frame
 
 log = logging.getLogger("tune_policy")
 
@@ -50,9 +44,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("%s v%s was already tuned for %s: %s (use --force to tune again)", champion.name,
                  champion.version, args.run_date, champion.tags.get(POLICY_PARAMS_TAG))
         return 0
-    spark = get_spark(ctx.settings, "tune_policy")
+    session = start_spark(ctx.settings, "tune_policy")
+    examples = in_background(lambda: load_training_frame(
+        session.result(), ctx.lake, blueprint, args.run_date, lookback_days=0), "examples")
+    # hyperopt, scikit-learn (loading the models), matplotlib: imported while the examples load
+    import mlflow
+    import numpy as np
+
+    from looper_common import report
+    from looper_common.policies import policy_labels
+    from looper_common.policy_tuning import flat_params, pareto_figure, tune
+    from looper_common.registry import CHAMPION, alias_version, configure_mlflow
+
     configure_mlflow(ctx.settings, blueprint.name)
-    wide = load_training_frame(spark, ctx.lake, blueprint, args.run_date, lookback_days=0)
+    spark, wide = session.result(), examples.result()
     holdout = wide[wide["matured_date"] == args.run_date]
     if holdout.empty:
         log.warning("no decisions matured on %s: nothing to tune on", args.run_date)

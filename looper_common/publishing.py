@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
@@ -31,6 +32,7 @@ from looper_common import policy_store
 from looper_common.blueprint import Blueprint, ExplorationSpec
 from looper_common.labels import day_bounds
 from looper_common.resp import dedicated_connection, send_packed, set_ex_commands
+from looper_common.spark import in_background
 from looper_common.tables import BRONZE_DECISIONS, Lake
 from looper_common.training_data import feature_columns
 
@@ -138,6 +140,11 @@ def latest_unit_features(
         F.max("ts").alias("features_ts"),
     )
     return latest.select("unit_id", "features_ts", *feature_columns(latest, blueprint))
+
+
+def load_units(spark: SparkSession, lake: Lake, blueprint: Blueprint, run_date: date) -> pd.DataFrame:
+    """:func:`latest_unit_features` as pandas: what ``publish_champion`` scores."""
+    return latest_unit_features(spark, lake, blueprint, run_date).toPandas()
 
 
 def encode_entries(units: pd.DataFrame, blueprint: Blueprint) -> list[bytes]:
@@ -291,25 +298,30 @@ def publish_champion(
     ttl_seconds: int,
     params: Mapping[str, object] | None = None,
     extra_models: Mapping[str, str] | None = None,
+    units: Future[pd.DataFrame] | None = None,
 ) -> PublishStats:
     """Score every known unit with the model at ``model_uri`` and publish the policy.
 
     ``params`` are tuned policy params (see ``policies``); their exploration part is
     written to the version's meta hash, where the SDK reads it. ``extra_models`` maps
-    other labels to model URIs, for a ``weighted_sum`` policy.
+    other labels to model URIs, for a ``weighted_sum`` policy. ``units`` is
+    :func:`load_units` already started in the background (see ``jobs/publish_policies.py``).
     """
     import mlflow.sklearn
 
     from looper_common.policies import exploration_spec, policy_frame
 
     started = time.perf_counter()
-    wide = latest_unit_features(spark, lake, blueprint, run_date).toPandas()
-    if wide.empty:
-        raise ValueError(f"{blueprint.name}: no decisions up to {run_date}; nothing to publish")
-    log.info("%s: features of %d units loaded (%.1f s)",
-             blueprint.name, len(wide), time.perf_counter() - started)
+    if units is None:
+        units = in_background(lambda: load_units(spark, lake, blueprint, run_date), "units")
+    # the models load (scikit-learn, skops: seconds of imports) while Spark reads the features
     models = {blueprint.objectives.maximize: mlflow.sklearn.load_model(model_uri)}
     models.update({label: mlflow.sklearn.load_model(uri) for label, uri in (extra_models or {}).items()})
+    wide = units.result()
+    if wide.empty:
+        raise ValueError(f"{blueprint.name}: no decisions up to {run_date}; nothing to publish")
+    log.info("%s: features of %d units loaded and %d model(s) (%.1f s)",
+             blueprint.name, len(wide), len(models), time.perf_counter() - started)
     started, frames = time.perf_counter(), []
     for lo in range(0, len(wide), SCORING_CHUNK):
         frames.append(policy_frame(models, wide.iloc[lo:lo + SCORING_CHUNK], blueprint, params))

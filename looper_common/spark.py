@@ -12,10 +12,13 @@ import os
 import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 from pyspark.sql import SparkSession
 
 from looper_common.config import Settings
+
+T = TypeVar("T")
 
 DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -57,6 +60,14 @@ def get_spark(settings: Settings, app_name: str = "looper") -> SparkSession:
     return spark
 
 
+def in_background(task: Callable[[], T], name: str) -> Future[T]:
+    """Run ``task`` in a thread of its own; the future holds its result (or its exception)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    future = pool.submit(task)
+    pool.shutdown(wait=False)  # the thread ends after its one task; nothing waits for it here
+    return future
+
+
 def start_spark(
     settings: Settings, app_name: str = "looper", warm_up: Callable[[SparkSession], object] | None = None
 ) -> Future[SparkSession]:
@@ -65,7 +76,8 @@ def start_spark(
     A job's driver JVM sits idle while Python imports the job's libraries (MLflow, Great
     Expectations, scikit-learn: seconds each), and Python waits while the JVM builds the
     session and loads Delta: started first, the two overlap on a second core. ``warm_up``
-    is for the JVM's share of the job's first step (e.g. loading a Delta table's log).
+    is for the JVM's share of the job's first step (e.g. loading a Delta table's log);
+    to keep what the first step returns, chain it with :func:`in_background` instead.
     """
 
     def build() -> SparkSession:
@@ -74,7 +86,4 @@ def start_spark(
             warm_up(spark)
         return spark
 
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-session")
-    future = pool.submit(build)
-    pool.shutdown(wait=False)  # the thread ends after its one task; nothing waits for it here
-    return future
+    return in_background(build, "spark-session")

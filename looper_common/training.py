@@ -19,7 +19,7 @@ import logging
 import subprocess
 import warnings
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import matplotlib.pyplot as plt
 import mlflow
@@ -28,15 +28,13 @@ import pandas as pd
 import skops.io
 from hyperopt import STATUS_OK, Trials, fmin, space_eval, tpe
 from mlflow.models import infer_signature
-from pyspark.sql import SparkSession
 from threadpoolctl import threadpool_limits
 
 from looper_common.blueprint import Blueprint, LabelSpec
 from looper_common.metrics import LOSS, baseline_metrics, model_metrics, predict_for_metrics
 from looper_common.model_families import build_model, search_space
 from looper_common.registry import model_name, versions_for_run
-from looper_common.tables import SILVER_EXAMPLES, Lake
-from looper_common.training_data import examples_wide, to_model_frame
+from looper_common.training_data import to_model_frame
 from looper_common.uplift import LEARNERS, build_learner, treatment_propensity
 from looper_common.uplift_metrics import auuc, qini_coefficient, qini_curve, qini_figure
 
@@ -71,17 +69,6 @@ def git_sha(home: str) -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def load_training_frame(
-    spark: SparkSession, lake: Lake, blueprint: Blueprint, run_date: date, lookback_days: int = 28
-) -> pd.DataFrame:
-    """Wide examples that matured in the lookback window up to the run date, as pandas."""
-    examples = lake.read(spark, SILVER_EXAMPLES).where(f"blueprint = '{blueprint.name}'")
-    wide = examples_wide(
-        examples, blueprint, since=run_date - timedelta(days=lookback_days), until=run_date
-    )
-    return wide.toPandas().sort_values(["ts", "decision_id"], ignore_index=True)
 
 
 def time_split(wide: pd.DataFrame, run_date: date) -> tuple[pd.DataFrame, pd.DataFrame]:

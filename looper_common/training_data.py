@@ -7,13 +7,14 @@ evaluation and publishing all read examples through this one function.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from looper_common.blueprint import Blueprint
+from looper_common.tables import SILVER_EXAMPLES, Lake
 
 MISSING = "__missing__"
 SPARK_TYPES = {"float": "double", "int": "bigint", "bool": "boolean", "category": "string"}
@@ -64,3 +65,14 @@ def to_model_frame(wide: pd.DataFrame, blueprint: Blueprint, action: str | None 
             frame[feature.name] = column.astype("float64")
     frame["action"] = action if action is not None else wide["action"].astype(str)
     return frame
+
+
+def load_training_frame(
+    spark: SparkSession, lake: Lake, blueprint: Blueprint, run_date: date, lookback_days: int = 28
+) -> pd.DataFrame:
+    """Wide examples that matured in the lookback window up to the run date, as pandas."""
+    examples = lake.read(spark, SILVER_EXAMPLES).where(f"blueprint = '{blueprint.name}'")
+    wide = examples_wide(
+        examples, blueprint, since=run_date - timedelta(days=lookback_days), until=run_date
+    )
+    return wide.toPandas().sort_values(["ts", "decision_id"], ignore_index=True)
