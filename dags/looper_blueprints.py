@@ -47,6 +47,9 @@ def _blueprints() -> dict[str, dict]:
 def _spark_conf() -> dict[str, str]:
     """The environment's Spark settings (``spark.conf`` of ``conf/<env>.yaml``) and the venv's Python.
 
+    The driver's Python is ``scripts/spark-python``, which runs ``LOOPER_PYTHON`` (set in
+    each task's environment to this interpreter) with the installed pyspark first.
+
     Given to spark-submit because some only act when the driver JVM is launched
     (``spark.driver.memory``, ``spark.driver.extraJavaOptions``): by the time a job
     builds its session, the JVM spark-submit started is already running.
@@ -59,7 +62,8 @@ def _spark_conf() -> dict[str, str]:
     return {
         **{str(key): str(value).replace("{home}", str(HOME)) for key, value in settings.items()},
         "spark.pyspark.python": sys.executable,
-        "spark.pyspark.driver.python": sys.executable,
+        # the same interpreter, importing the installed pyspark rather than spark-submit's zips
+        "spark.pyspark.driver.python": str(HOME / "scripts" / "spark-python"),
     }
 
 
@@ -97,7 +101,8 @@ def build_dag(name: str, blueprint: dict) -> DAG:
                 name=f"looper-{name}-{job}",
                 jars=_jars(),
                 conf=_spark_conf(),
-                env_vars={"LOOPER_HOME": str(HOME), "LOOPER_ENV": os.environ.get("LOOPER_ENV", "local")},
+                env_vars={"LOOPER_HOME": str(HOME), "LOOPER_ENV": os.environ.get("LOOPER_ENV", "local"),
+                          "LOOPER_PYTHON": sys.executable},
                 doc_md=f"`jobs/{job}.py --blueprint {name}`: see the job's `--help`.",
             )
             if previous is not None:
