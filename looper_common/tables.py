@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from delta.tables import DeltaTable
@@ -85,6 +87,8 @@ class TableSpec:
     schema: T.StructType
     partition_by: tuple[str, ...]
     key: tuple[str, ...]
+    # Delta table properties, set when the table is created and on an existing table that lacks them
+    properties: tuple[tuple[str, str], ...] = ()
 
 
 BRONZE_DECISIONS = TableSpec("bronze/decisions", DECISIONS_SCHEMA, ("blueprint", "date"), ("event_id",))
@@ -93,7 +97,14 @@ BRONZE_OBSERVATIONS = TableSpec(
 )
 QUARANTINE = TableSpec("quarantine/events", QUARANTINE_SCHEMA, ("date",), ("event_id",))
 SILVER_EXAMPLES = TableSpec(
-    "silver/examples", EXAMPLES_SCHEMA, ("blueprint", "date"), ("decision_id", "label")
+    "silver/examples",
+    EXAMPLES_SCHEMA,
+    ("blueprint", "date"),
+    ("decision_id", "label"),
+    # Readers filter on the partition columns; per-file min/max of random ids and strings
+    # skip nothing, and Delta collects them row by row over every column it indexes (all 17
+    # by default): at 2M example rows, 0.86-0.92x the write's CPU time with these three only.
+    properties=(("delta.dataSkippingStatsColumns", "ts,value,n_observations"),),
 )
 JOIN_STATS = TableSpec("monitoring/join_stats", JOIN_STATS_SCHEMA, ("blueprint", "date"), ())
 
@@ -119,7 +130,11 @@ class Lake:
         builder = builder.addColumns(table.schema)
         if table.partition_by:
             builder = builder.partitionedBy(*table.partition_by)
+        for key, value in table.properties:
+            builder = builder.property(key, value)
         created = builder.execute()
+        if table.properties:
+            _set_missing_properties(spark, created, path, dict(table.properties))
         _ENSURED.add((id(spark), path))
         return created
 
@@ -138,6 +153,30 @@ class Lake:
 
 def _sql_literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def _set_missing_properties(spark: SparkSession, table: DeltaTable, path: str, properties: dict[str, str]) -> None:
+    """Set the properties a table created before they were declared lacks (one commit, only if any)."""
+    current = table.detail().select("properties").first()[0] or {}
+    missing = {k: v for k, v in properties.items() if current.get(k) != v}
+    if missing:
+        pairs = ", ".join(f"{_sql_literal(k)} = {_sql_literal(v)}" for k, v in sorted(missing.items()))
+        location = path.replace("`", "``")
+        spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({pairs})")
+
+
+@contextlib.contextmanager
+def _session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """``key`` set to ``value`` for the block (Spark has no per-write option for some settings)."""
+    saved = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if saved is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, saved)
 
 
 def partition_predicate(alias: str, column: str, values: list[object]) -> str:
@@ -174,13 +213,23 @@ def replace_partition(
     lake: Lake, table: TableSpec, rows: DataFrame, where: dict[str, object]
 ) -> None:
     """Atomically replace the rows matching ``where`` (partition values) with ``rows``."""
-    lake.ensure(rows.sparkSession, table)
+    spark = rows.sparkSession
+    lake.ensure(spark, table)
     predicate = " AND ".join(f"{column} = {_sql_literal(value)}" for column, value in where.items())
-    (
+    writer = (
         rows.select(*table.schema.fieldNames())
         .write.format("delta")
         .mode("overwrite")
         .option("replaceWhere", predicate)
         .partitionBy(*table.partition_by)
-        .save(lake.path(table))
     )
+    if not set(table.partition_by) <= set(where):
+        writer.save(lake.path(table))
+        return
+    # ``where`` fixes every partition column, so all the rows go to one partition. Spark
+    # sorts the rows of a partitioned write by partition first (a copy of every row, spilled
+    # when large) unless it may keep a writer open per partition: one is all this needs.
+    # With silver/examples' three stats columns, at 2M example rows: 0.75-0.87x the write's
+    # time (16-18 s against 20-22 s; an unpartitioned Parquet write of the rows, 12-13 s).
+    with _session_conf(spark, "spark.sql.maxConcurrentOutputFileWriters", "1"):
+        writer.save(lake.path(table))
