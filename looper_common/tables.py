@@ -87,7 +87,8 @@ class TableSpec:
     schema: T.StructType
     partition_by: tuple[str, ...]
     key: tuple[str, ...]
-    # Delta table properties, set when the table is created and on an existing table that lacks them
+    # Delta table properties, set when the table is created and, by replace_partition, on an
+    # existing table that lacks them (they act on writes: reads do not check them)
     properties: tuple[tuple[str, str], ...] = ()
 
 
@@ -133,8 +134,6 @@ class Lake:
         for key, value in table.properties:
             builder = builder.property(key, value)
         created = builder.execute()
-        if table.properties:
-            _set_missing_properties(spark, created, path, dict(table.properties))
         _ENSURED.add((id(spark), path))
         return created
 
@@ -155,14 +154,20 @@ def _sql_literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+_PROPERTIES_SET: set[tuple[int, str]] = set()  # tables whose declared properties were checked, per session
+
+
 def _set_missing_properties(spark: SparkSession, table: DeltaTable, path: str, properties: dict[str, str]) -> None:
     """Set the properties a table created before they were declared lacks (one commit, only if any)."""
+    if (id(spark), path) in _PROPERTIES_SET:
+        return
     current = table.detail().select("properties").first()[0] or {}
     missing = {k: v for k, v in properties.items() if current.get(k) != v}
     if missing:
         pairs = ", ".join(f"{_sql_literal(k)} = {_sql_literal(v)}" for k, v in sorted(missing.items()))
         location = path.replace("`", "``")
         spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({pairs})")
+    _PROPERTIES_SET.add((id(spark), path))
 
 
 @contextlib.contextmanager
@@ -214,7 +219,9 @@ def replace_partition(
 ) -> None:
     """Atomically replace the rows matching ``where`` (partition values) with ``rows``."""
     spark = rows.sparkSession
-    lake.ensure(spark, table)
+    created = lake.ensure(spark, table)
+    if table.properties:
+        _set_missing_properties(spark, created, lake.path(table), dict(table.properties))
     predicate = " AND ".join(f"{column} = {_sql_literal(value)}" for column, value in where.items())
     writer = (
         rows.select(*table.schema.fieldNames())

@@ -1,4 +1,4 @@
-"""Lake.ensure sets declared table properties; replace_partition replaces one partition or nothing."""
+"""Declared table properties (set at creation, else at the next write); replace_partition replaces one partition."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _version(spark, lake: Lake, spec: TableSpec) -> int:
     return DeltaTable.forPath(spark, lake.path(spec)).history(1).first()["version"]
 
 
-def test_ensure_sets_properties_on_new_and_older_tables(spark, lake):
+def test_declared_properties_on_new_tables_and_on_older_ones_at_their_next_write(spark, lake):
     created = _spec("t/created")
     lake.ensure(spark, created)
     assert _properties(spark, lake, created)["delta.dataSkippingStatsColumns"] == "value"
@@ -43,12 +43,16 @@ def test_ensure_sets_properties_on_new_and_older_tables(spark, lake):
     lake.ensure(spark, _spec(older.name, ()))  # created before the property was declared
     assert "delta.dataSkippingStatsColumns" not in _properties(spark, lake, older)
     tables._ENSURED.clear()  # as in a new session
-    lake.ensure(spark, older)
+    lake.ensure(spark, older)  # reading does not change the table
+    assert "delta.dataSkippingStatsColumns" not in _properties(spark, lake, older)
+    rows = spark.createDataFrame([("x", 1.0, "a", DAY)], SCHEMA)
+    replace_partition(lake, older, rows, {"blueprint": "a", "date": DAY})
     assert _properties(spark, lake, older)["delta.dataSkippingStatsColumns"] == "value"
     version = _version(spark, lake, older)
     tables._ENSURED.clear()
-    lake.ensure(spark, older)  # already set: no new commit
-    assert _version(spark, lake, older) == version
+    tables._PROPERTIES_SET.clear()
+    tables._set_missing_properties(spark, lake.ensure(spark, older), lake.path(older), dict(PROPERTIES))
+    assert _version(spark, lake, older) == version  # already set: no new commit
 
 
 def test_replace_partition_replaces_only_its_partition_and_restores_the_session(spark, lake):
