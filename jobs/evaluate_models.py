@@ -19,7 +19,7 @@ import logging
 from collections.abc import Sequence
 
 from looper_common.jobrunner import job_parser, setup
-from looper_common.spark import in_background, start_spark
+from looper_common.spark import LazySession, in_background
 from looper_common.training_data import load_training_frame
 
 log = logging.getLogger("evaluate_models")
@@ -31,10 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ctx = setup(args, "evaluate_models")
     blueprint = ctx.blueprints[args.blueprint]
-    session = start_spark(ctx.settings, "evaluate_models")
+    # Spark only if the examples or the alias history are too big to read from the Delta log
+    spark = LazySession(ctx.settings, "evaluate_models")
     examples = in_background(lambda: load_training_frame(
-        session.result(), ctx.lake, blueprint, args.run_date, lookback_days=0), "examples")
-    # MLflow, scikit-learn, matplotlib: imported while the session starts and the examples load
+        ctx.lake, blueprint, args.run_date, lookback_days=0, spark=spark), "examples")
+    # MLflow, scikit-learn, matplotlib: imported while the examples load
     import mlflow
     import numpy as np
 
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     configure_mlflow(ctx.settings, blueprint.name)
-    spark, wide = session.result(), examples.result()
+    wide = examples.result().frame
     holdout = wide[wide["matured_date"] == args.run_date]
     for label in blueprint.labels:
         name = model_name(blueprint.name, label.name)
@@ -90,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # both models under the blueprint's policy params: the gate compares models;
             # tune_policy then tunes the champion's params
             result = evaluate_policies(
-                spark, holdout, blueprint, {role: ({label.name: m, **others}, None) for role, m in models.items()},
+                spark(), holdout, blueprint, {role: ({label.name: m, **others}, None) for role, m in models.items()},
                 reward_model=models["challenger"], label=label.name,
                 baseline="champion" if "champion" in models else "logged", n_bootstrap=args.bootstrap,
             )

@@ -27,7 +27,7 @@ from looper_common.jobrunner import job_parser, setup
 from looper_common.policies import policy_labels
 from looper_common.publishing import POLICY_PARAMS_TAG, TUNED_DATE_TAG, find_champion, load_units, publish_champion
 from looper_common.registry import CHAMPION, alias_version, model_name
-from looper_common.spark import in_background, start_spark
+from looper_common.spark import LazySession, in_background
 
 log = logging.getLogger("publish_policies")
 
@@ -57,10 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         extra[label] = f"models:/{other}@{CHAMPION}"
     client = redis.Redis.from_url(ctx.settings.redis.url, password=ctx.settings.redis.password)
-    session = start_spark(ctx.settings, "publish_policies")
-    units = in_background(lambda: load_units(session.result(), ctx.lake, blueprint, args.run_date), "units")
+    # Spark only if the units' decisions are too big to read from the Delta log
+    session = LazySession(ctx.settings, "publish_policies")
+    units = in_background(lambda: load_units(ctx.lake, blueprint, args.run_date, spark=session), "units")
     stats = publish_champion(
-        session.result(), ctx.lake, client, blueprint, args.run_date,
+        ctx.lake, client, blueprint, args.run_date, spark=session,
         model_uri=model_uri, model_version=champion.version,
         ttl_seconds=ctx.settings.redis.policy_ttl_days * 86_400, params=params, extra_models=extra, units=units,
     )

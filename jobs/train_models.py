@@ -13,8 +13,7 @@ import logging
 from collections.abc import Sequence
 
 from looper_common.jobrunner import job_parser, setup
-from looper_common.spark import in_background, start_spark
-from looper_common.tables import SILVER_EXAMPLES
+from looper_common.spark import LazySession, in_background
 from looper_common.training_data import load_training_frame
 
 log = logging.getLogger("train_models")
@@ -27,17 +26,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ctx = setup(args, "train_models")
     blueprint = ctx.blueprints[args.blueprint]
-    session = start_spark(ctx.settings, "train_models")
+    # Spark only if the examples or the alias history are too big to read from the Delta log
+    session = LazySession(ctx.settings, "train_models")
     examples = in_background(lambda: load_training_frame(
-        session.result(), ctx.lake, blueprint, args.run_date, args.lookback_days), "examples")
-    # MLflow, scikit-learn, hyperopt: imported while the session starts and the examples load
+        ctx.lake, blueprint, args.run_date, args.lookback_days, spark=session), "examples")
+    # MLflow, scikit-learn, hyperopt: imported while the examples load
     import mlflow
 
     from looper_common.registry import CHALLENGER, configure_mlflow, move_alias
     from looper_common.training import git_sha, train_blueprint
 
-    spark, wide = session.result(), examples.result()
-    log.info("%d matured examples for %s up to %s", len(wide), blueprint.name, args.run_date)
+    loaded = examples.result()
+    wide = loaded.frame
+    log.info("%d matured examples for %s up to %s (silver/examples v%d, read by %s)",
+             len(wide), blueprint.name, args.run_date, loaded.version, loaded.engine)
     if wide.empty:
         log.warning("no matured examples yet: nothing to train, the default action stays in place")
         return 0
@@ -47,13 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "blueprint_version": blueprint.version,
         "run_date": str(args.run_date),
         "git_sha": git_sha(ctx.settings.home),
-        "delta.silver_examples.version": str(ctx.lake.version(spark, SILVER_EXAMPLES)),
+        "delta.silver_examples.version": str(loaded.version),
     }
     with mlflow.start_run(run_name=f"train {args.run_date}", tags=tags):
         results = train_blueprint(wide, blueprint, args.run_date, tags, force=args.force)
     for result in results:
         move_alias(
-            spark, ctx.lake, name=result.model_name, alias=CHALLENGER, version=result.version,
+            session, ctx.lake, name=result.model_name, alias=CHALLENGER, version=result.version,
             actor="train_models", reason=(
                 f"best held-out Qini of the S-, T-, X- and DR-learners ({result.family})"
                 if blueprint.policy.type == "uplift"

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from looper_common.jobrunner import job_parser, setup
 from looper_common.publishing import POLICY_PARAMS_TAG, TUNED_DATE_TAG, find_champion
 from looper_common.registry import model_name
-from looper_common.spark import in_background, start_spark
+from looper_common.spark import LazySession, in_background
 from looper_common.training_data import load_training_frame
 
 log = logging.getLogger("tune_policy")
@@ -44,9 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("%s v%s was already tuned for %s: %s (use --force to tune again)", champion.name,
                  champion.version, args.run_date, champion.tags.get(POLICY_PARAMS_TAG))
         return 0
-    session = start_spark(ctx.settings, "tune_policy")
+    # Spark only if the examples are too big to read from the Delta log
+    spark = LazySession(ctx.settings, "tune_policy")
     examples = in_background(lambda: load_training_frame(
-        session.result(), ctx.lake, blueprint, args.run_date, lookback_days=0), "examples")
+        ctx.lake, blueprint, args.run_date, lookback_days=0, spark=spark), "examples")
     # hyperopt, scikit-learn (loading the models), matplotlib: imported while the examples load
     import mlflow
     import numpy as np
@@ -57,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from looper_common.registry import CHAMPION, alias_version, configure_mlflow
 
     configure_mlflow(ctx.settings, blueprint.name)
-    spark, wide = session.result(), examples.result()
+    wide = examples.result().frame
     holdout = wide[wide["matured_date"] == args.run_date]
     if holdout.empty:
         log.warning("no decisions matured on %s: nothing to tune on", args.run_date)
@@ -79,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 mlflow.log_metrics({"objective": trial.objective, "feasible": float(trial.feasible),
                                     **{f"guardrail.{k}": v for k, v in trial.guardrails.items()}})
 
-        result = tune(spark, holdout, blueprint, models, max_evals=args.max_evals, seed=_seed(args.run_date),
+        result = tune(spark(), holdout, blueprint, models, max_evals=args.max_evals, seed=_seed(args.run_date),
                       n_bootstrap=args.bootstrap, on_trial=log_trial)
         evaluation = result.evaluation
         lift = evaluation.lifts["tuned"]["dr"]

@@ -23,6 +23,17 @@ _SCALARS = {
 }
 
 
+def arrow_type(data_type: T.DataType) -> pa.DataType:
+    """The Arrow type of a column of Spark type ``data_type`` (the types the lake's tables use)."""
+    if isinstance(data_type, T.TimestampType):
+        return pa.timestamp("us", tz="UTC")
+    if isinstance(data_type, T.DateType):
+        return pa.date32()
+    if isinstance(data_type, T.MapType):
+        return pa.map_(arrow_type(data_type.keyType), arrow_type(data_type.valueType))
+    return _SCALARS[type(data_type)]
+
+
 def _map_array(values: Sequence[dict | None], value_type: pa.DataType) -> pa.MapArray:
     lengths = np.fromiter((len(m) if m is not None else 0 for m in values), np.int32, len(values))
     offsets = np.zeros(len(values) + 1, np.int32)

@@ -63,6 +63,10 @@ class Settings(_Strict):
     home: str = "."
     lake_root: str = "var/lake"
     blueprints_dir: str = "blueprints"
+    # Jobs that want pandas read up to this much Parquet of a local lake's table from its
+    # Delta log with pyarrow instead of starting Spark for it (``delta_read``), and append
+    # small batches the same way (``delta_append.append_rows``); 0: always Spark.
+    pyarrow_max_mb: int = Field(64, ge=0)
     redis: RedisSettings = RedisSettings()
     mlflow: MlflowSettings = MlflowSettings()
     spark: SparkSettings = SparkSettings()
@@ -141,3 +145,8 @@ def _sqlite_absolute(home: Path, uri: str) -> str:
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         return prefix + str(home / uri[len(prefix):])
     return uri
+
+
+def pyarrow_max_bytes(settings: Settings) -> int:
+    """``pyarrow_max_mb`` in bytes (what ``delta_read.read_table`` takes)."""
+    return settings.pyarrow_max_mb * 1_000_000

@@ -16,24 +16,19 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from datetime import date
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
+from pyspark.sql import types as T
 
-from looper_common.delta_log import live_files
+from looper_common.delta_log import live_files, local_root
 from looper_common.tables import Lake, TableSpec
-
-
-def _local_root(path: str) -> str | None:
-    parsed = urlparse(path)
-    if parsed.scheme in ("", "file"):
-        return unquote(parsed.path) if parsed.scheme else path
-    return None
 
 
 def _has_log(root: str) -> bool:
@@ -104,6 +99,15 @@ def write_files(
     root: str, table: TableSpec, rows: pa.Table, cache: dict[str, pa.Array] | None = None
 ) -> list[dict]:
     """One Parquet file per partition of ``rows`` (partition columns in the path, as Spark lays them out)."""
+    if not table.partition_by:
+        relative = f"part-{uuid.uuid4()}.c000.snappy.parquet"
+        pq.write_table(rows, os.path.join(root, relative), compression="snappy")
+        stat = os.stat(os.path.join(root, relative))
+        return [{
+            "path": relative, "partitionValues": {}, "size": stat.st_size,
+            "modificationTime": int(stat.st_mtime * 1000), "dataChange": True,
+            "stats": json.dumps({"numRecords": rows.num_rows}),
+        }]
     adds = []
     keys = rows.select(list(table.partition_by)).group_by(list(table.partition_by)).aggregate([])
     for values in keys.to_pylist():
@@ -151,7 +155,7 @@ def insert_new_rows(
     partition values present in them (every partition column); ``key_cache`` keeps
     the keys of data files already read or written, across calls.
     """
-    root = _local_root(lake.path(table))
+    root = local_root(lake.path(table))
     if root is None or set(partitions) != set(table.partition_by):
         return None
     if not _has_log(root):
@@ -173,3 +177,113 @@ def insert_new_rows(
         return 0
     commit_files(spark, txn, table, write_files(root, table, rows, key_cache))
     return rows.num_rows
+
+
+# What a blind append may meet and still be written here: reader version 1 and writer version 2
+# (append-only tables and NOT NULL invariants, which ``append_rows`` checks itself). Anything
+# newer (CHECK constraints, generated or identity columns, column mapping, table features such
+# as in-commit timestamps or row tracking) is Spark's to write.
+MAX_WRITER_VERSION = 2
+ENGINE_INFO = "looper-delta-append (pyarrow)"
+
+
+def _appendable(state, table: TableSpec) -> str | None:
+    """Why the table at ``state`` cannot take a blind append written here (None: it can)."""
+    protocol, metadata = state.protocol, state.metadata
+    if int(protocol.get("minReaderVersion", 1)) > 1 or int(protocol.get("minWriterVersion", 1)) > MAX_WRITER_VERSION:
+        return f"protocol {protocol}"
+    if any(key.startswith("delta.constraints.") for key in metadata.get("configuration", {})):
+        return "CHECK constraints"
+    if "delta.invariants" in metadata.get("schemaString", "") or "delta.generationExpression" in metadata.get(
+            "schemaString", ""):
+        return "column invariants or generated columns"
+    if T.StructType.fromJson(json.loads(metadata["schemaString"])) != table.schema:
+        return "a schema other than the table spec's"
+    if list(metadata.get("partitionColumns") or []) != list(table.partition_by):
+        return f"partition columns {metadata.get('partitionColumns')}"
+    return None
+
+
+def _commit_json(root: str, version: int, actions: list[dict]) -> bool:
+    """Write commit ``version`` if no other writer has: Delta's mutual exclusion on a local file system."""
+    log_dir = os.path.join(root, "_delta_log")
+    target = os.path.join(log_dir, f"{version:020d}.json")
+    staged = os.path.join(log_dir, f".{version:020d}.json.{uuid.uuid4()}.tmp")
+    with open(staged, "w", encoding="utf-8") as handle:
+        handle.write("".join(json.dumps(action, separators=(",", ":")) + "\n" for action in actions))
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.link(staged, target)  # fails if the version exists: never overwrites a commit
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(staged)
+
+
+def _create_actions(table: TableSpec) -> list[dict]:
+    """The protocol and metadata of a new table, as Spark's ``Lake.ensure`` would create it."""
+    return [
+        {"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}},
+        {"metaData": {
+            "id": str(uuid.uuid4()), "format": {"provider": "parquet", "options": {}},
+            "schemaString": table.schema.json(), "partitionColumns": list(table.partition_by),
+            "configuration": dict(table.properties), "createdTime": int(time.time() * 1000),
+        }},
+    ]
+
+
+def append_rows(lake: Lake, table: TableSpec, rows: pa.Table, *, max_attempts: int = 10) -> int | None:
+    """Append ``rows`` (Arrow, in the table's types) to a local table, creating it if need be, without Spark.
+
+    A blind append: one Parquet file per partition and one commit with their ``add``
+    actions (and, for a new table, its protocol and metadata), retried at the next
+    version when another writer committed first: appends never conflict with appends;
+    a protocol or metadata change in between ends the attempt with an error. Returns
+    the number of rows appended, or None when Spark must write them: a lake that is not
+    a local path, or a table whose protocol, constraints, schema or partitioning this
+    writer does not handle (``_appendable``). Null in a NOT NULL column raises, as
+    Delta's invariant check does.
+    """
+    from looper_common.delta_log import latest_version, replay
+
+    root = local_root(lake.path(table))
+    if root is None:
+        return None
+    for field in table.schema.fields:
+        if not field.nullable and rows.column(field.name).null_count:
+            raise ValueError(f"{table.name}: column {field.name!r} is NOT NULL; "
+                             f"{rows.column(field.name).null_count} row(s) have null")
+    version = latest_version(root)
+    if version is not None:
+        state = replay(root, version)
+        if state is None or _appendable(state, table) is not None:
+            return None
+    elif rows.num_rows == 0:
+        return 0
+    version = -1 if version is None else version
+    os.makedirs(os.path.join(root, "_delta_log"), exist_ok=True)
+    adds = write_files(root, table, rows.select(table.schema.fieldNames())) if rows.num_rows else []
+    for _ in range(max_attempts):
+        commit_info = {
+            "timestamp": int(time.time() * 1000), "operation": "WRITE",
+            "operationParameters": {"mode": "Append", "partitionBy": json.dumps(list(table.partition_by))},
+            "readVersion": version, "isolationLevel": "Serializable", "isBlindAppend": True,
+            "operationMetrics": {"numFiles": str(len(adds)), "numOutputRows": str(rows.num_rows),
+                                 "numOutputBytes": str(sum(a["size"] for a in adds))},
+            "engineInfo": ENGINE_INFO, "txnId": str(uuid.uuid4()),
+        }
+        if version < 0:
+            del commit_info["readVersion"]
+        actions = [{"commitInfo": commit_info}, *(_create_actions(table) if version < 0 else ()),
+                   *({"add": a} for a in adds)]
+        if _commit_json(root, version + 1, actions):
+            return rows.num_rows
+        version += 1  # another writer took it: append after it unless it changed the table
+        with open(os.path.join(root, "_delta_log", f"{version:020d}.json"), encoding="utf-8") as commit:
+            changed = any(key in json.loads(line) for line in commit for key in ("metaData", "protocol"))
+        if changed and (version > 0 or _appendable(replay(root, 0), table) is not None):
+            raise RuntimeError(f"{table.name}: another writer changed the table (version {version}) "
+                               "while this job appended to it; rerun the job")
+    raise RuntimeError(f"{table.name}: {max_attempts} other writers committed first; rerun the job")

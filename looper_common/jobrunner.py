@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from looper_common.blueprint import Blueprint, BlueprintError, load_blueprints
-from looper_common.config import ConfigError, Settings, load_settings
+from looper_common.config import ConfigError, Settings, load_settings, pyarrow_max_bytes
 from looper_common.tables import Lake
 
 
@@ -69,4 +69,5 @@ def setup(args: argparse.Namespace, job_name: str) -> JobContext:
             f"{job_name}: --blueprint {name!r} not found in {settings.blueprints_dir} "
             f"(known: {', '.join(sorted(blueprints)) or 'none'})"
         )
-    return JobContext(settings=settings, blueprints=blueprints, lake=Lake(settings.lake_root))
+    lake = Lake(settings.lake_root, pyarrow_max_bytes(settings))
+    return JobContext(settings=settings, blueprints=blueprints, lake=lake)

@@ -24,17 +24,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import redis
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from looper_common import policy_store
 from looper_common.blueprint import Blueprint, ExplorationSpec
+from looper_common.delta_read import read_table
 from looper_common.labels import day_bounds
 from looper_common.resp import dedicated_connection, send_packed, set_ex_commands
-from looper_common.spark import in_background
+from looper_common.spark import SessionSource, in_background
 from looper_common.tables import BRONZE_DECISIONS, Lake
-from looper_common.training_data import feature_columns
+from looper_common.training_data import feature_columns, spark_like_pandas, typed_features
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -142,9 +145,45 @@ def latest_unit_features(
     return latest.select("unit_id", "features_ts", *feature_columns(latest, blueprint))
 
 
-def load_units(spark: SparkSession, lake: Lake, blueprint: Blueprint, run_date: date) -> pd.DataFrame:
-    """:func:`latest_unit_features` as pandas: what ``publish_champion`` scores."""
-    return latest_unit_features(spark, lake, blueprint, run_date).toPandas()
+UNIT_COLUMNS = ("unit_id", "ts", "decision_id", "features")
+
+
+def latest_unit_features_arrow(decisions: pa.Table, blueprint: Blueprint, run_date: date) -> pd.DataFrame:
+    """:func:`latest_unit_features` of bronze decision rows already read, as pandas."""
+    _, end = day_bounds(run_date)
+    decisions = decisions.filter(pc.and_(
+        pc.equal(decisions["blueprint"], blueprint.name),
+        pc.less(decisions["ts"], pa.scalar(end, decisions.schema.field("ts").type)),
+    ))
+    # the last row of each unit in (unit, ts, decision id) order is its latest decision
+    ordered = decisions.take(pc.sort_indices(
+        decisions, sort_keys=[("unit_id", "ascending"), ("ts", "ascending"), ("decision_id", "ascending")]))
+    units = ordered["unit_id"].to_numpy(zero_copy_only=False)
+    last = np.flatnonzero(np.append(units[1:] != units[:-1], True)) if len(units) else np.array([], "int64")
+    latest = ordered.take(pa.array(last, pa.int64()))
+    table = pa.table({
+        "unit_id": latest["unit_id"], "features_ts": latest["ts"],
+        **typed_features(latest["features"], blueprint),
+    })
+    return spark_like_pandas(table)
+
+
+def load_units(
+    lake: Lake, blueprint: Blueprint, run_date: date, *, spark: SessionSource
+) -> pd.DataFrame:
+    """:func:`latest_unit_features` as pandas: what ``publish_champion`` scores.
+
+    Read from the Delta log with pyarrow up to the lake's ``pyarrow_max_bytes`` of
+    Parquet on a local lake (``delta_read``), else with ``spark()``.
+    """
+    last = run_date.isoformat()
+    local = read_table(
+        lake, BRONZE_DECISIONS, columns=("blueprint", "date", *UNIT_COLUMNS),
+        where=lambda p: p.get("blueprint") == blueprint.name and (p.get("date") or "") <= last,
+    )
+    if local is not None:
+        return latest_unit_features_arrow(local.table, blueprint, run_date)
+    return latest_unit_features(spark(), lake, blueprint, run_date).toPandas()
 
 
 def encode_entries(units: pd.DataFrame, blueprint: Blueprint) -> list[bytes]:
@@ -287,12 +326,12 @@ def rollback(client: redis.Redis, blueprint_name: str) -> tuple[str | None, str]
 
 
 def publish_champion(
-    spark: SparkSession,
     lake: Lake,
     client: redis.Redis,
     blueprint: Blueprint,
     run_date: date,
     *,
+    spark: SessionSource,
     model_uri: str,
     model_version: str | int,
     ttl_seconds: int,
@@ -313,8 +352,8 @@ def publish_champion(
 
     started = time.perf_counter()
     if units is None:
-        units = in_background(lambda: load_units(spark, lake, blueprint, run_date), "units")
-    # the models load (scikit-learn, skops: seconds of imports) while Spark reads the features
+        units = in_background(lambda: load_units(lake, blueprint, run_date, spark=spark), "units")
+    # the models load (scikit-learn, skops: seconds of imports) while the features are read
     models = {blueprint.objectives.maximize: mlflow.sklearn.load_model(model_uri)}
     models.update({label: mlflow.sklearn.load_model(uri) for label, uri in (extra_models or {}).items()})
     wide = units.result()

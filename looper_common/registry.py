@@ -14,11 +14,15 @@ import os
 from datetime import UTC, date, datetime
 
 import mlflow
-from pyspark.sql import SparkSession
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from looper_common.config import Settings
+from looper_common.delta_append import append_rows
+from looper_common.delta_read import arrow_schema, read_table
+from looper_common.spark import SessionSource
 from looper_common.tables import Lake, TableSpec
 
 log = logging.getLogger(__name__)
@@ -85,10 +89,17 @@ def versions_for_run(name: str, run_date: str, blueprint_version: str) -> list[s
     )
 
 
-def recorded_alias(spark: SparkSession, lake: Lake, name: str, alias: str) -> str | None:
+def recorded_alias(spark: SessionSource, lake: Lake, name: str, alias: str) -> str | None:
     """The version the alias history last recorded for ``alias`` (None if never or removed)."""
+    local = read_table(lake, ALIAS_HISTORY, columns=("model", "alias", "ts", "version"))
+    if local is not None:
+        moves = local.table.filter(pc.and_(pc.equal(local.table["model"], name),
+                                           pc.equal(local.table["alias"], alias)))
+        if moves.num_rows == 0:
+            return None
+        return moves["version"][pc.index(moves["ts"], pc.max(moves["ts"])).as_py()].as_py()
     rows = (
-        lake.read(spark, ALIAS_HISTORY)
+        lake.read(spark(), ALIAS_HISTORY)
         .where((F.col("model") == name) & (F.col("alias") == alias))
         .orderBy(F.col("ts").desc())
         .limit(1)
@@ -98,21 +109,27 @@ def recorded_alias(spark: SparkSession, lake: Lake, name: str, alias: str) -> st
 
 
 def record_alias_move(
-    spark: SparkSession, lake: Lake, *, name: str, alias: str, version: str | None,
+    spark: SessionSource, lake: Lake, *, name: str, alias: str, version: str | None,
     previous: str | None, actor: str, reason: str, metrics: dict[str, float] | None,
     blueprint: str, blueprint_version: str | None, run_date: date | None,
 ) -> None:
-    """Append one alias move to ``gold/alias_history``."""
+    """Append one alias move to ``gold/alias_history`` (with pyarrow when the lake allows, else Spark)."""
     row = (name, version, alias, datetime.now(UTC), previous, actor, reason,
            {k: float(v) for k, v in (metrics or {}).items()}, blueprint, blueprint_version, run_date)
-    lake.ensure(spark, ALIAS_HISTORY)
-    spark.createDataFrame([row], ALIAS_HISTORY.schema).write.format("delta").mode("append").save(
+    if lake.pyarrow_max_bytes > 0:
+        schema = arrow_schema(ALIAS_HISTORY)
+        rows = pa.Table.from_pylist([dict(zip(schema.names, row, strict=True))], schema=schema)
+        if append_rows(lake, ALIAS_HISTORY, rows) is not None:
+            return
+    session = spark()
+    lake.ensure(session, ALIAS_HISTORY)
+    session.createDataFrame([row], ALIAS_HISTORY.schema).write.format("delta").mode("append").save(
         lake.path(ALIAS_HISTORY)
     )
 
 
 def detect_reviewer_moves(
-    spark: SparkSession, lake: Lake, name: str, blueprint: str, run_date: date
+    spark: SessionSource, lake: Lake, name: str, blueprint: str, run_date: date
 ) -> list[str]:
     """Record alias moves made outside Looper (e.g. in the MLflow UI) since the last record."""
     found = []
@@ -130,7 +147,7 @@ def detect_reviewer_moves(
 
 
 def move_alias(
-    spark: SparkSession, lake: Lake, *, name: str, alias: str, version: str, actor: str,
+    spark: SessionSource, lake: Lake, *, name: str, alias: str, version: str, actor: str,
     reason: str, metrics: dict[str, float], blueprint: str, blueprint_version: str, run_date: date,
 ) -> bool:
     """Point ``alias`` at ``version`` in MLflow and record it; False when it already points there."""

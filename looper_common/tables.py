@@ -115,9 +115,15 @@ _ENSURED: set[tuple[int, str]] = set()  # tables known to exist, per session
 
 @dataclass(frozen=True)
 class Lake:
-    """Where the tables live: ``<root>/<layer>/<table>``."""
+    """Where the tables live: ``<root>/<layer>/<table>``.
+
+    ``pyarrow_max_bytes``: how much of a local table's Parquet a job may read with pyarrow
+    from the Delta log instead of Spark (``delta_read``); above 0 it may also append small
+    batches that way (``delta_append.append_rows``). 0, the default, always uses Spark.
+    """
 
     root: str
+    pyarrow_max_bytes: int = 0
 
     def path(self, table: TableSpec) -> str:
         return f"{self.root.rstrip('/')}/{table.name}"

@@ -7,17 +7,24 @@ evaluation and publishing all read examples through this one function.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from looper_common.blueprint import Blueprint
+from looper_common.delta_read import read_table
 from looper_common.tables import SILVER_EXAMPLES, Lake
 
 MISSING = "__missing__"
 SPARK_TYPES = {"float": "double", "int": "bigint", "bool": "boolean", "category": "string"}
+ARROW_TYPES = {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(), "category": pa.string()}
 DECISION_COLUMNS = (
     "decision_id", "unit_id", "ts", "blueprint_version", "action", "propensity",
     "action_probs", "policy_version", "is_default",
@@ -67,12 +74,97 @@ def to_model_frame(wide: pd.DataFrame, blueprint: Blueprint, action: str | None 
     return frame
 
 
-def load_training_frame(
-    spark: SparkSession, lake: Lake, blueprint: Blueprint, run_date: date, lookback_days: int = 28
-) -> pd.DataFrame:
-    """Wide examples that matured in the lookback window up to the run date, as pandas."""
-    examples = lake.read(spark, SILVER_EXAMPLES).where(f"blueprint = '{blueprint.name}'")
-    wide = examples_wide(
-        examples, blueprint, since=run_date - timedelta(days=lookback_days), until=run_date
+def typed_features(features: pa.Array | pa.ChunkedArray, blueprint: Blueprint) -> dict[str, pa.Array]:
+    """:func:`feature_columns` in Arrow: each feature from the logged map, cast to its type.
+
+    A value that does not parse as its type becomes null, as validation expects.
+    """
+    columns = {}
+    for feature in blueprint.features:
+        text = pc.map_lookup(features, pa.scalar(feature.name), "first")
+        try:
+            columns[feature.name] = pc.cast(text, ARROW_TYPES[feature.type])
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            values = pd.Series(text.to_pandas(), dtype="object")
+            if feature.type == "bool":
+                parsed = values.map({"true": True, "false": False}, na_action="ignore")
+            else:
+                parsed = pd.to_numeric(values, errors="coerce")
+            columns[feature.name] = pa.array(parsed, ARROW_TYPES[feature.type], from_pandas=True)
+    return columns
+
+
+def spark_like_pandas(table: pa.Table) -> pd.DataFrame:
+    """``table`` as ``DataFrame.toPandas()`` gives it (UTC session): naive timestamps, dates and maps as objects."""
+    columns = []
+    for field in table.schema:
+        column = table.column(field.name)
+        if pa.types.is_timestamp(field.type) and field.type.tz is not None:
+            column = column.cast(pa.timestamp(field.type.unit))  # the UTC wall time, as Spark's UTC session
+        columns.append(column)
+    frame = pa.Table.from_arrays(columns, names=table.column_names).to_pandas(
+        date_as_object=True, maps_as_pydicts="strict", coerce_temporal_nanoseconds=True
     )
-    return wide.toPandas().sort_values(["ts", "decision_id"], ignore_index=True)
+    return frame
+
+
+def examples_wide_arrow(rows: pa.Table, blueprint: Blueprint) -> pd.DataFrame:
+    """:func:`examples_wide` of silver example rows already read (the partitions wanted), as pandas."""
+    labels = [label.name for label in blueprint.labels]
+    rows = rows.filter(pc.equal(rows["blueprint"], blueprint.name))
+    ids = rows["decision_id"].to_numpy(zero_copy_only=False)
+    unique, first, decision = np.unique(ids, return_index=True, return_inverse=True)
+    decisions = rows.take(pa.array(first))
+    # one label row per (decision, label): max, like the Spark pivot, should a key repeat
+    values = np.full((len(unique), len(labels)), np.nan)
+    label_of = rows["label"].to_numpy(zero_copy_only=False)
+    value = rows["value"].to_numpy(zero_copy_only=False)
+    for j, name in enumerate(labels):
+        at = label_of == name
+        np.fmax.at(values[:, j], decision[at], value[at])
+    features = typed_features(decisions["features"], blueprint)
+    wide = pa.table({
+        **{c: decisions[c] for c in DECISION_COLUMNS},
+        "matured_date": decisions["date"],
+        **features,
+        **{name: pa.array(values[:, j], pa.float64(), mask=np.isnan(values[:, j])) for j, name in enumerate(labels)},
+    })
+    return spark_like_pandas(wide)
+
+
+@dataclass(frozen=True)
+class TrainingFrame:
+    """Wide examples as pandas, the ``silver/examples`` version they were read at, and by what."""
+
+    frame: pd.DataFrame
+    version: int
+    engine: str  # "arrow" (read from the Delta log without Spark) or "spark"
+
+
+def load_training_frame(
+    lake: Lake, blueprint: Blueprint, run_date: date, lookback_days: int = 28, *,
+    spark: Callable[[], SparkSession],
+) -> TrainingFrame:
+    """Wide examples that matured in the lookback window up to the run date, as pandas.
+
+    Up to the lake's ``pyarrow_max_bytes`` of Parquet on a local lake are read from the
+    Delta log with pyarrow (``delta_read``); otherwise, or when the table needs it, with
+    ``spark()`` (a session or a ``LazySession``, only called then).
+    """
+    since, until = run_date - timedelta(days=lookback_days), run_date
+    first, last = since.isoformat(), until.isoformat()
+    local = read_table(
+        lake, SILVER_EXAMPLES,
+        where=lambda p: p.get("blueprint") == blueprint.name and first <= (p.get("date") or "") <= last,
+    )
+    if local is not None:
+        wide = examples_wide_arrow(local.table, blueprint)
+        return TrainingFrame(wide.sort_values(["ts", "decision_id"], ignore_index=True), local.version, "arrow")
+    session = spark()
+    version = lake.version(session, SILVER_EXAMPLES)
+    examples = (
+        session.read.format("delta").option("versionAsOf", version).load(lake.path(SILVER_EXAMPLES))
+        .where(F.col("blueprint") == blueprint.name)
+    )
+    wide = examples_wide(examples, blueprint, since=since, until=until).toPandas()
+    return TrainingFrame(wide.sort_values(["ts", "decision_id"], ignore_index=True), version, "spark")

@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 
 from looper_common.blueprint import load_blueprints
 from looper_common.client import LooperClient
+from looper_common.delta_append import ENGINE_INFO
 from looper_common.registry import ALIAS_HISTORY, CHAMPION, model_name
 from looper_common.simulate import Simulator
 from looper_common.tables import BRONZE_DECISIONS, JOIN_STATS, SILVER_EXAMPLES, Lake
@@ -79,6 +80,10 @@ def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client, spark)
         ("challenger", "train_models"),
         (CHAMPION, "evaluate_models"),
     }
+    # the jobs appended their moves with pyarrow (conf/local.yaml's pyarrow_max_mb), not Spark
+    commits = spark.sql(f"DESCRIBE HISTORY delta.`{lake.path(ALIAS_HISTORY)}`").collect()
+    assert {c["engineInfo"] for c in commits} == {ENGINE_INFO}
+    assert "read by arrow" in result.stdout + result.stderr  # and read their examples that way
     # the OPE gate promoted it: the DR lift's lower bound over the logged policy is above 0
     promotion = next(r for r in history if r["alias"] == CHAMPION)
     assert "DR lift over logged" in promotion["reason"], promotion["reason"]

@@ -291,7 +291,7 @@ def test_publish_champion_from_bronze_decisions_to_what_the_sdk_serves(
 
     mv = find_champion(uri, BP)
     model_uri = f"models:/{MODEL}/{mv.version}"
-    stats = publish_champion(spark, lake, redis_client, BP, RUN_DATE, model_uri=model_uri,
+    stats = publish_champion(lake, redis_client, BP, RUN_DATE, spark=lambda: spark, model_uri=model_uri,
                              model_version=mv.version, ttl_seconds=TTL)
 
     version = policy_version(RUN_DATE, mv.version, BP)
