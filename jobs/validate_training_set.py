@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from looper_common.jobrunner import job_parser, setup
-from looper_common.spark import start_spark
-from looper_common.tables import SILVER_EXAMPLES
+from looper_common.spark import LazySession
 
 log = logging.getLogger("validate_training_set")
 
@@ -34,10 +33,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     ctx = setup(args, "validate_training_set")
-    session = start_spark(ctx.settings, "validate_training_set", lambda s: ctx.lake.exists(s, SILVER_EXAMPLES))
-    from looper_common.validation import validate_training_set  # Great Expectations: imported meanwhile
+    # Spark only if the examples are too big to read from the Delta log
+    spark = LazySession(ctx.settings, "validate_training_set")
+    from looper_common.validation import validate_training_set
 
-    spark = session.result()
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # one INFO line per registered method
     output_dir = Path(ctx.settings.home, "var", "validation", args.blueprint, str(args.run_date))
     report = validate_training_set(
         spark, ctx.lake, ctx.blueprints[args.blueprint], args.run_date,

@@ -1,7 +1,9 @@
-"""``validate_training_set`` (Great Expectations on Spark): good data passes, bad data is named."""
+"""``validate_training_set`` (Great Expectations on Spark, or on pandas for a small table): good
+data passes, bad data is named, the same way on both engines."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -73,14 +75,23 @@ def history_lake(spark, tmp_path_factory) -> Lake:
     return lake
 
 
-def test_good_training_set_passes_and_writes_result_and_docs(spark, history_lake, tmp_path):
+ENGINES = {"spark": 0, "pandas": 64_000_000}  # the lake's pyarrow_max_bytes
+
+
+@pytest.fixture(params=sorted(ENGINES))
+def engine_lake(request, history_lake) -> Lake:
+    return dataclasses.replace(history_lake, pyarrow_max_bytes=ENGINES[request.param])
+
+
+def test_good_training_set_passes_and_writes_result_and_docs(spark, engine_lake, tmp_path):
+    history_lake = engine_lake
     write_day(spark, history_lake, RUN_DATE, good_day(RUN_DATE))
     out = tmp_path / "validation"
     (out / "data_docs" / "validations").mkdir(parents=True)
     (out / "data_docs" / "validations" / "stale.html").write_text("old run")
 
     report = validate_training_set(
-        spark, history_lake, BLUEPRINT, RUN_DATE, min_rows=50, output_dir=out
+        lambda: spark, history_lake, BLUEPRINT, RUN_DATE, min_rows=50, output_dir=out
     )
 
     assert report.success, report.message
@@ -99,7 +110,7 @@ def test_good_training_set_passes_and_writes_result_and_docs(spark, history_lake
     assert not (ROOT / "gx").exists()
 
     newest_day = validate_training_set(
-        spark, history_lake, BLUEPRINT, RUN_DATE, min_rows=10, output_dir=out, lookback_days=1
+        lambda: spark, history_lake, BLUEPRINT, RUN_DATE, min_rows=10, output_dir=out, lookback_days=1
     )
     assert newest_day.success and newest_day.rows == PER_DAY
     assert len(list((out / "data_docs" / "validations").rglob("*.html"))) == 1  # rerun replaces
@@ -122,12 +133,13 @@ EXPECTED_FAILURES = {
 }
 
 
-def test_bad_training_set_fails_naming_each_expectation_and_column(spark, history_lake, tmp_path):
+def test_bad_training_set_fails_naming_each_expectation_and_column(spark, engine_lake, tmp_path):
+    history_lake = engine_lake
     bad_day = [decision(i, RUN_DATE, **DEFECTS.get(i, {})) for i in range(PER_DAY)]
     write_day(spark, history_lake, RUN_DATE, bad_day)
 
     report = validate_training_set(
-        spark, history_lake, BLUEPRINT, RUN_DATE, min_rows=50, output_dir=tmp_path
+        lambda: spark, history_lake, BLUEPRINT, RUN_DATE, min_rows=50, output_dir=tmp_path
     )
 
     assert not report.success

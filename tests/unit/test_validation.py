@@ -56,6 +56,14 @@ def test_schema_types_and_not_null(suite):
     assert not_null["recency"]["mostly"] == not_null["device"]["mostly"] == 0.99
 
 
+def test_the_pandas_engine_checks_pandas_types():
+    suite = build_suite(make_blueprint(features=FEATURES), None, min_rows=1, engine="pandas")
+    assert not _by(suite, "expect_column_values_to_be_of_type")
+    types = {c: kw["type_list"] for c, kw in _by(suite, "expect_column_values_to_be_in_type_list").items()}
+    assert types["recency"] == ["float64"] and types["visits"] == ["int64", "float64"]  # float64 with a null
+    assert types["country"] == ["str"] and types["ts"] == ["datetime64[ns]"] and types["opted_in"] == ["bool"]
+
+
 def test_domains(suite):
     in_set = _by(suite, "expect_column_values_to_be_in_set")
     assert in_set["country"]["value_set"] == ["fr", "us"]
