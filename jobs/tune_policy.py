@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from looper_common.registry import CHAMPION, alias_version, configure_mlflow
 
     configure_mlflow(ctx.settings, blueprint.name)
-    spark, wide = session.result(), examples.result()
+    wide = examples.result()
     holdout = wide[wide["matured_date"] == args.run_date]
     if holdout.empty:
         log.warning("no decisions matured on %s: nothing to tune on", args.run_date)
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 mlflow.log_metrics({"objective": trial.objective, "feasible": float(trial.feasible),
                                     **{f"guardrail.{k}": v for k, v in trial.guardrails.items()}})
 
-        result = tune(spark, holdout, blueprint, models, max_evals=args.max_evals, seed=_seed(args.run_date),
+        result = tune(holdout, blueprint, models, max_evals=args.max_evals, seed=_seed(args.run_date),
                       n_bootstrap=args.bootstrap, on_trial=log_trial)
         evaluation = result.evaluation
         lift = evaluation.lifts["tuned"]["dr"]
