@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # both models under the blueprint's policy params: the gate compares models;
             # tune_policy then tunes the champion's params
             result = evaluate_policies(
-                spark(), holdout, blueprint, {role: ({label.name: m, **others}, None) for role, m in models.items()},
+                holdout, blueprint, {role: ({label.name: m, **others}, None) for role, m in models.items()},
                 reward_model=models["challenger"], label=label.name,
                 baseline="champion" if "champion" in models else "logged", n_bootstrap=args.bootstrap,
             )

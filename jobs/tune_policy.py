@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 mlflow.log_metrics({"objective": trial.objective, "feasible": float(trial.feasible),
                                     **{f"guardrail.{k}": v for k, v in trial.guardrails.items()}})
 
-        result = tune(spark(), holdout, blueprint, models, max_evals=args.max_evals, seed=_seed(args.run_date),
+        result = tune(holdout, blueprint, models, max_evals=args.max_evals, seed=_seed(args.run_date),
                       n_bootstrap=args.bootstrap, on_trial=log_trial)
         evaluation = result.evaluation
         lift = evaluation.lifts["tuned"]["dr"]

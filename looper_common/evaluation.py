@@ -94,14 +94,17 @@ def ope_columns(
 
 
 def evaluate_policies(
-    spark, holdout: pd.DataFrame, blueprint: Blueprint,
+    holdout: pd.DataFrame, blueprint: Blueprint,
     candidates: Mapping[str, tuple[object, Mapping[str, object] | None]], *,
     reward_model: object, label: str, baseline: str = "logged", n_bootstrap: int = 200, seed: int = 0,
 ) -> ope.OPEResult:
-    """OPE of the candidates and the logged policy on ``holdout``, with lifts over ``baseline``."""
+    """OPE of the candidates and the logged policy on ``holdout``, with lifts over ``baseline``.
+
+    The columns are already in the driver: OPE runs on them with NumPy, no SparkSession.
+    """
     columns = ope_columns(holdout, blueprint, candidates, reward_model=reward_model, label=label)
     return ope.evaluate(
-        ope.logged_frame(spark, columns), ["logged", *candidates], baseline=baseline,
+        columns, ["logged", *candidates], baseline=baseline,
         clip=blueprint.promotion.clip, n_bootstrap=n_bootstrap, seed=seed,
     )
 

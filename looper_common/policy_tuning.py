@@ -98,9 +98,9 @@ def _action_metric(metric: str, actions: list[str]) -> int | None:
 class PolicyTuner:
     """The logged decisions and the fixed models' scores, ready to evaluate any parameters."""
 
-    def __init__(self, spark, holdout: pd.DataFrame, blueprint: Blueprint, models: Mapping[str, object],
+    def __init__(self, holdout: pd.DataFrame, blueprint: Blueprint, models: Mapping[str, object],
                  *, seed: int = 0) -> None:
-        self.spark, self.blueprint, self.seed = spark, blueprint, seed
+        self.blueprint, self.seed = blueprint, seed
         self.actions = list(blueprint.decision.actions)
         labels = set(policy_labels(blueprint, blueprint.policy.params))
         labels |= {g.metric for g in blueprint.objectives.guardrails if g.metric in models}
@@ -114,6 +114,7 @@ class PolicyTuner:
             "action_index": index.to_numpy(dtype="int32"),
             "propensity": holdout["propensity"].to_numpy(dtype="float64"),
         }
+        self.id_hashes = ope.decision_hashes(self.base["decision_id"])  # once, not once per trial
         self.rewards = {label: reward_of(holdout, blueprint, label) for label in self.scores if label in holdout}
         self.logged = logged_probabilities(holdout, blueprint)
         self.units = max(int(holdout["unit_id"].nunique()), 1)
@@ -128,10 +129,11 @@ class PolicyTuner:
     def probabilities(self, params: Mapping[str, object]) -> np.ndarray:
         return target_probabilities(combine_scores(self.scores, self.blueprint, params), self.blueprint, params)
 
-    def frame(self, policies: Mapping[str, np.ndarray], label: str):
+    def estimate(self, policies: Mapping[str, np.ndarray], label: str, **options) -> ope.OPEResult:
+        """``ope.evaluate`` of ``policies`` (name -> probabilities) with ``label`` as the reward."""
         columns = {**self.base, "reward": self.rewards[label], "q_hat": self.scores[label],
                    **{ope.policy_column(name): probs for name, probs in policies.items()}}
-        return ope.logged_frame(self.spark, columns)
+        return ope.evaluate(columns, list(policies), seed=self.seed, id_hashes=self.id_hashes, **options)
 
     def guardrail_value(self, guardrail: Guardrail, probs: np.ndarray, result: ope.OPEResult | None) -> float:
         action = _action_metric(guardrail.metric, self.actions)
@@ -144,14 +146,12 @@ class PolicyTuner:
     def evaluate(self, number: int, params: dict[str, object]) -> Trial:
         probs = self.probabilities(params)
         objective = self.blueprint.objectives.maximize
-        result = ope.evaluate(self.frame({"trial": probs}, objective), ["trial"], n_bootstrap=0,
-                              clip=self.blueprint.promotion.clip, seed=self.seed)
+        result = self.estimate({"trial": probs}, objective, n_bootstrap=0, clip=self.blueprint.promotion.clip)
         values: dict[str, float] = {}
         feasible = True
         for guardrail in self.blueprint.objectives.guardrails:
             on_label = _action_metric(guardrail.metric, self.actions) is None
-            extra = (ope.evaluate(self.frame({"trial": probs}, guardrail.metric), ["trial"], n_bootstrap=0,
-                                  seed=self.seed) if on_label else None)
+            extra = self.estimate({"trial": probs}, guardrail.metric, n_bootstrap=0) if on_label else None
             value = self.guardrail_value(guardrail, probs, extra)
             values[guardrail.metric] = value
             feasible &= (guardrail.max is None or value <= guardrail.max) and (
@@ -196,10 +196,10 @@ def search_space(blueprint: Blueprint, scores: Mapping[str, np.ndarray]) -> dict
     return space
 
 
-def tune(spark, holdout: pd.DataFrame, blueprint: Blueprint, models: Mapping[str, object], *,
+def tune(holdout: pd.DataFrame, blueprint: Blueprint, models: Mapping[str, object], *,
          max_evals: int | None = None, seed: int = 0, n_bootstrap: int = 200, on_trial=None) -> TuningResult:
     """Tune the policy's params on ``holdout`` (logged decisions with labels); see the module doc."""
-    tuner = PolicyTuner(spark, holdout, blueprint, models, seed=seed)
+    tuner = PolicyTuner(holdout, blueprint, models, seed=seed)
     space = search_space(blueprint, tuner.scores)
     max_evals = max_evals or blueprint.policy.tuning.max_evals
     untuned_params = {k: v for k, v in blueprint.policy.params.items()}
@@ -233,11 +233,10 @@ def tune(spark, holdout: pd.DataFrame, blueprint: Blueprint, models: Mapping[str
         notes.append("no trial beat the blueprint's params: keeping them")
         best = None
     chosen = best.params if best is not None else untuned_params
-    evaluation = ope.evaluate(
-        tuner.frame({"tuned": tuner.probabilities(chosen), "untuned": tuner.probabilities(untuned_params),
-                     "logged": tuner.logged}, blueprint.objectives.maximize),
-        ["tuned", "untuned", "logged"], baseline="untuned", clip=blueprint.promotion.clip,
-        n_bootstrap=n_bootstrap, seed=seed,
+    evaluation = tuner.estimate(
+        {"tuned": tuner.probabilities(chosen), "untuned": tuner.probabilities(untuned_params),
+         "logged": tuner.logged}, blueprint.objectives.maximize,
+        baseline="untuned", clip=blueprint.promotion.clip, n_bootstrap=n_bootstrap,
     )
     guardrails = blueprint.objectives.guardrails
     return TuningResult(params=dict(chosen), tuned=best is not None, trials=trials, untuned=untuned,

@@ -54,7 +54,7 @@ def true_value(model: object, params: dict, population: pd.DataFrame, truth: np.
     return float((probs * truth).sum(axis=1).mean()), float(probs[:, 0].mean())
 
 
-def test_tuned_policy_truly_beats_the_untuned_one(spark):
+def test_tuned_policy_truly_beats_the_untuned_one():
     train = logged(6000, seed=1)
     categorical = [f.name for f in BLUEPRINT.features if f.type == "category"] + ["action"]
     numeric = [f.name for f in BLUEPRINT.features if f.type != "category"]
@@ -66,7 +66,7 @@ def test_tuned_policy_truly_beats_the_untuned_one(spark):
 
     holdout = logged(4000, seed=2)
     trials_seen = []
-    result = tune(spark, holdout, BLUEPRINT, {"clicked": model}, seed=7, n_bootstrap=50,
+    result = tune(holdout, BLUEPRINT, {"clicked": model}, seed=7, n_bootstrap=50,
                   on_trial=trials_seen.append)
     assert len(result.trials) == len(trials_seen) == BLUEPRINT.policy.tuning.max_evals
     assert result.tuned and set(result.params) == {"threshold", "epsilon"}
@@ -87,7 +87,7 @@ def test_tuned_policy_truly_beats_the_untuned_one(spark):
     assert pareto_figure(result, BLUEPRINT).axes[0].get_xlabel() == "sends_per_unit"
 
 
-def test_guardrail_that_nothing_meets_keeps_the_blueprint_params(spark):
+def test_guardrail_that_nothing_meets_keeps_the_blueprint_params():
     strict = BLUEPRINT.model_copy(update={"objectives": BLUEPRINT.objectives.model_copy(
         update={"guardrails": [BLUEPRINT.objectives.guardrails[0].model_copy(update={"max": 0.001})]})})
     holdout = logged(1500, seed=4)
@@ -95,6 +95,6 @@ def test_guardrail_that_nothing_meets_keeps_the_blueprint_params(spark):
                         ["country", "platform", "action"], ["days_since_last_visit", "sessions_last_7d",
                                                             "push_opt_in"])
     model.fit(to_model_frame(holdout, BLUEPRINT), holdout["clicked"].astype(int))
-    result = tune(spark, holdout, strict, {"clicked": model}, max_evals=4, seed=1, n_bootstrap=20)
+    result = tune(holdout, strict, {"clicked": model}, max_evals=4, seed=1, n_bootstrap=20)
     assert not result.tuned and result.params == dict(BLUEPRINT.policy.params)
     assert "guardrails" in result.notes[0]

@@ -86,7 +86,7 @@ def test_time_split_validates_on_the_run_date():
     assert train["ts"].max() < valid["ts"].min()
 
 
-def test_planted_signal_is_recovered_registered_and_promotable(tracking, spark):
+def test_planted_signal_is_recovered_registered_and_promotable(tracking):
     blueprint = only_clicked()
     wide = synthetic_wide(3000, signal=True)
     with mlflow.start_run(run_name="train") as parent:
@@ -121,7 +121,7 @@ def test_planted_signal_is_recovered_registered_and_promotable(tracking, spark):
     verdict = promotion_decision(blueprint, metrics, None, holdout_baseline(holdout, blueprint, label))
     assert verdict.promote, verdict.reason
     # off-policy: its policy beats the logged (uniformly random) one, and the OPE gate agrees
-    result = evaluate_policies(spark, holdout, blueprint, {"challenger": (model, None)},
+    result = evaluate_policies(holdout, blueprint, {"challenger": (model, None)},
                                reward_model=model, label="clicked")
     assert result.policies["logged"].estimates["ips"].value == pytest.approx(holdout["clicked"].mean())
     assert result.lifts["challenger"]["dr"].lower > 0

@@ -187,11 +187,11 @@ def test_without_a_randomized_treatment_arm_no_uplift_model_is_registered(traine
     assert [str(v.version) for v in versions] == [result.version]
 
 
-def test_evaluation_values_the_uplift_policy_net_of_cost_and_plots_its_qini_curve(trained, spark) -> None:
+def test_evaluation_values_the_uplift_policy_net_of_cost_and_plots_its_qini_curve(trained) -> None:
     result = trained["result"]
     model = mlflow.sklearn.load_model(f"models:/{result.model_name}/{result.version}")
     _, holdout = time_split(trained["wide"], RUN_DATE)
-    ope_result = evaluate_policies(spark, holdout, BP, {"challenger": (model, None)}, reward_model=model,
+    ope_result = evaluate_policies(holdout, BP, {"challenger": (model, None)}, reward_model=model,
                                    label="purchased", n_bootstrap=100)
     treated = (holdout["action"] == "treat").to_numpy()
     net = holdout["purchased"].to_numpy() - COST * treated
