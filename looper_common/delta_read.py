@@ -1,7 +1,7 @@
 """Small Delta tables read into Arrow from the transaction log, without a Spark session.
 
-Train, evaluate, tune and publish each want a few thousand rows as pandas on a day of
-the demo, and Spark's first Delta read in a fresh driver JVM costs them 10-15 s (log
+Validate, train, evaluate, tune and publish each want a few thousand rows as pandas on
+a day of the demo, and Spark's first Delta read in a fresh driver JVM costs them 10-15 s (log
 replay as a Spark job, file filtering, a query compiled on first use) where the
 table's log and Parquet files take pyarrow well under a second. :func:`read_table`
 reads a table's live files at its latest version, keeps the partitions a predicate
@@ -64,7 +64,9 @@ def _partition_value(text: str | None, data_type: T.DataType) -> object:
 def _read_file(root: str, add: dict, spec: TableSpec, schema: pa.Schema) -> pa.Table:
     path = unquote(add["path"])
     full = path if os.path.isabs(path) else os.path.join(root, path)
-    data = [f.name for f in schema if f.name not in spec.partition_by]
+    # a file written before a nullable column was added lacks it: null, as Spark reads it
+    present = set(pq.read_schema(full).names)
+    data = [f.name for f in schema if f.name not in spec.partition_by and f.name in present]
     # Spark writes timestamps as INT96 by default, pyarrow (ingestion) as int64 microseconds
     table = pq.read_table(full, columns=data, coerce_int96_timestamp_unit="us")
     columns = []
@@ -73,8 +75,10 @@ def _read_file(root: str, add: dict, spec: TableSpec, schema: pa.Schema) -> pa.T
             data_type = next(f.dataType for f in spec.schema.fields if f.name == field.name)
             value = _partition_value(add["partitionValues"].get(field.name), data_type)
             columns.append(pa.repeat(pa.scalar(value, field.type), table.num_rows))
-        else:
+        elif field.name in present:
             columns.append(table.column(field.name).cast(field.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, field.type))
     return pa.Table.from_arrays(columns, schema=schema)
 
 

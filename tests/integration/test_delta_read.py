@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from looper_common import delta_append
 from looper_common.client import LooperClient
@@ -169,3 +170,13 @@ def test_a_bad_append_raises_and_leaves_the_table_as_it_was(spark, tmp_path):
         append_rows(lake, ALIAS_HISTORY, bad)
     assert _history(spark, lake) == [("1", 0.7, date(2026, 1, 2))]
     assert spark.read.format("delta").load(lake.path(ALIAS_HISTORY)).where(F.col("model").isNull()).count() == 0
+
+
+def test_a_column_added_after_a_file_was_written_reads_as_null(tmp_path):
+    lake = Lake(str(tmp_path / "lake"), pyarrow_max_bytes=64 * MB)
+    assert append_rows(lake, ALIAS_HISTORY, _row("1")) == 1
+    wider = dataclasses.replace(ALIAS_HISTORY, schema=T.StructType(
+        [*ALIAS_HISTORY.schema.fields, T.StructField("note", T.StringType(), True)]))
+    read = read_table(lake, wider)
+    assert read.version == 0
+    assert read.table["note"].to_pylist() == [None] and read.table["version"].to_pylist() == ["1"]
