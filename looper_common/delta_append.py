@@ -10,6 +10,11 @@ reads their key column, drops the rows already present, writes the rest as Parqu
 and commits them with Delta's own ``OptimisticTransaction``. Tables it cannot
 read that way (deletion vectors, column mapping, a lake that is not a local path)
 return None and the caller MERGEs with Spark.
+
+``append_rows`` is the blind append of a few rows (an alias move) by a job that has no
+Spark session at all: the same Parquet files, committed by creating the next commit
+file of the log under Delta's mutual exclusion for local file systems (never
+overwriting one), for tables simple enough to be written that way (``_appendable``).
 """
 
 from __future__ import annotations
