@@ -92,11 +92,17 @@ def task_seconds(log_path: Path) -> dict[str, float]:
 
 
 def matured_examples(spark, lake, blueprint: str, day: date) -> int:
+    """The day's matured decisions from ``monitoring/join_stats`` (read with pyarrow unless Spark must)."""
     from pyspark.sql import functions as F
 
+    from looper_common.delta_read import read_table
     from looper_common.tables import JOIN_STATS
 
-    rows = lake.read(spark, JOIN_STATS).where((F.col("blueprint") == blueprint) & (F.col("date") == day)).collect()
+    local = read_table(lake, JOIN_STATS, where=lambda p: p.get("blueprint") == blueprint and p.get("date") == str(day))
+    if local is not None:
+        return int(sum(local.table["matured_decisions"].to_pylist()))
+    rows = lake.read(spark(), JOIN_STATS).where(
+        (F.col("blueprint") == blueprint) & (F.col("date") == day)).collect()
     return int(rows[0]["matured_decisions"]) if rows else 0
 
 
@@ -112,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     import redis
 
     from looper_common.blueprint import load_blueprints
-    from looper_common.config import load_settings
-    from looper_common.spark import get_spark
+    from looper_common.config import load_settings, pyarrow_max_bytes
+    from looper_common.spark import LazySession
     from looper_common.tables import Lake
 
     settings = load_settings()
@@ -128,9 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     simulator = demo_simulator(settings.redis.url, blueprints, args.blueprint, users=args.users, seed=args.seed,
                                start=args.start_date, oracle_dir=ROOT / "var" / "sim")
-    spark = get_spark(settings.model_copy(update={"spark": settings.spark.model_copy(
+    # Spark only if the join statistics cannot be read from the Delta log (pyarrow_max_mb: 0)
+    spark = LazySession(settings.model_copy(update={"spark": settings.spark.model_copy(
         update={"master": "local[1]", "conf": {**settings.spark.conf, "spark.driver.memory": "1g"}})}), "demo")
-    lake = Lake(settings.lake_root)
+    lake = Lake(settings.lake_root, pyarrow_max_bytes(settings))
 
     header = (f"{'day':>3} {'date':<10} {'decisions':>9} {'matured':>8} {'policy':>7} "
               f"{'served':>7} {'default':>7} {'oracle':>7} {'gap closed':>10} {'DAG':>6}")
@@ -168,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  Validation:  {ROOT}/var/validation/{args.blueprint}/<date>/data_docs/index.html")
     print(f"  Redis:       redis-cli -p {settings.redis.url.rsplit(':', 1)[-1].split('/')[0]} "
           f"get looper:policy:{args.blueprint}:active")
-    spark.stop()
+    if spark.started:
+        spark().stop()
     return 0 if closed >= 0.5 else 1
 
 
