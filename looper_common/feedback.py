@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import date, timedelta
 
+import numpy as np
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
@@ -57,6 +58,24 @@ def _orphans(classified: DataFrame, run_date: date) -> DataFrame:
     )
 
 
+def _median_first_feedback(folded: DataFrame) -> float | None:
+    """The median first-feedback delay of the examples: those with feedback are ``folded``'s entries.
+
+    Exact, as ``F.median`` over the examples' write was, but from one narrow column
+    collected to the driver: Spark's exact percentile keeps a hash map of every distinct
+    value (boxed) per task, which cost about a tenth of the join at 2M decisions.
+    """
+    delays = (
+        folded.select(F.explode(F.map_values("_labels")).alias("v"))
+        .select(F.col("v.first_feedback_s").alias("s"))
+        .where(F.col("s").isNotNull())
+        .toArrow()
+        .column("s")
+        .to_numpy()
+    )
+    return float(np.median(delays)) if len(delays) else None
+
+
 def join_feedback(spark: SparkSession, lake: Lake, blueprint: Blueprint, run_date: date) -> dict[str, object]:
     """Build the run date's examples and statistics; returns the statistics."""
     decisions = lake.read(spark, BRONZE_DECISIONS).where(F.col("blueprint") == blueprint.name)
@@ -84,11 +103,11 @@ def join_feedback(spark: SparkSession, lake: Lake, blueprint: Blueprint, run_dat
             written,
             F.count(F.lit(1)).alias("examples"),
             F.coalesce(F.sum("n_observations"), F.lit(0)).alias("observations_in_window"),
-            F.median("first_feedback_s").alias("median_feedback_delay_s"),
         )
         replace_partition(lake, SILVER_EXAMPLES, examples, {"blueprint": blueprint.name, "date": run_date})
         # every matured decision gives exactly one example per label (the cross join above)
         matured_decisions = int(written.get["examples"]) // len(blueprint.labels)
+        median_delay = _median_first_feedback(folded)
         classified = classify_observations(
             linked.where(F.col("date") == F.lit(run_date)),
             decisions.where(F.col("date") < F.lit(lo.date())),
@@ -116,7 +135,7 @@ def join_feedback(spark: SparkSession, lake: Lake, blueprint: Blueprint, run_dat
         "late_observations": int(outcomes.get("late", 0)),
         "early_observations": int(outcomes.get("early", 0)),
         "orphan_observations": int(outcomes.get("orphan", 0)),
-        "median_feedback_delay_s": written.get["median_feedback_delay_s"],
+        "median_feedback_delay_s": median_delay,
         "date": run_date,
     }
     stats_df = spark.createDataFrame([stats], JOIN_STATS.schema)
