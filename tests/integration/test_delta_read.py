@@ -180,3 +180,10 @@ def test_a_column_added_after_a_file_was_written_reads_as_null(tmp_path):
     read = read_table(lake, wider)
     assert read.version == 0
     assert read.table["note"].to_pylist() == [None] and read.table["version"].to_pylist() == ["1"]
+
+
+def test_a_table_spark_created_takes_appends_without_spark(spark, tmp_path):
+    lake = Lake(str(tmp_path / "lake"), pyarrow_max_bytes=64 * MB)
+    lake.ensure(spark, ALIAS_HISTORY)  # as jobs before the pyarrow writer created it
+    assert append_rows(lake, ALIAS_HISTORY, _row("1")) == 1
+    assert _history(spark, lake) == [("1", 0.7, date(2026, 1, 2))]
