@@ -63,7 +63,8 @@ def _median_first_feedback(folded: DataFrame) -> float | None:
 
     Exact, as ``F.median`` over the examples' write was, but from one narrow column
     collected to the driver: Spark's exact percentile keeps a hash map of every distinct
-    value (boxed) per task, which cost about a tenth of the join at 2M decisions.
+    value (boxed) per task and merges them: about 53 s of 205 at 10M decisions
+    (docs/benchmarks.md, join section).
     """
     delays = (
         folded.select(F.explode(F.map_values("_labels")).alias("v"))
