@@ -47,13 +47,12 @@ def _map_array(values: Sequence[dict | None], value_type: pa.DataType) -> pa.Map
 
 def _column(values: Sequence, data_type: T.DataType) -> pa.Array:
     if isinstance(data_type, T.TimestampType):  # epoch milliseconds
-        micros = pc.multiply(pa.array(values, pa.int64()), 1000)
-        return micros.cast(pa.timestamp("us", tz="UTC"))
+        return pc.multiply(pa.array(values, pa.int64()), 1000).cast(arrow_type(data_type))
     if isinstance(data_type, T.DateType):  # days since the epoch
-        return pa.array(values, pa.int32()).cast(pa.date32())
+        return pa.array(values, pa.int32()).cast(arrow_type(data_type))
     if isinstance(data_type, T.MapType):
-        return _map_array(values, _SCALARS[type(data_type.valueType)])
-    return pa.array(values, _SCALARS[type(data_type)])
+        return _map_array(values, arrow_type(data_type.valueType))
+    return pa.array(values, arrow_type(data_type))
 
 
 def rows_to_arrow(rows: Sequence[tuple], schema: T.StructType) -> pa.Table:

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from looper_common.delta_log import live_files, local_root
+from looper_common.delta_log import latest_version, live_files, local_root, replay
 from looper_common.tables import Lake, TableSpec
 
 
@@ -251,8 +251,6 @@ def append_rows(lake: Lake, table: TableSpec, rows: pa.Table, *, max_attempts: i
     writer does not handle (``_appendable``). Null in a NOT NULL column raises, as
     Delta's invariant check does.
     """
-    from looper_common.delta_log import latest_version, replay
-
     root = local_root(lake.path(table))
     if root is None:
         return None

@@ -35,6 +35,12 @@ log = logging.getLogger(__name__)
 PartitionFilter = Callable[[Mapping[str, str]], bool]  # the log's partition values (text) -> keep the file
 
 
+def blueprint_dates(blueprint: str, first: date | None = None, last: date | None = None) -> PartitionFilter:
+    """The files of ``blueprint``'s partitions dated ``first`` to ``last`` (both included, each optional)."""
+    low, high = (first.isoformat() if first else ""), (last.isoformat() if last else "9999-12-31")
+    return lambda values: values.get("blueprint") == blueprint and low <= (values.get("date") or "") <= high
+
+
 @dataclass(frozen=True)
 class ArrowRead:
     """Rows of a table read at ``version`` (empty when the table has no commit yet: version -1)."""

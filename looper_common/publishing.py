@@ -32,7 +32,7 @@ from pyspark.sql import functions as F
 
 from looper_common import policy_store
 from looper_common.blueprint import Blueprint, ExplorationSpec
-from looper_common.delta_read import read_table
+from looper_common.delta_read import blueprint_dates, read_table
 from looper_common.labels import day_bounds
 from looper_common.resp import dedicated_connection, send_packed, set_ex_commands
 from looper_common.spark import SessionSource, in_background
@@ -176,11 +176,8 @@ def load_units(
     Read from the Delta log with pyarrow up to the lake's ``pyarrow_max_bytes`` of
     Parquet on a local lake (``delta_read``), else with ``spark()``.
     """
-    last = run_date.isoformat()
-    local = read_table(
-        lake, BRONZE_DECISIONS, columns=("blueprint", "date", *UNIT_COLUMNS),
-        where=lambda p: p.get("blueprint") == blueprint.name and (p.get("date") or "") <= last,
-    )
+    local = read_table(lake, BRONZE_DECISIONS, columns=("blueprint", "date", *UNIT_COLUMNS),
+                       where=blueprint_dates(blueprint.name, last=run_date))
     if local is not None:
         return latest_unit_features_arrow(local.table, blueprint, run_date)
     return latest_unit_features(spark(), lake, blueprint, run_date).toPandas()

@@ -95,27 +95,23 @@ class LazySession:
 
     Jobs that read small tables from the Delta log (``delta_read``) and keep their data in
     pandas only need Spark for what exceeds that; calling the object builds the session
-    once (or waits for :meth:`start` to finish) and returns it.
+    once (from whichever thread asks first) and returns it.
     """
 
     def __init__(self, settings: Settings, app_name: str) -> None:
         self._settings, self._app_name = settings, app_name
-        self._future: Future[SparkSession] | None = None
+        self._session: SparkSession | None = None
         self._lock = threading.Lock()
-
-    def start(self) -> LazySession:
-        """Build the session in the background now (when the job knows it will need it)."""
-        with self._lock:
-            if self._future is None:
-                self._future = start_spark(self._settings, self._app_name)
-        return self
 
     @property
     def started(self) -> bool:
-        return self._future is not None
+        return self._session is not None
 
     def __call__(self) -> SparkSession:
-        return self.start()._future.result()
+        with self._lock:
+            if self._session is None:
+                self._session = get_spark(self._settings, self._app_name)
+        return self._session
 
 
 SessionSource = Callable[[], SparkSession]  # a session, or a LazySession: built when first called

@@ -7,7 +7,6 @@ evaluation and publishing all read examples through this one function.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -15,11 +14,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from looper_common.blueprint import Blueprint
-from looper_common.delta_read import read_table
+from looper_common.delta_read import blueprint_dates, read_table
+from looper_common.spark import SessionSource
 from looper_common.tables import SILVER_EXAMPLES, Lake
 
 MISSING = "__missing__"
@@ -102,10 +102,9 @@ def spark_like_pandas(table: pa.Table) -> pd.DataFrame:
         if pa.types.is_timestamp(field.type) and field.type.tz is not None:
             column = column.cast(pa.timestamp(field.type.unit))  # the UTC wall time, as Spark's UTC session
         columns.append(column)
-    frame = pa.Table.from_arrays(columns, names=table.column_names).to_pandas(
+    return pa.Table.from_arrays(columns, names=table.column_names).to_pandas(
         date_as_object=True, maps_as_pydicts="strict", coerce_temporal_nanoseconds=True
     )
-    return frame
 
 
 def examples_wide_arrow(rows: pa.Table, blueprint: Blueprint) -> pd.DataFrame:
@@ -143,7 +142,7 @@ class TrainingFrame:
 
 def load_training_frame(
     lake: Lake, blueprint: Blueprint, run_date: date, lookback_days: int = 28, *,
-    spark: Callable[[], SparkSession],
+    spark: SessionSource,
 ) -> TrainingFrame:
     """Wide examples that matured in the lookback window up to the run date, as pandas.
 
@@ -152,11 +151,7 @@ def load_training_frame(
     ``spark()`` (a session or a ``LazySession``, only called then).
     """
     since, until = run_date - timedelta(days=lookback_days), run_date
-    first, last = since.isoformat(), until.isoformat()
-    local = read_table(
-        lake, SILVER_EXAMPLES,
-        where=lambda p: p.get("blueprint") == blueprint.name and first <= (p.get("date") or "") <= last,
-    )
+    local = read_table(lake, SILVER_EXAMPLES, where=blueprint_dates(blueprint.name, since, until))
     if local is not None:
         wide = examples_wide_arrow(local.table, blueprint)
         return TrainingFrame(wide.sort_values(["ts", "decision_id"], ignore_index=True), local.version, "arrow")

@@ -30,7 +30,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from looper_common.blueprint import Blueprint, LabelSpec
-from looper_common.delta_read import read_table
+from looper_common.delta_read import blueprint_dates, read_table
 from looper_common.labels import day_bounds
 from looper_common.spark import SessionSource
 from looper_common.tables import SILVER_EXAMPLES, Lake
@@ -306,9 +306,7 @@ def validate_training_set(
     (output / RESULT_FILE).unlink(missing_ok=True)
     output.mkdir(parents=True, exist_ok=True)
     since = run_date - timedelta(days=lookback_days - 1) if lookback_days else None
-    last = run_date.isoformat()
-    local = read_table(lake, SILVER_EXAMPLES,
-                       where=lambda p: p.get("blueprint") == blueprint.name and (p.get("date") or "") <= last)
+    local = read_table(lake, SILVER_EXAMPLES, where=blueprint_dates(blueprint.name, last=run_date))
     if local is not None:
         everything = examples_wide_arrow(local.table, blueprint)
         history = history_of(everything, blueprint, since or run_date)

@@ -95,10 +95,10 @@ def matured_examples(spark, lake, blueprint: str, day: date) -> int:
     """The day's matured decisions from ``monitoring/join_stats`` (read with pyarrow unless Spark must)."""
     from pyspark.sql import functions as F
 
-    from looper_common.delta_read import read_table
+    from looper_common.delta_read import blueprint_dates, read_table
     from looper_common.tables import JOIN_STATS
 
-    local = read_table(lake, JOIN_STATS, where=lambda p: p.get("blueprint") == blueprint and p.get("date") == str(day))
+    local = read_table(lake, JOIN_STATS, where=blueprint_dates(blueprint, day, day))
     if local is not None:
         return int(sum(local.table["matured_decisions"].to_pylist()))
     rows = lake.read(spark(), JOIN_STATS).where(
