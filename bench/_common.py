@@ -173,8 +173,8 @@ def temp_dir(prefix: str, keep: bool = False) -> Iterator[Path]:
 
 def spark_session(scratch: Path, app_name: str):
     """The project's SparkSession (conf/<env>.yaml) with the lake and warehouse in ``scratch``."""
-    from looper_common.config import load_settings
-    from looper_common.spark import get_spark
+    from looper_common.contracts.config import load_settings
+    from looper_common.lake.spark import get_spark
 
     settings = load_settings()
     conf = {**settings.spark.conf, "spark.sql.warehouse.dir": str(scratch / "warehouse")}

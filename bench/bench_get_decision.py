@@ -28,10 +28,11 @@ from collections.abc import Callable, Sequence
 import _common as C
 import redis
 
-from looper_common import decision_batch as DB
-from looper_common import events, exploration, ids, policy_store
-from looper_common.blueprint import Blueprint, load_blueprint
-from looper_common.client import LooperClient
+from looper_common.contracts import events, ids, policy_store
+from looper_common.contracts.blueprint import Blueprint, load_blueprint
+from looper_common.sdk import decision_batch as DB
+from looper_common.sdk import exploration
+from looper_common.sdk.client import LooperClient
 
 BLUEPRINT = "notification_send"
 VERSION = "v1"
@@ -223,13 +224,13 @@ def _bucket(filename: str, func: str) -> str:
         ("/redis/", "redis-py (commands, pipeline, pool, parsing)"),
         ("msgspec", "msgspec encode/decode"),
         ("json", "json encode/decode"),
-        ("looper_common/ids.py", "ids.py"),
-        ("looper_common/decision_batch.py", "decision_batch.py (the batch loop)"),
-        ("looper_common/resp.py", "resp.py (packing, reading replies)"),
-        ("looper_common/exploration.py", "exploration.py"),
-        ("looper_common/events.py", "events.py (timestamps)"),
-        ("looper_common/client.py", "client.py itself"),
-        ("looper_common/policy_store.py", "policy_store.py"),
+        ("looper_common/contracts/ids.py", "ids.py"),
+        ("looper_common/sdk/decision_batch.py", "decision_batch.py (the batch loop)"),
+        ("looper_common/sdk/resp.py", "resp.py (packing, reading replies)"),
+        ("looper_common/sdk/exploration.py", "exploration.py"),
+        ("looper_common/contracts/events.py", "events.py (timestamps)"),
+        ("looper_common/sdk/client.py", "client.py itself"),
+        ("looper_common/contracts/policy_store.py", "policy_store.py"),
     ):
         if marker in filename or marker in func:
             return name

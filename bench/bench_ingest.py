@@ -27,10 +27,12 @@ from functools import wraps
 import _common as C
 import redis
 
-from looper_common import delta_append, events, ingest
-from looper_common.blueprint import load_blueprints
-from looper_common.client import LooperClient
-from looper_common.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE, Lake
+from looper_common.contracts import events
+from looper_common.contracts.blueprint import load_blueprints
+from looper_common.ingest.streams import streams as ingest
+from looper_common.lake import delta_append
+from looper_common.lake.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE, Lake
+from looper_common.sdk.client import LooperClient
 
 BLUEPRINT = "notification_send"
 DAY = datetime(2026, 1, 5, tzinfo=UTC)
@@ -141,7 +143,7 @@ def xrange_read(r: redis.Redis, stream: str, page: int) -> tuple[int, float]:
 
 
 class PhaseTimer:
-    """Wraps ``looper_common.ingest`` functions to add up the seconds spent in each."""
+    """Wraps ``looper_common.ingest.streams`` functions to add up the seconds spent in each."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)

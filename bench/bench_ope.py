@@ -1,4 +1,4 @@
-"""Benchmark off-policy evaluation (``looper_common.ope``, both engines) against plain NumPy.
+"""Benchmark off-policy evaluation (``looper_common.decision_science.ope``, both engines) against plain NumPy.
 
 Generates logged decisions with Spark straight into Parquet (written once): two
 actions, a behaviour policy with propensities between 0.1 and 0.9, a reward model's
@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from pyspark.sql import functions as F
 
-from looper_common import ope
+from looper_common.decision_science import ope
 
 TOLERANCE = 1e-9
 

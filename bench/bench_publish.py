@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import redis
 
-from looper_common import policy_store
-from looper_common.blueprint import load_blueprint
-from looper_common.publishing import encode_entries, publish_policy
+from looper_common.contracts import policy_store
+from looper_common.contracts.blueprint import load_blueprint
+from looper_common.publishing.publish import encode_entries, publish_policy
 
 BLUEPRINT = "notification_send"
 VERSION = "20260103-m4-bench"

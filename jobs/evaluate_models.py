@@ -19,8 +19,8 @@ import logging
 from collections.abc import Sequence
 
 from looper_common.jobrunner import job_parser, setup
-from looper_common.spark import LazySession, in_background
-from looper_common.training_data import load_training_frame
+from looper_common.lake.spark import LazySession, in_background
+from looper_common.training.examples import load_training_frame
 
 log = logging.getLogger("evaluate_models")
 
@@ -39,8 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import mlflow
     import numpy as np
 
-    from looper_common import report
-    from looper_common.evaluation import (
+    from looper_common.decision_science import report
+    from looper_common.decision_science.evaluation import (
         evaluate_policies,
         evaluation_plots,
         holdout_baseline,
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         promotion_decision,
         qini_plot,
     )
-    from looper_common.registry import (
+    from looper_common.training.registry import (
         CHALLENGER,
         CHAMPION,
         alias_version,
@@ -145,8 +145,8 @@ def _other_policy_models(blueprint) -> dict[str, object] | None:
     """Champions (else challengers) of the labels a weighted_sum policy adds; None if one is missing."""
     import mlflow
 
-    from looper_common.policies import policy_labels
-    from looper_common.registry import CHALLENGER, CHAMPION, alias_version, model_name
+    from looper_common.decision_science.policies import policy_labels
+    from looper_common.training.registry import CHALLENGER, CHAMPION, alias_version, model_name
 
     models = {}
     for label in policy_labels(blueprint)[1:]:

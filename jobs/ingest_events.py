@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import redis
 
-from looper_common.ingest import event_streams, ingest_events
+from looper_common.ingest.streams import event_streams, ingest_events
 from looper_common.jobrunner import job_parser, setup
-from looper_common.spark import get_spark
+from looper_common.lake.spark import get_spark
 
 log = logging.getLogger("ingest_events")
 

@@ -14,9 +14,9 @@ import json
 import logging
 from collections.abc import Sequence
 
-from looper_common.feedback import join_feedback
 from looper_common.jobrunner import job_parser, setup
-from looper_common.spark import get_spark
+from looper_common.labels.join import join_feedback
+from looper_common.lake.spark import get_spark
 
 log = logging.getLogger("join_feedback")
 

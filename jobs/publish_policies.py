@@ -22,12 +22,18 @@ from collections.abc import Sequence
 import mlflow
 import redis
 
-from looper_common import policy_store
+from looper_common.contracts import policy_store
+from looper_common.decision_science.policies import policy_labels
 from looper_common.jobrunner import job_parser, setup
-from looper_common.policies import policy_labels
-from looper_common.publishing import POLICY_PARAMS_TAG, TUNED_DATE_TAG, find_champion, load_units, publish_champion
-from looper_common.registry import CHAMPION, alias_version, model_name
-from looper_common.spark import LazySession, in_background
+from looper_common.lake.spark import LazySession, in_background
+from looper_common.publishing.publish import (
+    POLICY_PARAMS_TAG,
+    TUNED_DATE_TAG,
+    find_champion,
+    load_units,
+    publish_champion,
+)
+from looper_common.training.registry import CHAMPION, alias_version, model_name
 
 log = logging.getLogger("publish_policies")
 

@@ -13,8 +13,8 @@ import logging
 from collections.abc import Sequence
 
 from looper_common.jobrunner import job_parser, setup
-from looper_common.spark import LazySession, in_background
-from looper_common.training_data import load_training_frame
+from looper_common.lake.spark import LazySession, in_background
+from looper_common.training.examples import load_training_frame
 
 log = logging.getLogger("train_models")
 
@@ -33,8 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # MLflow, scikit-learn, hyperopt: imported while the examples load
     import mlflow
 
-    from looper_common.registry import CHALLENGER, configure_mlflow, move_alias
-    from looper_common.training import git_sha, train_blueprint
+    from looper_common.training.registry import CHALLENGER, configure_mlflow, move_alias
+    from looper_common.training.train import git_sha, train_blueprint
 
     loaded = examples.result()
     wide = loaded.frame

@@ -20,10 +20,10 @@ import logging
 from collections.abc import Sequence
 
 from looper_common.jobrunner import job_parser, setup
-from looper_common.publishing import POLICY_PARAMS_TAG, TUNED_DATE_TAG, find_champion
-from looper_common.registry import model_name
-from looper_common.spark import LazySession, in_background
-from looper_common.training_data import load_training_frame
+from looper_common.lake.spark import LazySession, in_background
+from looper_common.publishing.publish import POLICY_PARAMS_TAG, TUNED_DATE_TAG, find_champion
+from looper_common.training.examples import load_training_frame
+from looper_common.training.registry import model_name
 
 log = logging.getLogger("tune_policy")
 
@@ -52,10 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import mlflow
     import numpy as np
 
-    from looper_common import report
-    from looper_common.policies import policy_labels
-    from looper_common.policy_tuning import flat_params, pareto_figure, tune
-    from looper_common.registry import CHAMPION, alias_version, configure_mlflow
+    from looper_common.decision_science import report
+    from looper_common.decision_science.policies import policy_labels
+    from looper_common.decision_science.policy_tuning import flat_params, pareto_figure, tune
+    from looper_common.training.registry import CHAMPION, alias_version, configure_mlflow
 
     configure_mlflow(ctx.settings, blueprint.name)
     wide = examples.result().frame

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from looper_common.jobrunner import job_parser, setup
-from looper_common.spark import LazySession
+from looper_common.lake.spark import LazySession
 
 log = logging.getLogger("validate_training_set")
 
@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ctx = setup(args, "validate_training_set")
     # Spark only if the examples are too big to read from the Delta log
     spark = LazySession(ctx.settings, "validate_training_set")
-    from looper_common.validation import validate_training_set
+    from looper_common.validation.training_set import validate_training_set
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)  # one INFO line per registered method
     output_dir = Path(ctx.settings.home, "var", "validation", args.blueprint, str(args.run_date))

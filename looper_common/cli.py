@@ -50,8 +50,8 @@ def _rollback(args: argparse.Namespace) -> int:
     """Roll the blueprint's active policy back; 1 when refused or Redis fails, 2 on bad settings."""
     import redis
 
-    from looper_common.config import ConfigError, load_settings
-    from looper_common.publishing import RollbackError, rollback
+    from looper_common.contracts.config import ConfigError, load_settings
+    from looper_common.publishing.publish import RollbackError, rollback
 
     try:
         settings = load_settings(args.env)

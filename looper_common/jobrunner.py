@@ -8,9 +8,9 @@ import sys
 from dataclasses import dataclass
 from datetime import date
 
-from looper_common.blueprint import Blueprint, BlueprintError, load_blueprints
-from looper_common.config import ConfigError, Settings, load_settings, pyarrow_max_bytes
-from looper_common.tables import Lake
+from looper_common.contracts.blueprint import Blueprint, BlueprintError, load_blueprints
+from looper_common.contracts.config import ConfigError, Settings, load_settings, pyarrow_max_bytes
+from looper_common.lake.tables import Lake
 
 
 def run_date(text: str) -> date:

@@ -48,7 +48,7 @@ def demo_simulator(redis_url: str, blueprints: dict, blueprint: str, *, users: i
     The client rereads the active pointer on every call (``pointer_ttl_s=0``), so a policy
     published by the DAG is served from the next simulated day on.
     """
-    from looper_common.client import LooperClient
+    from looper_common.sdk.client import LooperClient
     from looper_common.simulate import Simulator
 
     client = LooperClient(redis_url, blueprints=blueprints, pointer_ttl_s=0.0,
@@ -95,8 +95,8 @@ def matured_examples(spark, lake, blueprint: str, day: date) -> int:
     """The day's matured decisions from ``monitoring/join_stats`` (read with pyarrow unless Spark must)."""
     from pyspark.sql import functions as F
 
-    from looper_common.delta_read import blueprint_dates, read_table
-    from looper_common.tables import JOIN_STATS
+    from looper_common.lake.delta_read import blueprint_dates, read_table
+    from looper_common.lake.tables import JOIN_STATS
 
     local = read_table(lake, JOIN_STATS, where=blueprint_dates(blueprint, day, day))
     if local is not None:
@@ -117,10 +117,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import redis
 
-    from looper_common.blueprint import load_blueprints
-    from looper_common.config import load_settings, pyarrow_max_bytes
-    from looper_common.spark import LazySession
-    from looper_common.tables import Lake
+    from looper_common.contracts.blueprint import load_blueprints
+    from looper_common.contracts.config import load_settings, pyarrow_max_bytes
+    from looper_common.lake.spark import LazySession
+    from looper_common.lake.tables import Lake
 
     settings = load_settings()
     blueprints = load_blueprints(settings.blueprints_dir)

@@ -26,7 +26,7 @@ def workload(spark, root: str) -> None:
     """The Delta operations the jobs use, on a few rows."""
     from pyspark.sql import functions as F
 
-    from looper_common.tables import BRONZE_OBSERVATIONS, Lake, merge_new_rows, replace_partition
+    from looper_common.lake.tables import BRONZE_OBSERVATIONS, Lake, merge_new_rows, replace_partition
 
     lake = Lake(root)
     rows = spark.createDataFrame(
@@ -42,8 +42,8 @@ def workload(spark, root: str) -> None:
 
 
 def main() -> int:
-    from looper_common.config import load_settings
-    from looper_common.spark import get_spark
+    from looper_common.contracts.config import load_settings
+    from looper_common.lake.spark import get_spark
 
     spark = get_spark(load_settings(), "jvm_archive")
     with tempfile.TemporaryDirectory(prefix="looper-jvm-archive-") as root:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from looper_common.blueprint import Blueprint, parse_blueprint
+from looper_common.contracts.blueprint import Blueprint, parse_blueprint
 
 ROOT = Path(__file__).resolve().parent.parent
 # Tests are hermetic: settings overrides exported by the Makefile or a shell must not
@@ -70,7 +70,7 @@ def redis_client(redis_url: str) -> redis.Redis:
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory):
-    from looper_common.config import load_settings
+    from looper_common.contracts.config import load_settings
 
     os.environ.setdefault("LOOPER_HOME", str(ROOT))
     base = load_settings("local")
@@ -92,7 +92,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def spark(settings):
     """One SparkSession with Delta for the whole test session."""
-    from looper_common.spark import get_spark
+    from looper_common.lake.spark import get_spark
 
     session = get_spark(settings, "looper-tests")
     yield session
@@ -101,7 +101,7 @@ def spark(settings):
 
 @pytest.fixture
 def lake(tmp_path: Path):
-    from looper_common.tables import Lake
+    from looper_common.lake.tables import Lake
 
     return Lake(str(tmp_path / "lake"))
 

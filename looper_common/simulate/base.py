@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from looper_common.blueprint import Blueprint
+from looper_common.contracts.blueprint import Blueprint
 from looper_common.simulate.delays import LogNormalDelay
 
 Features = dict[str, object]

@@ -98,9 +98,9 @@ def run(args: argparse.Namespace) -> int:
     """Simulate ``args.days`` days and print one row per day; 2 on a usage error."""
     import redis
 
-    from looper_common.blueprint import BlueprintError, load_blueprints
-    from looper_common.client import LooperClient
-    from looper_common.config import ConfigError, load_settings
+    from looper_common.contracts.blueprint import BlueprintError, load_blueprints
+    from looper_common.contracts.config import ConfigError, load_settings
+    from looper_common.sdk.client import LooperClient
     from looper_common.simulate.base import ScenarioError
     from looper_common.simulate.simulator import Simulator
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from looper_common.blueprint import Blueprint
+from looper_common.contracts.blueprint import Blueprint
 from looper_common.simulate.base import (
     Features,
     Outcome,

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from looper_common.blueprint import Blueprint
-from looper_common.client import Decision, LooperClient
+from looper_common.contracts.blueprint import Blueprint
+from looper_common.sdk.client import Decision, LooperClient
 from looper_common.simulate.oracle import oracle_path, write_oracle_table
 from looper_common.simulate.scenarios import Features, Scenario, get_scenario
 

@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
-from looper_common.blueprint import load_blueprints
-from looper_common.client import LooperClient
-from looper_common.delta_append import ENGINE_INFO
-from looper_common.registry import ALIAS_HISTORY, CHAMPION, model_name
+from looper_common.contracts.blueprint import load_blueprints
+from looper_common.lake.delta_append import ENGINE_INFO
+from looper_common.lake.tables import BRONZE_DECISIONS, JOIN_STATS, SILVER_EXAMPLES, Lake
+from looper_common.sdk.client import LooperClient
 from looper_common.simulate import Simulator
-from looper_common.tables import BRONZE_DECISIONS, JOIN_STATS, SILVER_EXAMPLES, Lake
+from looper_common.training.registry import ALIAS_HISTORY, CHAMPION, model_name
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration

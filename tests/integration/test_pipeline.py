@@ -8,17 +8,18 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from pyspark.sql import functions as F
 
-from looper_common import events, feedback, ids
-from looper_common.client import LooperClient
-from looper_common.feedback import join_feedback
-from looper_common.ingest import event_streams, ingest_events
-from looper_common.tables import (
+from looper_common.contracts import events, ids
+from looper_common.ingest.streams import event_streams, ingest_events
+from looper_common.labels.join import join_feedback
+from looper_common.labels.windows import join as feedback
+from looper_common.lake.tables import (
     BRONZE_DECISIONS,
     BRONZE_OBSERVATIONS,
     JOIN_STATS,
     QUARANTINE,
     SILVER_EXAMPLES,
 )
+from looper_common.sdk.client import LooperClient
 from tests.conftest import FEATURES, make_blueprint
 
 pytestmark = pytest.mark.integration

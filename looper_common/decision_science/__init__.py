@@ -1,0 +1,15 @@
+"""Decision science: off-policy evaluation, policies, promotion and policy tuning."""
+
+from __future__ import annotations
+
+from looper_common._exports import lazy_exports
+
+_EXPORTS = {
+    "evaluate": "ope",
+    "OPEResult": "ope",
+    "policy_frame": "policies",
+    "tune": "policy_tuning",
+    "evaluate_policies": "evaluation",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,144 @@
+"""``join_feedback`` for one blueprint and run date: bronze events to silver examples.
+
+Writes ``silver/examples`` (replacing the run date's partition), keeps the day's
+orphan observations aside in ``quarantine/events`` and records join statistics in
+``monitoring/join_stats``. Rerunning for the same date gives the same tables.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+
+import numpy as np
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from looper_common.contracts.blueprint import Blueprint
+from looper_common.labels.windows import (
+    build_examples,
+    classify_observations,
+    fold_labels,
+    label_rules,
+    label_values,
+    link_decisions,
+    mature_decisions,
+    maturity_bounds,
+)
+from looper_common.lake.tables import (
+    BRONZE_DECISIONS,
+    BRONZE_OBSERVATIONS,
+    JOIN_STATS,
+    QUARANTINE,
+    SILVER_EXAMPLES,
+    Lake,
+    merge_new_rows,
+    replace_partition,
+)
+
+log = logging.getLogger(__name__)
+
+# Up to this many decisions with feedback in a run, their folded label values (an id and a
+# small map each, ~100 bytes) are broadcast, so the wide decision rows are never shuffled:
+# side by side at 1M decisions (500k observations), building the examples took 0.78x the
+# time of the shuffled plan (docs/benchmarks.md, join section).
+# Above it (hundreds of MiB to broadcast), both sides are shuffled on decision_id.
+BROADCAST_MAX_DECISIONS = 5_000_000
+
+
+def _orphans(classified: DataFrame, run_date: date) -> DataFrame:
+    return classified.where(F.col("outcome") == "orphan").select(
+        "event_id",
+        "blueprint",
+        F.lit("observation").alias("kind"),
+        F.lit("orphan observation: no decision with this decision_id").alias("reason"),
+        F.to_json(F.struct("event_id", "decision_id", "blueprint", "name", "value", "ts")).alias("payload"),
+        F.lit("join_feedback").alias("source"),
+        F.lit(run_date).alias("date"),
+    )
+
+
+def _median_first_feedback(folded: DataFrame) -> float | None:
+    """The median first-feedback delay of the examples: those with feedback are ``folded``'s entries.
+
+    Exact, as ``F.median`` over the examples' write was, but from one narrow column
+    collected to the driver: Spark's exact percentile keeps a hash map of every distinct
+    value (boxed) per task and merges them: about 53 s of 205 at 10M decisions
+    (docs/benchmarks.md, join section).
+    """
+    delays = (
+        folded.select(F.explode(F.map_values("_labels")).alias("v"))
+        .select(F.col("v.first_feedback_s").alias("s"))
+        .where(F.col("s").isNotNull())
+        .toArrow()
+        .column("s")
+        .to_numpy()
+    )
+    return float(np.median(delays)) if len(delays) else None
+
+
+def join_feedback(spark: SparkSession, lake: Lake, blueprint: Blueprint, run_date: date) -> dict[str, object]:
+    """Build the run date's examples and statistics; returns the statistics."""
+    decisions = lake.read(spark, BRONZE_DECISIONS).where(F.col("blueprint") == blueprint.name)
+    observations = lake.read(spark, BRONZE_OBSERVATIONS).where(F.col("blueprint") == blueprint.name)
+    rules = label_rules(spark, blueprint)
+    lo, _ = maturity_bounds(blueprint, run_date)
+    # In-window observations of the matured decisions fall between the oldest one's time
+    # and the end of the run date (a window may end exactly at midnight); an observation
+    # of the run date is within a window only of a decision from ``lo`` on. So one join of
+    # those observations with the decisions from ``lo.date()`` to the run date serves the
+    # examples and the classification; older decisions are looked up by id only.
+    recent = decisions.where(F.col("date").between(lo.date(), run_date))
+    candidate_obs = observations.where(F.col("date").between(lo.date(), run_date + timedelta(days=1)))
+    linked = link_decisions(candidate_obs, recent).persist()
+    folded = fold_labels(label_values(linked, rules, blueprint, run_date)).persist()
+    try:
+        with_feedback = folded.count()
+        broadcast = with_feedback <= BROADCAST_MAX_DECISIONS
+        log.info("%d matured decisions have feedback: %s", with_feedback,
+                 "broadcasting their label values" if broadcast else "shuffling both sides")
+        written = Observation("examples")
+        examples = build_examples(
+            mature_decisions(decisions, blueprint, run_date), folded, rules, run_date, broadcast=broadcast
+        ).observe(
+            written,
+            F.count(F.lit(1)).alias("examples"),
+            F.coalesce(F.sum("n_observations"), F.lit(0)).alias("observations_in_window"),
+        )
+        replace_partition(lake, SILVER_EXAMPLES, examples, {"blueprint": blueprint.name, "date": run_date})
+        # every matured decision gives exactly one example per label (the cross join above)
+        matured_decisions = int(written.get["examples"]) // len(blueprint.labels)
+        median_delay = _median_first_feedback(folded)
+        classified = classify_observations(
+            linked.where(F.col("date") == F.lit(run_date)),
+            decisions.where(F.col("date") < F.lit(lo.date())),
+            rules,
+        ).cache()
+        try:
+            outcomes = {
+                r["outcome"]: r["n"]
+                for r in classified.groupBy("outcome").agg(F.count(F.lit(1)).alias("n")).collect()
+            }
+            if outcomes.get("orphan"):
+                merge_new_rows(spark, lake, QUARANTINE, _orphans(classified, run_date), {"date": [run_date]})
+        finally:
+            classified.unpersist()
+    finally:
+        folded.unpersist()
+        linked.unpersist()
+
+    stats = {
+        "blueprint": blueprint.name,
+        "blueprint_version": blueprint.version,
+        "examples": int(written.get["examples"]),
+        "matured_decisions": int(matured_decisions),
+        "observations_in_window": int(written.get["observations_in_window"]),
+        "late_observations": int(outcomes.get("late", 0)),
+        "early_observations": int(outcomes.get("early", 0)),
+        "orphan_observations": int(outcomes.get("orphan", 0)),
+        "median_feedback_delay_s": median_delay,
+        "date": run_date,
+    }
+    stats_df = spark.createDataFrame([stats], JOIN_STATS.schema)
+    replace_partition(lake, JOIN_STATS, stats_df, {"blueprint": blueprint.name, "date": run_date})
+    return stats

@@ -1,0 +1,163 @@
+"""MLflow registry conventions and the audited alias history (``gold/alias_history``).
+
+Registered models are ``looper.<blueprint>.<label>``; the alias ``champion`` is what
+gets published, ``challenger`` the newest candidate. Every alias move, by a job or
+by a reviewer in the MLflow UI (detected on the next run), is appended to
+``gold/alias_history`` with who moved it, why and the metrics, so "what was in
+production on date D" always has an answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, date, datetime
+
+import mlflow
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from looper_common.contracts.config import Settings
+from looper_common.lake.delta_append import append_rows
+from looper_common.lake.delta_read import arrow_schema, read_table
+from looper_common.lake.spark import SessionSource
+from looper_common.lake.tables import Lake, TableSpec
+
+log = logging.getLogger(__name__)
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+ALIAS_HISTORY = TableSpec(
+    "gold/alias_history",
+    T.StructType([
+        T.StructField("model", T.StringType(), False),
+        T.StructField("version", T.StringType(), True),  # null: the alias was removed
+        T.StructField("alias", T.StringType(), False),
+        T.StructField("ts", T.TimestampType(), False),
+        T.StructField("previous_version", T.StringType(), True),
+        T.StructField("actor", T.StringType(), False),
+        T.StructField("reason", T.StringType(), False),
+        T.StructField("metrics", T.MapType(T.StringType(), T.DoubleType()), True),
+        T.StructField("blueprint", T.StringType(), False),
+        T.StructField("blueprint_version", T.StringType(), True),
+        T.StructField("run_date", T.DateType(), True),
+    ]),
+    (),
+    ("model", "version", "alias", "ts"),
+)
+
+
+def model_name(blueprint: str, label: str) -> str:
+    return f"looper.{blueprint}.{label}"
+
+
+def configure_mlflow(settings: Settings, blueprint: str) -> str:
+    """Point MLflow at the configured store and return the blueprint's experiment id."""
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow.tracking_uri)
+    name = f"looper/{blueprint}"
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is None:
+        root = settings.mlflow.artifact_root
+        location = os.path.join(root, blueprint) if "://" not in root else f"{root.rstrip('/')}/{blueprint}"
+        experiment_id = mlflow.create_experiment(name, artifact_location=location)
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def alias_version(name: str, alias: str) -> str | None:
+    """The version an alias points at, or None (also when the model is not registered yet)."""
+    try:
+        return str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def versions_for_run(name: str, run_date: str, blueprint_version: str) -> list[str]:
+    """Versions already registered for a run date and blueprint version (rerun detection)."""
+    try:
+        found = mlflow.MlflowClient().search_model_versions(f"name = '{name}'")
+    except mlflow.exceptions.MlflowException:
+        return []
+    return sorted(
+        (str(v.version) for v in found
+         if v.tags.get("run_date") == run_date and v.tags.get("blueprint_version") == blueprint_version),
+        key=int,
+    )
+
+
+def recorded_alias(spark: SessionSource, lake: Lake, name: str, alias: str) -> str | None:
+    """The version the alias history last recorded for ``alias`` (None if never or removed)."""
+    local = read_table(lake, ALIAS_HISTORY, columns=("model", "alias", "ts", "version"))
+    if local is not None:
+        moves = local.table.filter(pc.and_(pc.equal(local.table["model"], name),
+                                           pc.equal(local.table["alias"], alias)))
+        if moves.num_rows == 0:
+            return None
+        return moves["version"][pc.index(moves["ts"], pc.max(moves["ts"])).as_py()].as_py()
+    rows = (
+        lake.read(spark(), ALIAS_HISTORY)
+        .where((F.col("model") == name) & (F.col("alias") == alias))
+        .orderBy(F.col("ts").desc())
+        .limit(1)
+        .collect()
+    )
+    return rows[0]["version"] if rows else None
+
+
+def record_alias_move(
+    spark: SessionSource, lake: Lake, *, name: str, alias: str, version: str | None,
+    previous: str | None, actor: str, reason: str, metrics: dict[str, float] | None,
+    blueprint: str, blueprint_version: str | None, run_date: date | None,
+) -> None:
+    """Append one alias move to ``gold/alias_history`` (with pyarrow when the lake allows, else Spark)."""
+    row = (name, version, alias, datetime.now(UTC), previous, actor, reason,
+           {k: float(v) for k, v in (metrics or {}).items()}, blueprint, blueprint_version, run_date)
+    if lake.pyarrow_max_bytes > 0:
+        schema = arrow_schema(ALIAS_HISTORY)
+        rows = pa.Table.from_pylist([dict(zip(schema.names, row, strict=True))], schema=schema)
+        if append_rows(lake, ALIAS_HISTORY, rows) is not None:
+            return
+    session = spark()
+    lake.ensure(session, ALIAS_HISTORY)
+    session.createDataFrame([row], ALIAS_HISTORY.schema).write.format("delta").mode("append").save(
+        lake.path(ALIAS_HISTORY)
+    )
+
+
+def detect_reviewer_moves(
+    spark: SessionSource, lake: Lake, name: str, blueprint: str, run_date: date
+) -> list[str]:
+    """Record alias moves made outside Looper (e.g. in the MLflow UI) since the last record."""
+    found = []
+    for alias in (CHAMPION, CHALLENGER):
+        current, recorded = alias_version(name, alias), recorded_alias(spark, lake, name, alias)
+        if current != recorded:
+            record_alias_move(
+                spark, lake, name=name, alias=alias, version=current, previous=recorded,
+                actor="reviewer (detected by evaluate_models)",
+                reason="alias moved outside Looper, e.g. in the MLflow UI",
+                metrics=None, blueprint=blueprint, blueprint_version=None, run_date=run_date,
+            )
+            found.append(f"{alias}: {recorded} -> {current}")
+    return found
+
+
+def move_alias(
+    spark: SessionSource, lake: Lake, *, name: str, alias: str, version: str, actor: str,
+    reason: str, metrics: dict[str, float], blueprint: str, blueprint_version: str, run_date: date,
+) -> bool:
+    """Point ``alias`` at ``version`` in MLflow and record it; False when it already points there."""
+    previous = alias_version(name, alias)
+    if previous == version and recorded_alias(spark, lake, name, alias) == version:
+        return False
+    mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
+    record_alias_move(
+        spark, lake, name=name, alias=alias, version=version, previous=previous, actor=actor,
+        reason=reason, metrics=metrics, blueprint=blueprint, blueprint_version=blueprint_version,
+        run_date=run_date,
+    )
+    return True

@@ -1,0 +1,53 @@
+"""Settings: environment selection, overrides, secrets from the environment only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from looper_common.contracts.config import ConfigError, load_settings
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "local.yaml").write_text(
+        "lake_root: var/lake\nredis: {url: 'redis://127.0.0.1:1/0'}\n"
+        "mlflow: {tracking_uri: 'sqlite:///var/mlflow/mlflow.db'}\n"
+    )
+    monkeypatch.setenv("LOOPER_HOME", str(tmp_path))
+    for var in ("LOOPER_ENV", "LOOPER_LAKE_ROOT", "LOOPER_REDIS_URL", "LOOPER_REDIS_PASSWORD",
+                "LOOPER_MLFLOW_TRACKING_URI", "LOOPER_SPARK_MASTER", "LOOPER_BLUEPRINTS_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+def test_local_paths_resolve_against_home(home: Path):
+    settings = load_settings()
+    assert settings.env == "local"
+    assert settings.lake_root == str(home / "var" / "lake")
+    assert settings.mlflow.tracking_uri == f"sqlite:///{home}/var/mlflow/mlflow.db"
+    assert settings.redis.password is None
+
+
+def test_env_var_picks_the_file_and_overrides_win(home: Path, monkeypatch: pytest.MonkeyPatch):
+    (home / "conf" / "cluster.yaml").write_text("lake_root: s3a://bucket/lake\nspark: {master: yarn}\n")
+    monkeypatch.setenv("LOOPER_ENV", "cluster")
+    monkeypatch.setenv("LOOPER_REDIS_URL", "redis://cache:6379/1")
+    monkeypatch.setenv("LOOPER_REDIS_PASSWORD", "s3cret")
+    settings = load_settings()
+    assert (settings.env, settings.lake_root, settings.spark.master) == ("cluster", "s3a://bucket/lake", "yarn")
+    assert settings.redis.url == "redis://cache:6379/1"
+    assert settings.redis.password == "s3cret"
+
+
+def test_unknown_field_names_file_and_field(home: Path):
+    (home / "conf" / "local.yaml").write_text("redis: {urll: x}\n")
+    with pytest.raises(ConfigError, match=r"local\.yaml: redis\.urll: Extra inputs are not permitted"):
+        load_settings()
+
+
+def test_missing_environment_file(home: Path):
+    with pytest.raises(ConfigError, match="no settings for environment 'staging'"):
+        load_settings("staging")

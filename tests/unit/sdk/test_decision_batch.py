@@ -1,0 +1,142 @@
+"""The batch decision path gives exactly what deciding one at a time with the reference gives."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+
+from looper_common.contracts import ids, policy_store
+from looper_common.contracts.blueprint import ExplorationSpec
+from looper_common.sdk.decision_batch import Decision, ServingPlan, encode_decision_event, encode_json
+from looper_common.sdk.exploration import action_distribution, draw_action
+from tests.conftest import FEATURES, make_blueprint
+
+ACTIONS = ["send", "skip", "later"]
+
+
+def _blueprint(exploration: dict):
+    return make_blueprint(
+        decision={"actions": ACTIONS, "default_action": "skip"},
+        policy={"type": "argmax", "exploration": exploration},
+    )
+
+
+def _reference(bp, spec, version, requests, stamps, entries, rands):
+    """The per-decision loop get_decisions ran before the batch path, step by step."""
+    tag = ids.blueprint_tag(bp.name)
+    decisions, payloads = [], []
+    for (unit_id, features), ts_ms, raw, rand in zip(requests, stamps, entries, rands, strict=True):
+        decision_id = ids.new_decision_id(tag, ts_ms, rand)
+        if raw is None:
+            greedy, scores, served, served_spec = bp.decision.default_action, None, None, bp.policy.exploration
+        else:
+            (greedy, scores), served, served_spec = policy_store.decode_entry(raw), version, spec
+        probs = action_distribution(served_spec, bp.decision.actions, greedy, scores)
+        action = draw_action(decision_id, probs)
+        d = Decision(decision_id, bp.name, str(unit_id), action, probs[action], probs, scores,
+                     served, raw is None, ts_ms)
+        decisions.append(d)
+        payloads.append(encode_decision_event(bp, d, features))
+    return decisions, payloads
+
+
+def _entries(rng: random.Random, n: int) -> list[bytes | None]:
+    out: list[bytes | None] = []
+    for i in range(n):
+        if i % 7 == 0:
+            out.append(None)
+        elif i % 11 == 0:  # no scores: softmax falls back to epsilon around the greedy action
+            out.append(policy_store.encode_entry(ACTIONS[i % 3], {}))
+        elif i % 13 == 0:
+            out.append(b'{"a":"send","s":{"send":NaN,"skip":1e400}}')  # only json.loads reads these
+        elif i % 5 == 0:  # a few shared entries, floats json spells with exponents, ints
+            out.append(policy_store.encode_entry("later", {"send": 1e-05, "skip": 2, "later": 1e16}))
+        else:
+            scores = {a: rng.uniform(-3, 3) for a in ACTIONS}
+            out.append(policy_store.encode_entry(max(scores, key=scores.get), scores))
+    return out
+
+
+def _parsed(payload: bytes) -> str:
+    return repr(json.loads(payload))  # repr: NaN compares equal to itself
+
+
+@pytest.mark.parametrize(
+    "exploration",
+    [
+        {"type": "epsilon_greedy", "epsilon": 0.1},
+        {"type": "epsilon_greedy", "epsilon": 0.3, "floor": 0.2},
+        {"type": "softmax", "temperature": 0.5},
+        {"type": "softmax", "temperature": 2.0, "floor": 0.1},
+        {"type": "none"},
+    ],
+)
+def test_batch_equals_one_at_a_time(exploration):
+    bp = _blueprint(exploration)
+    rng = random.Random(5)
+    n = 2_000
+    odd = [
+        {**FEATURES, "recency": float("nan")},
+        {**FEATURES, "recency": np.float64(0.1)},
+        {**FEATURES, "country": "Zürich \u2603"},
+        {**FEATURES, "recency": 1e-05},
+        {"country": "fr", "opted_in": False, "visits": 10**30, "recency": 3},
+    ]
+    requests = [(f"u{i}" if i % 9 else f"ü-{i}", odd[i % len(odd)] if i % 3 == 0 else FEATURES) for i in range(n)]
+    stamps = [1_767_225_600_000 + i // 100 for i in range(n)]
+    entries = _entries(rng, n)
+    rands = [rng.getrandbits(64) for _ in range(n)]
+    spec = bp.policy.exploration
+    plan = ServingPlan(bp, "v%1", spec, ids.blueprint_tag(bp.name))
+
+    decisions, payloads = plan.decide(requests, stamps, entries, rands)
+
+    want_decisions, want_payloads = _reference(bp, spec, "v%1", requests, stamps, entries, rands)
+    assert [repr(d) for d in decisions] == [repr(d) for d in want_decisions]  # repr: NaN == NaN
+    assert [_parsed(p) for p in payloads] == [_parsed(p) for p in want_payloads]
+    same_bytes = [p == w for p, w, (_, f) in zip(payloads, want_payloads, requests, strict=True) if f is FEATURES]
+    assert sum(same_bytes) > 0.5 * len(same_bytes)  # only exponent floats are spelled differently
+
+
+def test_an_override_spec_applies_to_served_units_only():
+    bp = _blueprint({"type": "epsilon_greedy", "epsilon": 0.1})
+    override = ExplorationSpec(type="softmax", temperature=0.7, floor=0.05)
+    plan = ServingPlan(bp, "v2", override, ids.blueprint_tag(bp.name))
+    entry = policy_store.encode_entry("send", {"send": 1.0, "skip": 0.0, "later": -1.0})
+    served, default = plan.decide([("a", FEATURES), ("b", FEATURES)], [5, 5], [entry, None])[0]
+    assert served.action_probs == action_distribution(override, ACTIONS, "send", served.scores)
+    assert default.action_probs == action_distribution(bp.policy.exploration, ACTIONS, "skip")
+
+
+def test_decisions_do_not_share_their_distribution():
+    bp = _blueprint({"type": "epsilon_greedy", "epsilon": 0.1})
+    plan = ServingPlan(bp, None, bp.policy.exploration, 1)
+    first, second = plan.decide([("a", FEATURES), ("b", FEATURES)], [5, 5], [None, None])[0]
+    first.action_probs["send"] = 9.0
+    assert second.action_probs["send"] == pytest.approx(0.1 / 3)
+
+
+def test_encode_json_falls_back_to_json_where_msgspec_differs():
+    assert encode_json({"x": math.inf, "y": None}) == b'{"x":Infinity,"y":null}'
+    assert encode_json({"x": np.float64(0.5)}) == b'{"x":0.5}'  # a float subclass, as json writes it
+    with pytest.raises(TypeError):  # neither encoder takes it; json's error, as before
+        encode_json({"x": np.float32(0.5)})
+    assert json.loads(encode_json({"x": 1e-05, "c": "\u00e9"})) == {"x": 1e-05, "c": "\u00e9"}
+
+
+def test_batch_ids_equal_single_ids():
+    rng = random.Random(2)
+    stamps = [rng.randrange(0, 1 << 48) for _ in range(5_000)] + [-1, 1 << 50]
+    rands = [rng.getrandbits(64) for _ in stamps]
+    tag = ids.blueprint_tag("t_notify")
+    assert ids.new_decision_ids(tag, stamps, rands) == [
+        ids.new_decision_id(tag, t, r) for t, r in zip(stamps, rands, strict=True)
+    ]
+    same_ts = [1_767_225_600_000] * len(rands)  # the one-timestamp path
+    assert ids.new_decision_ids(tag, same_ts, rands) == [ids.new_decision_id(tag, same_ts[0], r) for r in rands]
+    fresh = ids.new_decision_ids(tag, [7] * 1_000)
+    assert len(set(fresh)) == 1_000 and all(ids.tag_of(i) == tag for i in fresh)
