@@ -29,7 +29,7 @@ import redis
 
 from looper_common.contracts import events
 from looper_common.contracts.blueprint import load_blueprints
-from looper_common.ingest.streams import streams as ingest
+from looper_common.ingest import streams as ingest
 from looper_common.lake import delta_append
 from looper_common.lake.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE, Lake
 from looper_common.sdk.client import LooperClient

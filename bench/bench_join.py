@@ -34,7 +34,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from looper_common.contracts.blueprint import Blueprint, load_blueprint
-from looper_common.labels.windows import join as feedback
+from looper_common.labels import join as feedback
 from looper_common.labels.windows import maturity_bounds
 from looper_common.lake.tables import (
     BRONZE_DECISIONS,
