@@ -1,29 +1,38 @@
-"""The SparkSession every job uses: Delta enabled, settings from ``conf/<env>.yaml``.
+"""Spark's side of the lake: the session (Delta enabled, settings from ``conf/<env>.yaml``) and its Delta I/O.
 
 Under ``spark-submit`` the session already exists and its settings win; run as a
 plain Python process (tests, the demo) the builder starts a local JVM with the
-project's Delta jars from ``.jars/``.
+project's Delta jars from ``.jars/``. Reads and writes use Spark's public DataFrame
+and SQL API only (``MERGE INTO``, ``replaceWhere``), so they also work as a client of
+a Spark Connect server. Only :mod:`looper_common.lake.engine` calls the I/O functions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import operator
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import date
 from typing import TypeVar
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from looper_common.contracts.config import Settings
+from looper_common.lake.tables import TableSpec
 
 T = TypeVar("T")
 
 DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    # microsecond timestamps, as delta-rs writes them (Spark's default, INT96, is a legacy encoding)
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
 
 
@@ -93,9 +102,8 @@ def start_spark(
 class LazySession:
     """A session built on the first call, for jobs that may not need Spark at all.
 
-    Jobs that read small tables from the Delta log (``delta_read``) and keep their data in
-    pandas only need Spark for what exceeds that; calling the object builds the session
-    once (from whichever thread asks first) and returns it.
+    The lake reads small selections with delta-rs and needs Spark only for larger ones;
+    calling the object builds the session once (from whichever thread asks first).
     """
 
     def __init__(self, settings: Settings, app_name: str) -> None:
@@ -115,3 +123,80 @@ class LazySession:
 
 
 SessionSource = Callable[[], SparkSession]  # a session, or a LazySession: built when first called
+
+
+def _sql_literal(value: object) -> str:
+    if isinstance(value, date):
+        return f"DATE'{value.isoformat()}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def dataframe(spark: SparkSession, uri: str, version: int | None = None) -> DataFrame:
+    """The table at ``uri`` (at ``version`` when given) as a DataFrame."""
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(uri)
+
+
+_OPERATORS = {"=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+              ">=": operator.ge}
+
+
+def filter_column(filters: Sequence[tuple[str, str, object]]) -> F.Column:
+    """The delta-rs style filters ``[(column, op, value)]`` as one Spark condition."""
+    condition = F.lit(True)
+    for column, op, value in filters:
+        test = F.col(column).isin(list(value)) if op == "in" else _OPERATORS[op](F.col(column), F.lit(value))
+        condition = condition & test
+    return condition
+
+
+@contextlib.contextmanager
+def _session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """``key`` set to ``value`` for the block (Spark has no per-write option for some settings)."""
+    saved = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if saved is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, saved)
+
+
+def replace_partition(uri: str, spec: TableSpec, rows: DataFrame, where: Mapping[str, object]) -> None:
+    """Atomically replace the rows matching ``where`` (partition values) with ``rows``."""
+    spark = rows.sparkSession
+    predicate = " AND ".join(f"{column} = {_sql_literal(value)}" for column, value in where.items())
+    writer = (
+        rows.select(*spec.columns).write.format("delta").mode("overwrite")
+        .option("replaceWhere", predicate).partitionBy(*spec.partition_by)
+    )
+    if not set(spec.partition_by) <= set(where):
+        writer.save(uri)
+        return
+    # ``where`` fixes every partition column, so all the rows go to one partition: one open
+    # writer is enough, and Spark then skips sorting every row by partition first.
+    with _session_conf(spark, "spark.sql.maxConcurrentOutputFileWriters", "1"):
+        writer.save(uri)
+
+
+def insert_new(uri: str, spec: TableSpec, rows: DataFrame, partitions: Mapping[str, Sequence[object]]) -> int:
+    """Insert the rows whose key is not in the table yet (SQL ``MERGE INTO``, insert-only); returns how many."""
+    spark = rows.sparkSession
+    view = f"looper_source_{abs(hash((uri, id(rows))))}"
+    rows.select(*spec.columns).createOrReplaceTempView(view)
+    condition = " AND ".join(
+        [f"t.{k} = s.{k}" for k in spec.key]
+        + [f"t.{c} IN ({', '.join(_sql_literal(v) for v in values)})" for c, values in partitions.items() if values]
+    )
+    location = uri.replace("`", "``")
+    try:
+        metrics = spark.sql(
+            f"MERGE INTO delta.`{location}` AS t USING {view} AS s ON {condition} WHEN NOT MATCHED THEN INSERT *"
+        ).first()
+    finally:
+        spark.catalog.dropTempView(view)
+    return int(metrics["num_inserted_rows"])

@@ -1,0 +1,129 @@
+"""Delta tables read and written in this process through delta-rs (the ``deltalake`` package).
+
+The Delta project's own Rust implementation: log replay with checkpoints, conflict
+checks on commit, column statistics on every file, local paths and object stores
+alike. Only :mod:`looper_common.lake.engine` calls these functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from datetime import date
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+
+from looper_common.lake.tables import TableSpec
+
+log = logging.getLogger(__name__)
+
+Filter = tuple[str, str, object]  # (column, "=" | "!=" | "<" | "<=" | ">" | ">=" | "in", value)
+COMMIT_ATTEMPTS = 5  # a MERGE that lost a race with another writer reads the new version and runs again
+
+
+def open_table(uri: str, storage_options: Mapping[str, str] | None = None) -> DeltaTable | None:
+    """The table at ``uri``, or None when it has no commit yet."""
+    try:
+        return DeltaTable(uri, storage_options=dict(storage_options or {}))
+    except TableNotFoundError:
+        return None
+
+
+def create(uri: str, spec: TableSpec, storage_options: Mapping[str, str] | None = None) -> None:
+    """Create ``spec`` empty at ``uri`` unless it exists; set declared properties it lacks."""
+    options = dict(storage_options or {})
+    table = open_table(uri, options)
+    if table is None:
+        try:
+            DeltaTable.create(
+                uri, spec.schema, mode="ignore", partition_by=list(spec.partition_by) or None,
+                configuration=dict(spec.properties) or None, storage_options=options,
+            )
+            return
+        except CommitFailedError:  # another job created it first
+            table = DeltaTable(uri, storage_options=options)
+    current = table.metadata().configuration
+    missing = {k: v for k, v in spec.properties if current.get(k) != v}
+    if missing:
+        table.alter.set_table_properties(missing)
+
+
+def conform(table: pa.Table, spec: TableSpec, columns: Sequence[str] | None) -> pa.Table:
+    """``table``'s columns in the spec's types and order (nullability as declared)."""
+    names = list(columns) if columns is not None else spec.columns
+    schema = pa.schema([spec.schema.field(n) for n in names])
+    return pa.Table.from_arrays([table.column(n).cast(schema.field(n).type) for n in names], schema=schema)
+
+
+def selected_bytes(table: DeltaTable, spec: TableSpec, filters: Sequence[Filter] | None) -> int:
+    """Parquet bytes of the live files whose partition values pass the partition filters."""
+    actions = pa.table(table.get_add_actions(flatten=True))
+    keep = None
+    for column, op, value in filters or ():
+        if column not in spec.partition_by:
+            continue
+        values = actions.column(f"partition.{column}")
+        if op == "in":
+            test = pc.is_in(values, pa.array(list(value), values.type))
+        else:
+            test = getattr(pc, _COMPARE[op])(values, pa.scalar(value, values.type))
+        keep = test if keep is None else pc.and_(keep, test)
+    sizes = actions.column("size_bytes") if keep is None else actions.filter(keep).column("size_bytes")
+    return int(pc.sum(sizes).as_py() or 0)
+
+
+_COMPARE = {"=": "equal", "!=": "not_equal", "<": "less", "<=": "less_equal", ">": "greater", ">=": "greater_equal"}
+
+
+def read(table: DeltaTable, spec: TableSpec, filters: Sequence[Filter] | None, columns: Sequence[str] | None) -> pa.Table:
+    """The live rows that pass ``filters``, at the table's loaded version."""
+    rows = table.to_pyarrow_table(filters=list(filters) if filters else None, columns=list(columns) if columns else None)
+    return conform(rows, spec, columns)
+
+
+def _literal(value: object) -> str:
+    text = value.isoformat() if isinstance(value, date) else str(value)
+    return "'" + text.replace("'", "''") + "'"
+
+
+def insert_new(table: DeltaTable, spec: TableSpec, rows: pa.Table, partitions: Mapping[str, Sequence[object]]) -> int:
+    """Insert the rows whose key is not in the table yet (an insert-only MERGE); returns how many.
+
+    ``partitions`` lists partition values present in ``rows``, so the MERGE reads only
+    those partitions of the table. Rerunning with the same rows inserts nothing.
+    """
+    condition = " AND ".join(
+        [f"t.{k} = s.{k}" for k in spec.key]
+        + [f"t.{c} IN ({', '.join(_literal(v) for v in values)})" for c, values in partitions.items() if values]
+    )
+    source = conform(rows, spec, None)
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            metrics = (
+                table.merge(source, condition, source_alias="s", target_alias="t")
+                .when_not_matched_insert_all()
+                .execute()
+            )
+            return int(metrics["num_target_rows_inserted"])
+        except CommitFailedError as err:
+            if attempt == COMMIT_ATTEMPTS:
+                raise
+            log.warning("%s: MERGE lost a race with another writer (%s); retrying on the new version", spec.name, err)
+            time.sleep(0.1 * attempt)
+            table.update_incremental()
+    raise AssertionError("unreachable")
+
+
+def append(table: DeltaTable, spec: TableSpec, rows: pa.Table) -> None:
+    """Append ``rows`` (a blind append: the caller's rows are new by construction)."""
+    write_deltalake(table, conform(rows, spec, None), mode="append")
+
+
+def replace_partition(table: DeltaTable, spec: TableSpec, rows: pa.Table, where: Mapping[str, object]) -> None:
+    """Atomically replace the rows matching ``where`` (column = value) with ``rows``."""
+    predicate = " AND ".join(f"{column} = {_literal(value)}" for column, value in where.items())
+    write_deltalake(table, conform(rows, spec, None), mode="overwrite", predicate=predicate)
