@@ -18,8 +18,7 @@ import json
 import logging
 from collections.abc import Sequence
 
-from looper_common.jobrunner import job_parser, setup
-from looper_common.lake.spark import LazySession, in_background
+from looper_common.jobrunner import in_background, job_parser, setup
 from looper_common.training.examples import load_training_frame
 
 log = logging.getLogger("evaluate_models")
@@ -31,10 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ctx = setup(args, "evaluate_models")
     blueprint = ctx.blueprints[args.blueprint]
-    # Spark only if the examples or the alias history are too big to read from the Delta log
-    spark = LazySession(ctx.settings, "evaluate_models")
     examples = in_background(lambda: load_training_frame(
-        ctx.lake, blueprint, args.run_date, lookback_days=0, spark=spark), "examples")
+        ctx.lake, blueprint, args.run_date, lookback_days=0), "examples")
     # MLflow, scikit-learn, matplotlib: imported while the examples load
     import mlflow
     import numpy as np
@@ -65,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     holdout = wide[wide["matured_date"] == args.run_date]
     for label in blueprint.labels:
         name = model_name(blueprint.name, label.name)
-        for move in detect_reviewer_moves(spark, ctx.lake, name, blueprint.name, args.run_date):
+        for move in detect_reviewer_moves(ctx.lake, name, blueprint.name, args.run_date):
             log.info("%s: reviewer moved %s (recorded)", name, move)
         challenger, champion = alias_version(name, CHALLENGER), alias_version(name, CHAMPION)
         if challenger is None or challenger == champion:
@@ -129,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("%s: challenger v%s vs champion v%s: %s", name, challenger, champion, verdict.reason)
         if verdict.promote and auto:
             move_alias(
-                spark, ctx.lake, name=name, alias=CHAMPION, version=challenger, actor="evaluate_models",
+                ctx.lake, name=name, alias=CHAMPION, version=challenger, actor="evaluate_models",
                 reason=verdict.reason, metrics=verdict.metrics, blueprint=blueprint.name,
                 blueprint_version=blueprint.version, run_date=args.run_date,
             )

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 
 from looper_common.jobrunner import job_parser, setup
 from looper_common.labels.join import join_feedback
-from looper_common.lake.spark import get_spark
 
 log = logging.getLogger("join_feedback")
 
@@ -24,8 +23,7 @@ log = logging.getLogger("join_feedback")
 def main(argv: Sequence[str] | None = None) -> int:
     args = job_parser(__doc__).parse_args(argv)
     ctx = setup(args, "join_feedback")
-    spark = get_spark(ctx.settings, "join_feedback")
-    stats = join_feedback(spark, ctx.lake, ctx.blueprints[args.blueprint], args.run_date)
+    stats = join_feedback(ctx.lake, ctx.blueprints[args.blueprint], args.run_date)
     log.info("join statistics: %s", json.dumps(stats, default=str))
     return 0
 

@@ -24,8 +24,7 @@ import redis
 
 from looper_common.contracts import policy_store
 from looper_common.decision_science.policies import policy_labels
-from looper_common.jobrunner import job_parser, setup
-from looper_common.lake.spark import LazySession, in_background
+from looper_common.jobrunner import in_background, job_parser, setup
 from looper_common.publishing.publish import (
     POLICY_PARAMS_TAG,
     TUNED_DATE_TAG,
@@ -63,11 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         extra[label] = f"models:/{other}@{CHAMPION}"
     client = redis.Redis.from_url(ctx.settings.redis.url, password=ctx.settings.redis.password)
-    # Spark only if the units' decisions are too big to read from the Delta log
-    session = LazySession(ctx.settings, "publish_policies")
-    units = in_background(lambda: load_units(ctx.lake, blueprint, args.run_date, spark=session), "units")
+    units = in_background(lambda: load_units(ctx.lake, blueprint, args.run_date), "units")
     stats = publish_champion(
-        ctx.lake, client, blueprint, args.run_date, spark=session,
+        ctx.lake, client, blueprint, args.run_date,
         model_uri=model_uri, model_version=champion.version,
         ttl_seconds=ctx.settings.redis.policy_ttl_days * 86_400, params=params, extra_models=extra, units=units,
     )

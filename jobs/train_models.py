@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from looper_common.jobrunner import job_parser, setup
-from looper_common.lake.spark import LazySession, in_background
+from looper_common.jobrunner import in_background, job_parser, setup
 from looper_common.training.examples import load_training_frame
 
 log = logging.getLogger("train_models")
@@ -26,10 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ctx = setup(args, "train_models")
     blueprint = ctx.blueprints[args.blueprint]
-    # Spark only if the examples or the alias history are too big to read from the Delta log
-    session = LazySession(ctx.settings, "train_models")
     examples = in_background(lambda: load_training_frame(
-        ctx.lake, blueprint, args.run_date, args.lookback_days, spark=session), "examples")
+        ctx.lake, blueprint, args.run_date, args.lookback_days), "examples")
     # MLflow, scikit-learn, hyperopt: imported while the examples load
     import mlflow
 
@@ -55,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = train_blueprint(wide, blueprint, args.run_date, tags, force=args.force)
     for result in results:
         move_alias(
-            session, ctx.lake, name=result.model_name, alias=CHALLENGER, version=result.version,
+            ctx.lake, name=result.model_name, alias=CHALLENGER, version=result.version,
             actor="train_models", reason=(
                 f"best held-out Qini of the S-, T-, X- and DR-learners ({result.family})"
                 if blueprint.policy.type == "uplift"

@@ -19,8 +19,7 @@ import json
 import logging
 from collections.abc import Sequence
 
-from looper_common.jobrunner import job_parser, setup
-from looper_common.lake.spark import LazySession, in_background
+from looper_common.jobrunner import in_background, job_parser, setup
 from looper_common.publishing.publish import POLICY_PARAMS_TAG, TUNED_DATE_TAG, find_champion
 from looper_common.training.examples import load_training_frame
 from looper_common.training.registry import model_name
@@ -44,10 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("%s v%s was already tuned for %s: %s (use --force to tune again)", champion.name,
                  champion.version, args.run_date, champion.tags.get(POLICY_PARAMS_TAG))
         return 0
-    # Spark only if the examples are too big to read from the Delta log
-    spark = LazySession(ctx.settings, "tune_policy")
     examples = in_background(lambda: load_training_frame(
-        ctx.lake, blueprint, args.run_date, lookback_days=0, spark=spark), "examples")
+        ctx.lake, blueprint, args.run_date, lookback_days=0), "examples")
     # hyperopt, scikit-learn (loading the models), matplotlib: imported while the examples load
     import mlflow
     import numpy as np

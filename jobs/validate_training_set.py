@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from looper_common.jobrunner import job_parser, setup
-from looper_common.lake.spark import LazySession
 
 log = logging.getLogger("validate_training_set")
 
@@ -33,14 +32,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     ctx = setup(args, "validate_training_set")
-    # Spark only if the examples are too big to read from the Delta log
-    spark = LazySession(ctx.settings, "validate_training_set")
     from looper_common.validation.training_set import validate_training_set
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)  # one INFO line per registered method
     output_dir = Path(ctx.settings.home, "var", "validation", args.blueprint, str(args.run_date))
     report = validate_training_set(
-        spark, ctx.lake, ctx.blueprints[args.blueprint], args.run_date,
+        ctx.lake, ctx.blueprints[args.blueprint], args.run_date,
         min_rows=args.min_rows, output_dir=output_dir, lookback_days=args.lookback_days,
     )
     print(f"validation result: {report.result_path}\ndata docs: {report.data_docs_path}")

@@ -1,16 +1,22 @@
-"""What every job's thin entry point shares: arguments, logging, settings, Spark, lake."""
+"""What every job's thin entry point shares: arguments, logging, settings, blueprints, the lake."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from typing import TypeVar
 
 from looper_common.contracts.blueprint import Blueprint, BlueprintError, load_blueprints
 from looper_common.contracts.config import ConfigError, Settings, load_settings, pyarrow_max_bytes
-from looper_common.lake.tables import Lake
+from looper_common.lake.engine import Lake
+from looper_common.lake.session import LazySession
+
+T = TypeVar("T")
 
 
 def run_date(text: str) -> date:
@@ -69,5 +75,19 @@ def setup(args: argparse.Namespace, job_name: str) -> JobContext:
             f"{job_name}: --blueprint {name!r} not found in {settings.blueprints_dir} "
             f"(known: {', '.join(sorted(blueprints)) or 'none'})"
         )
-    lake = Lake(settings.lake_root, pyarrow_max_bytes(settings))
-    return JobContext(settings=settings, blueprints=blueprints, lake=lake)
+    return JobContext(settings=settings, blueprints=blueprints, lake=open_lake(settings, job_name))
+
+
+def open_lake(settings: Settings, app_name: str) -> Lake:
+    """The configured lake with every contracted table created; Spark is started only if a request needs it."""
+    lake = Lake(settings.lake_root, pyarrow_max_bytes(settings), spark=LazySession(settings, app_name))
+    lake.ensure_tables()
+    return lake
+
+
+def in_background(task: Callable[[], T], name: str) -> Future[T]:
+    """Run ``task`` in a thread of its own; the future holds its result (or its exception)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    future = pool.submit(task)
+    pool.shutdown(wait=False)  # the thread ends after its one task; nothing waits for it here
+    return future

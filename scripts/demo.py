@@ -91,19 +91,13 @@ def task_seconds(log_path: Path) -> dict[str, float]:
     return seconds
 
 
-def matured_examples(spark, lake, blueprint: str, day: date) -> int:
-    """The day's matured decisions from ``monitoring/join_stats`` (read with pyarrow unless Spark must)."""
-    from pyspark.sql import functions as F
-
-    from looper_common.lake.delta_read import blueprint_dates, read_table
+def matured_examples(lake, blueprint: str, day: date) -> int:
+    """The day's matured decisions, from ``monitoring/join_stats``."""
+    from looper_common.lake.engine import blueprint_dates
     from looper_common.lake.tables import JOIN_STATS
 
-    local = read_table(lake, JOIN_STATS, where=blueprint_dates(blueprint, day, day))
-    if local is not None:
-        return int(sum(local.table["matured_decisions"].to_pylist()))
-    rows = lake.read(spark(), JOIN_STATS).where(
-        (F.col("blueprint") == blueprint) & (F.col("date") == day)).collect()
-    return int(rows[0]["matured_decisions"]) if rows else 0
+    stats = lake.read(JOIN_STATS, filters=blueprint_dates(blueprint, day, day), columns=["matured_decisions"])
+    return int(sum(stats.table["matured_decisions"].to_pylist()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,9 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     import redis
 
     from looper_common.contracts.blueprint import load_blueprints
-    from looper_common.contracts.config import load_settings, pyarrow_max_bytes
-    from looper_common.lake.spark import LazySession
-    from looper_common.lake.tables import Lake
+    from looper_common.contracts.config import load_settings
+    from looper_common.lake.engine import Lake
 
     settings = load_settings()
     blueprints = load_blueprints(settings.blueprints_dir)
@@ -134,10 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     simulator = demo_simulator(settings.redis.url, blueprints, args.blueprint, users=args.users, seed=args.seed,
                                start=args.start_date, oracle_dir=ROOT / "var" / "sim")
-    # Spark only if the join statistics cannot be read from the Delta log (pyarrow_max_mb: 0)
-    spark = LazySession(settings.model_copy(update={"spark": settings.spark.model_copy(
-        update={"master": "local[1]", "conf": {**settings.spark.conf, "spark.driver.memory": "1g"}})}), "demo")
-    lake = Lake(settings.lake_root, pyarrow_max_bytes(settings))
+    lake = Lake(settings.lake_root)  # delta-rs only: the demo process starts no JVM
 
     header = (f"{'day':>3} {'date':<10} {'decisions':>9} {'matured':>8} {'policy':>7} "
               f"{'served':>7} {'default':>7} {'oracle':>7} {'gap closed':>10} {'DAG':>6}")
@@ -149,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         dag_seconds = run_dag(args.blueprint, stats.date, log_dir)
         gap = stats.oracle_value - stats.default_value
         closed = (stats.served_value - stats.default_value) / gap if gap > 0 else float("nan")
-        matured = matured_examples(spark, lake, args.blueprint, stats.date)
+        matured = matured_examples(lake, args.blueprint, stats.date)
         row = (f"{day + 1:>3} {stats.date!s:<10} {stats.decisions:>9} {matured:>8} {stats.policy_share:>6.0%} "
                f"{stats.served_value:>7.4f} {stats.default_value:>7.4f} {stats.oracle_value:>7.4f} "
                f"{closed:>10.0%} {dag_seconds:>5.0f}s")
@@ -175,8 +165,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  Validation:  {ROOT}/var/validation/{args.blueprint}/<date>/data_docs/index.html")
     print(f"  Redis:       redis-cli -p {settings.redis.url.rsplit(':', 1)[-1].split('/')[0]} "
           f"get looper:policy:{args.blueprint}:active")
-    if spark.started:
-        spark().stop()
     return 0 if closed >= 0.5 else 1
 
 

@@ -100,10 +100,11 @@ def spark(settings):
 
 
 @pytest.fixture
-def lake(tmp_path: Path):
-    from looper_common.lake.tables import Lake
+def lake(tmp_path: Path, request: pytest.FixtureRequest):
+    """A lake in a temporary folder; the session-wide SparkSession starts only if a request needs Spark."""
+    from looper_common.lake.engine import Lake
 
-    return Lake(str(tmp_path / "lake"))
+    return Lake(str(tmp_path / "lake"), spark=lambda: request.getfixturevalue("spark"))
 
 
 def make_blueprint(**overrides: object) -> Blueprint:

@@ -11,7 +11,8 @@ import logging
 from datetime import date, timedelta
 
 import numpy as np
-from pyspark.sql import DataFrame, Observation, SparkSession
+import pyarrow as pa
+from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
 from looper_common.contracts.blueprint import Blueprint
@@ -25,16 +26,8 @@ from looper_common.labels.windows import (
     mature_decisions,
     maturity_bounds,
 )
-from looper_common.lake.tables import (
-    BRONZE_DECISIONS,
-    BRONZE_OBSERVATIONS,
-    JOIN_STATS,
-    QUARANTINE,
-    SILVER_EXAMPLES,
-    Lake,
-    merge_new_rows,
-    replace_partition,
-)
+from looper_common.lake.engine import Lake
+from looper_common.lake.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, JOIN_STATS, QUARANTINE, SILVER_EXAMPLES
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +70,11 @@ def _median_first_feedback(folded: DataFrame) -> float | None:
     return float(np.median(delays)) if len(delays) else None
 
 
-def join_feedback(spark: SparkSession, lake: Lake, blueprint: Blueprint, run_date: date) -> dict[str, object]:
-    """Build the run date's examples and statistics; returns the statistics."""
-    decisions = lake.read(spark, BRONZE_DECISIONS).where(F.col("blueprint") == blueprint.name)
-    observations = lake.read(spark, BRONZE_OBSERVATIONS).where(F.col("blueprint") == blueprint.name)
-    rules = label_rules(spark, blueprint)
+def join_feedback(lake: Lake, blueprint: Blueprint, run_date: date) -> dict[str, object]:
+    """Build the run date's examples and statistics on Spark; returns the statistics."""
+    decisions = lake.dataframe(BRONZE_DECISIONS).where(F.col("blueprint") == blueprint.name)
+    observations = lake.dataframe(BRONZE_OBSERVATIONS).where(F.col("blueprint") == blueprint.name)
+    rules = label_rules(lake.session(), blueprint)
     lo, _ = maturity_bounds(blueprint, run_date)
     # In-window observations of the matured decisions fall between the oldest one's time
     # and the end of the run date (a window may end exactly at midnight); an observation
@@ -105,7 +98,7 @@ def join_feedback(spark: SparkSession, lake: Lake, blueprint: Blueprint, run_dat
             F.count(F.lit(1)).alias("examples"),
             F.coalesce(F.sum("n_observations"), F.lit(0)).alias("observations_in_window"),
         )
-        replace_partition(lake, SILVER_EXAMPLES, examples, {"blueprint": blueprint.name, "date": run_date})
+        lake.replace_partition(SILVER_EXAMPLES, examples, {"blueprint": blueprint.name, "date": run_date})
         # every matured decision gives exactly one example per label (the cross join above)
         matured_decisions = int(written.get["examples"]) // len(blueprint.labels)
         median_delay = _median_first_feedback(folded)
@@ -120,7 +113,7 @@ def join_feedback(spark: SparkSession, lake: Lake, blueprint: Blueprint, run_dat
                 for r in classified.groupBy("outcome").agg(F.count(F.lit(1)).alias("n")).collect()
             }
             if outcomes.get("orphan"):
-                merge_new_rows(spark, lake, QUARANTINE, _orphans(classified, run_date), {"date": [run_date]})
+                lake.insert_new(QUARANTINE, _orphans(classified, run_date), {"date": [run_date]})
         finally:
             classified.unpersist()
     finally:
@@ -139,6 +132,6 @@ def join_feedback(spark: SparkSession, lake: Lake, blueprint: Blueprint, run_dat
         "median_feedback_delay_s": median_delay,
         "date": run_date,
     }
-    stats_df = spark.createDataFrame([stats], JOIN_STATS.schema)
-    replace_partition(lake, JOIN_STATS, stats_df, {"blueprint": blueprint.name, "date": run_date})
+    row = pa.Table.from_pylist([stats], schema=JOIN_STATS.schema)
+    lake.replace_partition(JOIN_STATS, row, {"blueprint": blueprint.name, "date": run_date})
     return stats

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from looper_common.contracts.blueprint import Blueprint
-from looper_common.lake.tables import EXAMPLES_SCHEMA
+from looper_common.lake.tables import SILVER_EXAMPLES
 
 _US = 1_000_000
 
@@ -143,7 +143,7 @@ def build_examples(
         .drop("_labels", "default", "date")
         .withColumn("date", F.lit(run_date).cast(T.DateType()))
     )
-    return examples.select(*EXAMPLES_SCHEMA.fieldNames())
+    return examples.select(*SILVER_EXAMPLES.columns)
 
 
 def classify_observations(day_observations: DataFrame, older_decisions: DataFrame, rules: DataFrame) -> DataFrame:

@@ -79,9 +79,12 @@ def selected_bytes(table: DeltaTable, spec: TableSpec, filters: Sequence[Filter]
 _COMPARE = {"=": "equal", "!=": "not_equal", "<": "less", "<=": "less_equal", ">": "greater", ">=": "greater_equal"}
 
 
-def read(table: DeltaTable, spec: TableSpec, filters: Sequence[Filter] | None, columns: Sequence[str] | None) -> pa.Table:
+def read(
+    table: DeltaTable, spec: TableSpec, filters: Sequence[Filter] | None, columns: Sequence[str] | None
+) -> pa.Table:
     """The live rows that pass ``filters``, at the table's loaded version."""
-    rows = table.to_pyarrow_table(filters=list(filters) if filters else None, columns=list(columns) if columns else None)
+    rows = table.to_pyarrow_table(filters=list(filters) if filters else None,
+                                  columns=list(columns) if columns else None)
     return conform(rows, spec, columns)
 
 

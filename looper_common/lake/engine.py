@@ -29,7 +29,6 @@ from looper_common.lake import delta
 from looper_common.lake.tables import ALL_TABLES, TableSpec
 
 if TYPE_CHECKING:
-    import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
@@ -157,34 +156,34 @@ class Lake:
     def map_groups(
         self,
         spec: TableSpec,
-        fn: Callable[[pd.DataFrame], pd.DataFrame],
+        fn: Callable[[pa.Table], pa.Table],
         *,
         key: str,
         schema: pa.Schema,
         filters: Sequence[Filter] | None = None,
         columns: Sequence[str] | None = None,
     ) -> pa.Table:
-        """``fn`` over the selected rows, each ``key`` value's rows in one call; the results as Arrow.
+        """``fn`` over the selected rows, all the rows of one ``key`` value in the same call.
 
-        ``fn`` takes and returns pandas (``schema`` is its output). On delta-rs it runs once
-        over the whole selection; on Spark, once per partition after a repartition by ``key``.
+        ``fn`` maps Arrow rows to Arrow rows of ``schema``. On delta-rs it runs once over
+        the whole selection; on Spark, once per partition after a repartition by ``key``
+        (``mapInArrow`` on the executors), and the results are collected.
         """
-        from looper_common.lake.frames import to_pandas
-
         if self._engine(delta.selected_bytes(self._table(spec), spec, filters)) == "delta-rs":
-            read = self.read(spec, filters=filters, columns=columns)
-            return pa.Table.from_pandas(fn(to_pandas(read.table)), schema=schema, preserve_index=False)
+            return conform_to(fn(self.read(spec, filters=filters, columns=columns).table), schema)
         from pyspark.sql.pandas.types import from_arrow_schema
-
-        def per_partition(batches):
-            import pandas as pd
-
-            frames = list(batches)
-            if frames:
-                yield fn(pd.concat(frames, ignore_index=True))
 
         from looper_common.lake import spark
 
+        def per_partition(batches):
+            rows = pa.Table.from_batches(list(batches))
+            if rows.num_rows:
+                yield from conform_to(fn(rows), schema).to_batches()
+
         frame = self.dataframe(spec).where(spark.filter_column(filters or ())).select(*(columns or spec.columns))
-        result = frame.repartition(key).mapInPandas(per_partition, from_arrow_schema(schema)).toArrow()
-        return pa.Table.from_arrays([result.column(n).cast(schema.field(n).type) for n in schema.names], schema=schema)
+        return conform_to(frame.repartition(key).mapInArrow(per_partition, from_arrow_schema(schema)).toArrow(), schema)
+
+
+def conform_to(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``rows``' columns in ``schema``'s order and types."""
+    return pa.Table.from_arrays([rows.column(n).cast(schema.field(n).type) for n in schema.names], schema=schema)

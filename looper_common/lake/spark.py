@@ -14,19 +14,14 @@ import glob
 import operator
 import os
 import sys
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
-from typing import TypeVar
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from looper_common.contracts.config import Settings
 from looper_common.lake.tables import TableSpec
-
-T = TypeVar("T")
 
 DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -68,61 +63,6 @@ def get_spark(settings: Settings, app_name: str = "looper") -> SparkSession:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
-
-
-def in_background(task: Callable[[], T], name: str) -> Future[T]:
-    """Run ``task`` in a thread of its own; the future holds its result (or its exception)."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-    future = pool.submit(task)
-    pool.shutdown(wait=False)  # the thread ends after its one task; nothing waits for it here
-    return future
-
-
-def start_spark(
-    settings: Settings, app_name: str = "looper", warm_up: Callable[[SparkSession], object] | None = None
-) -> Future[SparkSession]:
-    """Build the session (then run ``warm_up`` on it) in a background thread; returns its future.
-
-    A job's driver JVM sits idle while Python imports the job's libraries (MLflow, Great
-    Expectations, scikit-learn: seconds each), and Python waits while the JVM builds the
-    session and loads Delta: started first, the two overlap on a second core. ``warm_up``
-    is for the JVM's share of the job's first step (e.g. loading a Delta table's log);
-    to keep what the first step returns, chain it with :func:`in_background` instead.
-    """
-
-    def build() -> SparkSession:
-        spark = get_spark(settings, app_name)
-        if warm_up is not None:
-            warm_up(spark)
-        return spark
-
-    return in_background(build, "spark-session")
-
-
-class LazySession:
-    """A session built on the first call, for jobs that may not need Spark at all.
-
-    The lake reads small selections with delta-rs and needs Spark only for larger ones;
-    calling the object builds the session once (from whichever thread asks first).
-    """
-
-    def __init__(self, settings: Settings, app_name: str) -> None:
-        self._settings, self._app_name = settings, app_name
-        self._session: SparkSession | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def started(self) -> bool:
-        return self._session is not None
-
-    def __call__(self) -> SparkSession:
-        with self._lock:
-            if self._session is None:
-                self._session = get_spark(self._settings, self._app_name)
-        return self._session
-
-
-SessionSource = Callable[[], SparkSession]  # a session, or a LazySession: built when first called
 
 
 def _sql_literal(value: object) -> str:

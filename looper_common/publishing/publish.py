@@ -24,20 +24,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 import redis
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from looper_common.contracts import policy_store
 from looper_common.contracts.blueprint import Blueprint, ExplorationSpec
-from looper_common.labels.windows import day_bounds
-from looper_common.lake.delta_read import blueprint_dates, read_table
-from looper_common.lake.spark import SessionSource, in_background
-from looper_common.lake.tables import BRONZE_DECISIONS, Lake
+from looper_common.jobrunner import in_background
+from looper_common.lake.engine import Lake
 from looper_common.sdk.resp import dedicated_connection, send_packed, set_ex_commands
-from looper_common.training.examples import feature_columns, spark_like_pandas, typed_features
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -123,64 +116,6 @@ def find_champion(tracking_uri: str, blueprint: Blueprint) -> ModelVersion | Non
     if CHAMPION not in (model.aliases or {}):
         return None
     return client.get_model_version_by_alias(name, CHAMPION)
-
-
-def latest_unit_features(
-    spark: SparkSession, lake: Lake, blueprint: Blueprint, run_date: date
-) -> DataFrame:
-    """One row per unit decided for before the end of ``run_date``, with its latest features.
-
-    Latest by decision time, ties broken by decision id; features as typed columns.
-    """
-    _, end = day_bounds(run_date)
-    decisions = lake.read(spark, BRONZE_DECISIONS).where(
-        (F.col("blueprint") == blueprint.name)
-        & (F.col("date") <= F.lit(run_date))
-        & (F.col("ts") < F.lit(end))
-    )
-    latest = decisions.groupBy("unit_id").agg(
-        F.max_by("features", F.struct("ts", "decision_id")).alias("features"),
-        F.max("ts").alias("features_ts"),
-    )
-    return latest.select("unit_id", "features_ts", *feature_columns(latest, blueprint))
-
-
-UNIT_COLUMNS = ("unit_id", "ts", "decision_id", "features")
-
-
-def latest_unit_features_arrow(decisions: pa.Table, blueprint: Blueprint, run_date: date) -> pd.DataFrame:
-    """:func:`latest_unit_features` of bronze decision rows already read, as pandas."""
-    _, end = day_bounds(run_date)
-    decisions = decisions.filter(pc.and_(
-        pc.equal(decisions["blueprint"], blueprint.name),
-        pc.less(decisions["ts"], pa.scalar(end, decisions.schema.field("ts").type)),
-    ))
-    # the last row of each unit in (unit, ts, decision id) order is its latest decision
-    ordered = decisions.take(pc.sort_indices(
-        decisions, sort_keys=[("unit_id", "ascending"), ("ts", "ascending"), ("decision_id", "ascending")]))
-    units = ordered["unit_id"].to_numpy(zero_copy_only=False)
-    last = np.flatnonzero(np.append(units[1:] != units[:-1], True)) if len(units) else np.array([], "int64")
-    latest = ordered.take(pa.array(last, pa.int64()))
-    table = pa.table({
-        "unit_id": latest["unit_id"], "features_ts": latest["ts"],
-        **typed_features(latest["features"], blueprint),
-    })
-    return spark_like_pandas(table)
-
-
-def load_units(
-    lake: Lake, blueprint: Blueprint, run_date: date, *, spark: SessionSource
-) -> pd.DataFrame:
-    """:func:`latest_unit_features` as pandas: what ``publish_champion`` scores.
-
-    Read from the Delta log with pyarrow up to the lake's ``pyarrow_max_bytes`` of
-    Parquet on a local lake (``delta_read``), else with ``spark()``.
-    """
-    local = read_table(lake, BRONZE_DECISIONS, columns=("blueprint", "date", *UNIT_COLUMNS),
-                       where=blueprint_dates(blueprint.name, last=run_date))
-    if local is not None:
-        return latest_unit_features_arrow(local.table, blueprint, run_date)
-    return latest_unit_features(spark(), lake, blueprint, run_date).toPandas()
 
 
 def encode_entries(units: pd.DataFrame, blueprint: Blueprint) -> list[bytes]:
@@ -328,7 +263,6 @@ def publish_champion(
     blueprint: Blueprint,
     run_date: date,
     *,
-    spark: SessionSource,
     model_uri: str,
     model_version: str | int,
     ttl_seconds: int,
@@ -346,10 +280,11 @@ def publish_champion(
     import mlflow.sklearn
 
     from looper_common.decision_science.policies import exploration_spec, policy_frame
+    from looper_common.publishing.units import load_units
 
     started = time.perf_counter()
     if units is None:
-        units = in_background(lambda: load_units(lake, blueprint, run_date, spark=spark), "units")
+        units = in_background(lambda: load_units(lake, blueprint, run_date), "units")
     # the models load (scikit-learn, skops: seconds of imports) while the features are read
     models = {blueprint.objectives.maximize: mlflow.sklearn.load_model(model_uri)}
     models.update({label: mlflow.sklearn.load_model(uri) for label, uri in (extra_models or {}).items()})

@@ -16,36 +16,13 @@ from datetime import UTC, date, datetime
 import mlflow
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from looper_common.contracts.config import Settings
-from looper_common.lake.delta_append import append_rows
-from looper_common.lake.delta_read import arrow_schema, read_table
-from looper_common.lake.spark import SessionSource
-from looper_common.lake.tables import Lake, TableSpec
+from looper_common.lake.engine import Lake
+from looper_common.lake.tables import ALIAS_HISTORY
 
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
-
-ALIAS_HISTORY = TableSpec(
-    "gold/alias_history",
-    T.StructType([
-        T.StructField("model", T.StringType(), False),
-        T.StructField("version", T.StringType(), True),  # null: the alias was removed
-        T.StructField("alias", T.StringType(), False),
-        T.StructField("ts", T.TimestampType(), False),
-        T.StructField("previous_version", T.StringType(), True),
-        T.StructField("actor", T.StringType(), False),
-        T.StructField("reason", T.StringType(), False),
-        T.StructField("metrics", T.MapType(T.StringType(), T.DoubleType()), True),
-        T.StructField("blueprint", T.StringType(), False),
-        T.StructField("blueprint_version", T.StringType(), True),
-        T.StructField("run_date", T.DateType(), True),
-    ]),
-    (),
-    ("model", "version", "alias", "ts"),
-)
 
 
 def model_name(blueprint: str, label: str) -> str:
@@ -89,55 +66,37 @@ def versions_for_run(name: str, run_date: str, blueprint_version: str) -> list[s
     )
 
 
-def recorded_alias(spark: SessionSource, lake: Lake, name: str, alias: str) -> str | None:
+def recorded_alias(lake: Lake, name: str, alias: str) -> str | None:
     """The version the alias history last recorded for ``alias`` (None if never or removed)."""
-    local = read_table(lake, ALIAS_HISTORY, columns=("model", "alias", "ts", "version"))
-    if local is not None:
-        moves = local.table.filter(pc.and_(pc.equal(local.table["model"], name),
-                                           pc.equal(local.table["alias"], alias)))
-        if moves.num_rows == 0:
-            return None
-        return moves["version"][pc.index(moves["ts"], pc.max(moves["ts"])).as_py()].as_py()
-    rows = (
-        lake.read(spark(), ALIAS_HISTORY)
-        .where((F.col("model") == name) & (F.col("alias") == alias))
-        .orderBy(F.col("ts").desc())
-        .limit(1)
-        .collect()
-    )
-    return rows[0]["version"] if rows else None
+    moves = lake.read(ALIAS_HISTORY, filters=[("model", "=", name), ("alias", "=", alias)],
+                      columns=("ts", "version")).table
+    if moves.num_rows == 0:
+        return None
+    return moves["version"][pc.index(moves["ts"], pc.max(moves["ts"])).as_py()].as_py()
 
 
 def record_alias_move(
-    spark: SessionSource, lake: Lake, *, name: str, alias: str, version: str | None,
+    lake: Lake, *, name: str, alias: str, version: str | None,
     previous: str | None, actor: str, reason: str, metrics: dict[str, float] | None,
     blueprint: str, blueprint_version: str | None, run_date: date | None,
 ) -> None:
-    """Append one alias move to ``gold/alias_history`` (with pyarrow when the lake allows, else Spark)."""
-    row = (name, version, alias, datetime.now(UTC), previous, actor, reason,
-           {k: float(v) for k, v in (metrics or {}).items()}, blueprint, blueprint_version, run_date)
-    if lake.pyarrow_max_bytes > 0:
-        schema = arrow_schema(ALIAS_HISTORY)
-        rows = pa.Table.from_pylist([dict(zip(schema.names, row, strict=True))], schema=schema)
-        if append_rows(lake, ALIAS_HISTORY, rows) is not None:
-            return
-    session = spark()
-    lake.ensure(session, ALIAS_HISTORY)
-    session.createDataFrame([row], ALIAS_HISTORY.schema).write.format("delta").mode("append").save(
-        lake.path(ALIAS_HISTORY)
-    )
+    """Append one alias move to ``gold/alias_history``."""
+    row = {
+        "model": name, "version": version, "alias": alias, "ts": datetime.now(UTC), "previous_version": previous,
+        "actor": actor, "reason": reason, "metrics": {k: float(v) for k, v in (metrics or {}).items()},
+        "blueprint": blueprint, "blueprint_version": blueprint_version, "run_date": run_date,
+    }
+    lake.append(ALIAS_HISTORY, pa.Table.from_pylist([row], schema=ALIAS_HISTORY.schema))
 
 
-def detect_reviewer_moves(
-    spark: SessionSource, lake: Lake, name: str, blueprint: str, run_date: date
-) -> list[str]:
+def detect_reviewer_moves(lake: Lake, name: str, blueprint: str, run_date: date) -> list[str]:
     """Record alias moves made outside Looper (e.g. in the MLflow UI) since the last record."""
     found = []
     for alias in (CHAMPION, CHALLENGER):
-        current, recorded = alias_version(name, alias), recorded_alias(spark, lake, name, alias)
+        current, recorded = alias_version(name, alias), recorded_alias(lake, name, alias)
         if current != recorded:
             record_alias_move(
-                spark, lake, name=name, alias=alias, version=current, previous=recorded,
+                lake, name=name, alias=alias, version=current, previous=recorded,
                 actor="reviewer (detected by evaluate_models)",
                 reason="alias moved outside Looper, e.g. in the MLflow UI",
                 metrics=None, blueprint=blueprint, blueprint_version=None, run_date=run_date,
@@ -147,16 +106,16 @@ def detect_reviewer_moves(
 
 
 def move_alias(
-    spark: SessionSource, lake: Lake, *, name: str, alias: str, version: str, actor: str,
+    lake: Lake, *, name: str, alias: str, version: str, actor: str,
     reason: str, metrics: dict[str, float], blueprint: str, blueprint_version: str, run_date: date,
 ) -> bool:
     """Point ``alias`` at ``version`` in MLflow and record it; False when it already points there."""
     previous = alias_version(name, alias)
-    if previous == version and recorded_alias(spark, lake, name, alias) == version:
+    if previous == version and recorded_alias(lake, name, alias) == version:
         return False
     mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
     record_alias_move(
-        spark, lake, name=name, alias=alias, version=version, previous=previous, actor=actor,
+        lake, name=name, alias=alias, version=version, previous=previous, actor=actor,
         reason=reason, metrics=metrics, blueprint=blueprint, blueprint_version=blueprint_version,
         run_date=run_date,
     )

@@ -26,38 +26,26 @@ from great_expectations.data_context.types.base import (
     InMemoryStoreBackendDefaults,
     ProgressBarsConfig,
 )
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from looper_common.contracts.blueprint import Blueprint, LabelSpec
 from looper_common.labels.windows import day_bounds
-from looper_common.lake.delta_read import blueprint_dates, read_table
-from looper_common.lake.spark import SessionSource
-from looper_common.lake.tables import SILVER_EXAMPLES, Lake
-from looper_common.training.examples import examples_wide, examples_wide_arrow, feature_columns
+from looper_common.lake.engine import Lake
+from looper_common.training.examples import load_training_frame
 from looper_common.validation.results import FailedExpectation, ValidationReport, describe_failure
 
 __all__ = [
     "FailedExpectation", "ValidationReport", "build_suite", "describe_failure",
-    "freshness_threshold", "learn_history", "run_suite", "validate_training_set", "widen",
+    "freshness_threshold", "history_of", "run_suite", "validate_training_set", "widen",
 ]
 log = logging.getLogger(__name__)
 
 History = dict[str, tuple[float, float]]  # numeric feature -> (min, max) over earlier examples
-SPARK_TYPE_NAMES = {
-    "float": "DoubleType", "int": "LongType", "bool": "BooleanType", "category": "StringType",
-}
+# Column types of the pandas frame ``examples_wide`` gives: pandas holds an int column with a
+# null as float64; GX checks an object column (strings; bools with a null) value by value.
+FEATURE_TYPES = {"float": ["float64"], "int": ["int64", "float64"], "bool": ["bool"], "category": ["str"]}
 CORE_COLUMNS = {
-    "decision_id": "StringType", "unit_id": "StringType", "ts": "TimestampType",
-    "blueprint_version": "StringType", "action": "StringType", "propensity": "DoubleType",
-    "is_default": "BooleanType",
-}
-# The same columns in the pandas frame ``examples_wide_arrow`` gives (small tables are validated
-# without Spark): pandas holds an int column with a null as float64; GX checks an object
-# column (strings; bools with a null) value by value.
-PANDAS_TYPE_NAMES = {
-    "DoubleType": ["float64"], "LongType": ["int64", "float64"], "BooleanType": ["bool"],
-    "StringType": ["str"], "TimestampType": ["datetime64[ns]"],
+    "decision_id": ["str"], "unit_id": ["str"], "ts": ["datetime64[ns]"], "blueprint_version": ["str"],
+    "action": ["str"], "propensity": ["float64"], "is_default": ["bool"],
 }
 REQUIRED_COLUMNS = ("decision_id", "unit_id", "ts", "action", "propensity")
 NUMERIC = ("float", "int")
@@ -83,21 +71,15 @@ def freshness_threshold(
     return end - timedelta(seconds=blueprint.max_window_seconds) - slack
 
 
-def schema_expectations(blueprint: Blueprint, engine: str = "spark") -> list[gxe.Expectation]:
-    """Every core, feature and label column exists, has its type and is (mostly) set.
-
-    ``engine``: the types of a Spark DataFrame (``spark``) or of its pandas form (``pandas``).
-    """
+def schema_expectations(blueprint: Blueprint) -> list[gxe.Expectation]:
+    """Every core, feature and label column exists, has its type and is (mostly) set."""
     labels = [label.name for label in blueprint.labels]
     types = {
         **CORE_COLUMNS,
-        **{f.name: SPARK_TYPE_NAMES[f.type] for f in blueprint.features},
-        **dict.fromkeys(labels, "DoubleType"),
+        **{f.name: FEATURE_TYPES[f.type] for f in blueprint.features},
+        **dict.fromkeys(labels, ["float64"]),
     }
-    typed = (
-        [gxe.ExpectColumnValuesToBeOfType(column=c, type_=t) for c, t in types.items()] if engine == "spark"
-        else [gxe.ExpectColumnValuesToBeInTypeList(column=c, type_list=PANDAS_TYPE_NAMES[t]) for c, t in types.items()]
-    )
+    typed = [gxe.ExpectColumnValuesToBeInTypeList(column=c, type_list=t) for c, t in types.items()]
     return [
         *[gxe.ExpectColumnToExist(column=c) for c in types],
         *typed,
@@ -156,26 +138,21 @@ def build_suite(
     min_rows: int,
     run_date: date | None = None,
     margin: float = RANGE_MARGIN,
-    engine: str = "spark",
 ) -> gx.ExpectationSuite:
     """The suite for the blueprint's wide training table (``examples_wide``).
 
     Schema, types and not-null; domains; numeric ranges learned from ``history``; at
     least ``min_rows`` rows; with ``run_date``, the newest example is fresh enough.
-    ``engine`` is what validates it: ``spark`` (a DataFrame) or ``pandas``.
     """
     expectations = [
-        *schema_expectations(blueprint, engine),
+        *schema_expectations(blueprint),
         *domain_expectations(blueprint),
         *range_expectations(blueprint, history, margin),
         gxe.ExpectTableRowCountToBeBetween(min_value=min_rows),
     ]
     if run_date is not None:
-        # pyspark collects timestamps as naive local datetimes, the pandas frame holds naive
-        # UTC ones: compare like with like
-        threshold = freshness_threshold(blueprint, run_date)
-        newest = (datetime.fromtimestamp(threshold.timestamp()) if engine == "spark"
-                  else threshold.astimezone(UTC).replace(tzinfo=None))
+        # the pandas frame holds naive UTC timestamps: compare like with like
+        newest = freshness_threshold(blueprint, run_date).astimezone(UTC).replace(tzinfo=None)
         expectations.append(gxe.ExpectColumnMaxToBeBetween(column="ts", min_value=newest))
     # given to the constructor: add_expectation() needs an active GX context
     suite = gx.ExpectationSuite(
@@ -189,35 +166,13 @@ def build_suite(
 
 
 def history_of(wide: pd.DataFrame, blueprint: Blueprint, before: date) -> History:
-    """:func:`learn_history` of the pandas wide examples (``matured_date``) already read."""
+    """Min and max of each numeric feature over the wide examples matured before ``before``."""
     earlier = wide[wide["matured_date"] < before]
     history = {}
     for feature in blueprint.features:
         if feature.type in NUMERIC and earlier[feature.name].notna().any():
             history[feature.name] = (float(earlier[feature.name].min()), float(earlier[feature.name].max()))
     return history
-
-
-def learn_history(
-    spark: SparkSession, lake: Lake, blueprint: Blueprint, before: date
-) -> History:
-    """Min and max of each numeric feature over the examples matured before ``before``."""
-    numeric = [f.name for f in blueprint.features if f.type in NUMERIC]
-    if not numeric:
-        return {}
-    rows = lake.read(spark, SILVER_EXAMPLES).where(
-        (F.col("blueprint") == blueprint.name) & (F.col("date") < F.lit(before))
-    )
-    # one row per (decision, label) repeats the features, which changes no min or max
-    typed = rows.select(*feature_columns(rows, blueprint))
-    stats = typed.agg(
-        *[F.min(n).alias(f"min_{n}") for n in numeric],
-        *[F.max(n).alias(f"max_{n}") for n in numeric],
-    ).first()
-    return {
-        n: (float(stats[f"min_{n}"]), float(stats[f"max_{n}"]))
-        for n in numeric if stats[f"min_{n}"] is not None
-    }
 
 
 def _context(docs_dir: Path) -> AbstractDataContext:
@@ -240,19 +195,17 @@ def _context(docs_dir: Path) -> AbstractDataContext:
 
 
 def run_suite(
-    wide: DataFrame | pd.DataFrame, suite: gx.ExpectationSuite, docs_dir: Path
+    wide: pd.DataFrame, suite: gx.ExpectationSuite, docs_dir: Path
 ) -> ExpectationSuiteValidationResult:
-    """Validate a Spark or pandas DataFrame by a checkpoint that also builds Data Docs in ``docs_dir``.
+    """Validate a pandas DataFrame by a checkpoint that also builds Data Docs in ``docs_dir``.
 
     A first pass computes pass/fail only (``BOOLEAN_ONLY``: a few aggregations over the
     table). Only when it fails does a second pass collect offending values (``SUMMARY``:
     one more query per column expectation), so a good training set is read few times.
     """
     context = _context(docs_dir)
-    source = (context.data_sources.add_pandas("looper") if isinstance(wide, pd.DataFrame)
-              else context.data_sources.add_spark("looper", persist=False))  # the caller caches
     batch = (
-        source
+        context.data_sources.add_pandas("looper")
         .add_dataframe_asset("training_set")
         .add_batch_definition_whole_dataframe("run")
     )
@@ -269,7 +222,7 @@ def run_suite(
 def _run_checkpoint(
     context: AbstractDataContext,
     definition: gx.ValidationDefinition,
-    wide: DataFrame | pd.DataFrame,
+    wide: pd.DataFrame,
     name: str,
     result_format: str | dict,
 ) -> ExpectationSuiteValidationResult:
@@ -284,7 +237,6 @@ def _run_checkpoint(
 
 
 def validate_training_set(
-    spark: SessionSource,
     lake: Lake,
     blueprint: Blueprint,
     run_date: date,
@@ -297,34 +249,19 @@ def validate_training_set(
 
     That is what training reads; ``lookback_days`` limits it to the examples matured in
     the last N days for very large tables (numeric ranges then come from those before).
-    A previous run's result JSON and Data Docs in ``output_dir`` are replaced. Up to the
-    lake's ``pyarrow_max_bytes`` of examples are read from the Delta log and validated in
-    pandas; more, or what ``delta_read`` leaves to Spark, with ``spark()`` on Spark.
+    A previous run's result JSON and Data Docs in ``output_dir`` are replaced.
     """
     output = Path(output_dir)
     shutil.rmtree(output / DOCS_DIR, ignore_errors=True)  # only what this function writes
     (output / RESULT_FILE).unlink(missing_ok=True)
     output.mkdir(parents=True, exist_ok=True)
     since = run_date - timedelta(days=lookback_days - 1) if lookback_days else None
-    local = read_table(lake, SILVER_EXAMPLES, where=blueprint_dates(blueprint.name, last=run_date))
-    if local is not None:
-        everything = examples_wide_arrow(local.table, blueprint)
-        history = history_of(everything, blueprint, since or run_date)
-        suite = build_suite(blueprint, history, min_rows=min_rows, run_date=run_date, engine="pandas")
-        frame = everything[everything["matured_date"] >= since] if since else everything
-        rows = len(frame)
-        result = run_suite(frame.reset_index(drop=True), suite, output / DOCS_DIR)
-    else:
-        session = spark()
-        history = learn_history(session, lake, blueprint, since or run_date)
-        suite = build_suite(blueprint, history, min_rows=min_rows, run_date=run_date)
-        examples = lake.read(session, SILVER_EXAMPLES)
-        wide = examples_wide(examples, blueprint, until=run_date, since=since).cache()
-        try:
-            rows = wide.count()
-            result = run_suite(wide, suite, output / DOCS_DIR)
-        finally:
-            wide.unpersist()
+    everything = load_training_frame(lake, blueprint, run_date, None).frame
+    history = history_of(everything, blueprint, since or run_date)
+    suite = build_suite(blueprint, history, min_rows=min_rows, run_date=run_date)
+    frame = everything[everything["matured_date"] >= since] if since else everything
+    rows = len(frame)
+    result = run_suite(frame.reset_index(drop=True), suite, output / DOCS_DIR)
     result_path = output / RESULT_FILE
     result_path.write_text(json.dumps(result.to_json_dict(), indent=2, default=str))
     report = ValidationReport(
