@@ -98,8 +98,15 @@ class Cells:
 
 def cells(group_codes: np.ndarray, bucket: np.ndarray, buckets: int) -> Cells:
     """The cells of decisions with these group codes (0 .. groups-1) and buckets."""
-    keys, of_row = np.unique(group_codes * buckets + bucket, return_inverse=True)
-    return Cells(of_row=of_row, group=keys // buckets, size=np.bincount(of_row, minlength=len(keys)))
+    key = group_codes * buckets + bucket
+    span = (int(group_codes.max()) + 1) * buckets if len(key) else 0
+    if span > max(4 * len(key), 1 << 20):  # many groups: sort rather than count every possible cell
+        keys, of_row = np.unique(key, return_inverse=True)
+        return Cells(of_row=of_row, group=keys // buckets, size=np.bincount(of_row, minlength=len(keys)))
+    counts = np.bincount(key, minlength=span)
+    keys = np.flatnonzero(counts)
+    index = np.cumsum(counts > 0) - 1  # cell index of every possible key, ascending
+    return Cells(of_row=index[key], group=keys // buckets, size=counts[keys])
 
 
 def resample_counts(buckets: int, n_bootstrap: int, seed: int) -> np.ndarray:

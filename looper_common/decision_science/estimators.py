@@ -31,6 +31,7 @@ class PolicyRows:
     reward: np.ndarray
     raw_weight: np.ndarray  # π(a_i|x_i) / p_i
     weight: np.ndarray  # raw_weight, clipped when a clip is set
+    direct: np.ndarray | None  # Σ_a π(a|x_i) q̂(x_i, a), with a reward model
 
 
 def policy_rows(
@@ -40,7 +41,8 @@ def policy_rows(
     """The importance weights of ``pi`` on the logged decisions, and the columns the estimators read."""
     raw = pi[np.arange(len(action)), action] / propensity
     weight = np.minimum(raw, float(clip)) if clip is not None else raw
-    return PolicyRows(pi=pi, q_hat=q_hat, action=action, reward=reward, raw_weight=raw, weight=weight)
+    direct = (pi * q_hat).sum(axis=1) if q_hat is not None else None
+    return PolicyRows(pi=pi, q_hat=q_hat, action=action, reward=reward, raw_weight=raw, weight=weight, direct=direct)
 
 
 class Estimator(Protocol):
@@ -50,12 +52,6 @@ class Estimator(Protocol):
     def terms(self, rows: PolicyRows) -> dict[str, np.ndarray]: ...
 
     def estimate(self, sums: Mapping[str, np.ndarray]) -> np.ndarray: ...
-
-
-def _direct(rows: PolicyRows) -> np.ndarray:
-    """``Σ_a π(a|x_i) q̂(x_i, a)`` per decision."""
-    assert rows.q_hat is not None
-    return (rows.pi * rows.q_hat).sum(axis=1)
 
 
 @dataclass(frozen=True)
@@ -112,7 +108,8 @@ class DirectMethod:
     needs_q_hat: bool = True
 
     def terms(self, rows: PolicyRows) -> dict[str, np.ndarray]:
-        return {"dm": _direct(rows)}
+        assert rows.direct is not None
+        return {"dm": rows.direct}
 
     def estimate(self, sums: Mapping[str, np.ndarray]) -> np.ndarray:
         return sums["dm"] / sums["n"]
@@ -131,9 +128,9 @@ class DoublyRobust:
     needs_q_hat: bool = True
 
     def terms(self, rows: PolicyRows) -> dict[str, np.ndarray]:
-        assert rows.q_hat is not None
+        assert rows.q_hat is not None and rows.direct is not None
         logged_q = rows.q_hat[np.arange(len(rows.action)), rows.action]
-        return {"dr": _direct(rows) + rows.weight * (rows.reward - logged_q)}
+        return {"dr": rows.direct + rows.weight * (rows.reward - logged_q)}
 
     def estimate(self, sums: Mapping[str, np.ndarray]) -> np.ndarray:
         return sums["dr"] / sums["n"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from looper_common.contracts.ids import blueprint_tag, new_decision_ids
-from looper_common.decision_science.bootstrap import assign_buckets, decision_hashes, interval
+from looper_common.decision_science.bootstrap import assign_buckets, cells, decision_hashes, interval
 from looper_common.decision_science.ope import DEFAULT_BUCKETS, OPEError
 from looper_common.sdk.exploration import uniform_from_id
 
@@ -90,3 +90,16 @@ def test_interval_is_the_percentile_interval_of_the_finite_replicas():
     assert iv.covers(500.0) and not iv.covers(980.0)
     empty = interval(1.0, np.array([np.nan]), 0.05)
     assert np.isnan(empty.lower) and np.isnan(empty.upper)
+
+
+@pytest.mark.parametrize("groups", [1, 3, 5000])  # 5,000 groups x 1,024 buckets: sorted, not counted
+def test_cells_are_the_non_empty_group_bucket_pairs_in_order(groups):
+    rng = np.random.default_rng(groups)
+    group = rng.integers(0, groups, 20_000)
+    bucket = rng.integers(0, DEFAULT_BUCKETS, 20_000)
+    keys, of_row = np.unique(group * DEFAULT_BUCKETS + bucket, return_inverse=True)
+    got = cells(group, bucket, DEFAULT_BUCKETS)
+    np.testing.assert_array_equal(got.of_row, of_row)
+    np.testing.assert_array_equal(got.group, keys // DEFAULT_BUCKETS)
+    np.testing.assert_array_equal(got.size, np.bincount(of_row))
+    np.testing.assert_allclose(got.total(np.ones(20_000)), got.size)
