@@ -43,8 +43,9 @@ def generate(n: int, seed: int = 0) -> dict[str, object]:
     q = np.column_stack([0.05 + 0.3 * u[2], 0.05 + 0.1 * u[3]])
     target_first = np.where(u[2] > 0.5, 0.9, 0.1)
     stamps = (1_800_000_000_000 + np.arange(n) // 100).tolist()
+    rands = rng.integers(0, 2**64, n, dtype=np.uint64).tolist()  # seeded ids: the same buckets every run
     return {
-        "decision_id": np.array(new_decision_ids(blueprint_tag("bench_ope"), stamps), dtype=object),
+        "decision_id": np.array(new_decision_ids(blueprint_tag("bench_ope"), stamps, rands), dtype=object),
         "action_index": action,
         "propensity": np.where(action == 0, p_first, 1.0 - p_first),
         "reward": (u[4] < np.where(action == 0, q[:, 0] + 0.02, q[:, 1] - 0.01)).astype("float64"),
