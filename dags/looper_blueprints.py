@@ -10,8 +10,7 @@ loop for one decision point, over one data interval (the run date):
 Each task runs the job of the same name (`jobs.dir` of `conf/<env>.yaml`). Only
 `join_feedback` is a `spark-submit` (master from the `spark_default` connection,
 `local[*]` on the embedded stack; jars from `spark.jars_dir`). The others are plain
-Python processes (`jobs.python`) that start Spark themselves only for a table too
-large to read without it.
+Python processes (`jobs.python`); a job that uses Spark builds a session itself.
 
 To (re)process a given day from the UI: *Trigger DAG* and set `run_date`
 (YYYY-MM-DD); left empty, the run's logical date is used. Every job is idempotent
