@@ -79,13 +79,16 @@ class ParsedBatch:
 @dataclass(frozen=True)
 class _Rules:
     actions: dict[str, frozenset[str]]
-    features: dict[str, tuple[str, ...]]
+    features: dict[str, tuple[str, ...]]  # in the blueprint's order, for the reason
+    feature_sets: dict[str, frozenset[str]]  # the same, for one subset test per event
 
     @classmethod
     def of(cls, blueprints: Mapping[str, Blueprint]) -> _Rules:
+        features = {n: tuple(dict.fromkeys(f.name for f in bp.features)) for n, bp in blueprints.items()}
         return cls(
             {n: frozenset(bp.decision.actions) for n, bp in blueprints.items()},
-            {n: tuple(dict.fromkeys(f.name for f in bp.features)) for n, bp in blueprints.items()},
+            features,
+            {n: frozenset(names) for n, names in features.items()},
         )
 
 
@@ -140,32 +143,30 @@ _REQUIRED = {events.DECISION: events.DECISION_REQUIRED, events.OBSERVATION: even
 _COMMON_CHECKS = {name: _FIELD_CHECKS[events.DECISION][name] for name in ("event_id", "blueprint", "ts")}
 
 
-def _event_reasons(blueprint: str | None, ts: int | None, stream_blueprint: str, rules: _Rules) -> list[str]:
-    """The value checks of any event (None: absent or of the wrong type, reported already)."""
+def _value_reasons(
+    blueprint: str | None, ts: int | None, stream_blueprint: str, rules: _Rules,
+    action: str | None = None, propensity: float | None = None, features: dict | None = None,
+) -> list[str]:
+    """The value checks of an event; None is a value absent or of the wrong type (reported already).
+
+    An observation has no ``action``, ``propensity`` or ``features``.
+    """
     reasons = []
     if ts is not None and not -_MAX_MS <= ts <= _MAX_MS:
         reasons.append(f"ts: {ts} is out of range for epoch milliseconds")
+    actions = rules.actions.get(blueprint)
     if blueprint is not None:
-        if blueprint not in rules.actions:
+        if actions is None:
             reasons.append(f"unknown blueprint {blueprint}")
         if blueprint != stream_blueprint:
             reasons.append(f"blueprint {blueprint} sent on the stream of {stream_blueprint}")
-    return reasons
-
-
-def _decision_reasons(
-    blueprint: str | None, action: str | None, propensity: float | None, features: dict | None, rules: _Rules
-) -> list[str]:
-    """The value checks of a decision (None: absent or of the wrong type, reported already)."""
-    reasons = []
     if propensity is not None and not 0.0 < propensity <= 1.0:
         reasons.append(f"propensity: {propensity!r} outside (0, 1]")
-    actions = rules.actions.get(blueprint) if blueprint is not None else None
-    if action is not None and actions is not None and action not in actions:
-        reasons.append(f"action: {action} is not an action of {blueprint}")
-    if features is not None and actions is not None:
-        absent = [name for name in rules.features[blueprint] if name not in features]
-        if absent:
+    if actions is not None:
+        if action is not None and action not in actions:
+            reasons.append(f"action: {action} is not an action of {blueprint}")
+        if features is not None and not features.keys() >= rules.feature_sets[blueprint]:
+            absent = [name for name in rules.features[blueprint] if name not in features]
             reasons.append("features: missing " + ", ".join(absent))
     return reasons
 
@@ -193,9 +194,9 @@ def _json_reasons(doc: dict[str, Any], stream_blueprint: str, rules: _Rules) -> 
             else:
                 reasons.append(problem)
     get = valid.get
-    reasons += _event_reasons(get("blueprint"), get("ts"), stream_blueprint, rules)
-    if kind == events.DECISION:
-        reasons += _decision_reasons(get("blueprint"), get("action"), get("propensity"), get("features"), rules)
+    reasons += _value_reasons(
+        get("blueprint"), get("ts"), stream_blueprint, rules, get("action"), get("propensity"), get("features")
+    )
     return reasons
 
 
@@ -233,13 +234,13 @@ def parse_entries(entries: Iterable[Entry], blueprints: Mapping[str, Blueprint])
                 error = exc
             else:
                 if type(event) is _Decision:
-                    if not (
-                        _event_reasons(event.blueprint, event.ts, stream_blueprint, rules)
-                        or _decision_reasons(event.blueprint, event.action, event.propensity, event.features, rules)
+                    if not _value_reasons(
+                        event.blueprint, event.ts, stream_blueprint, rules, event.action, event.propensity,
+                        event.features,
                     ):
                         _add_decision(batch, event)
                         continue
-                elif not _event_reasons(event.blueprint, event.ts, stream_blueprint, rules):
+                elif not _value_reasons(event.blueprint, event.ts, stream_blueprint, rules):
                     _add_observation(batch, event)
                     continue
         _add_rejected(batch, rules, stream, stream_id, payload, stream_blueprint, error)
