@@ -1,0 +1,71 @@
+"""Batched writes against a real redis-server: every item written, every refused write raised."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import redis
+
+from looper_common.sdk.redis_batches import BatchWriter
+
+pytestmark = pytest.mark.integration
+
+
+@contextmanager
+def refusing_writes(client: redis.Redis) -> Iterator[None]:
+    """``maxmemory`` below what is used, with ``noeviction``: Redis refuses every write (OOM)."""
+    before = client.config_get("maxmemory", "maxmemory-policy")
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", 1)
+    try:
+        yield
+    finally:
+        client.config_set("maxmemory", before["maxmemory"])
+        client.config_set("maxmemory-policy", before["maxmemory-policy"])
+
+
+def test_xadd_writes_every_payload_in_order_in_calls_of_per_call(redis_client):
+    writer = BatchWriter(redis_client, per_call=300)
+    payloads = [b"p%d" % i for i in range(1_000)]
+    assert writer.xadd("s", b"e", payloads) == 4
+    assert [f[b"e"] for _, f in redis_client.xrange("s")] == payloads
+
+
+def test_set_ex_writes_every_pair_with_its_ttl(redis_client):
+    writer = BatchWriter(redis_client, per_call=700)
+    keys = [b"k%d" % i for i in range(2_000)]
+    values = [b"v%d" % i for i in range(2_000)]
+    assert writer.set_ex(keys, values, 60) == 3
+    assert redis_client.mget(keys) == values
+    assert all(0 < redis_client.ttl(k) <= 60 for k in keys[::199])
+    with pytest.raises(ValueError, match="2000 keys for 1999 values"):
+        writer.set_ex(keys, values[1:], 60)
+
+
+def test_a_wrong_type_key_raises_and_writes_nothing(redis_client):
+    redis_client.set("not_a_stream", "v")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        BatchWriter(redis_client).xadd("not_a_stream", b"e", [b"a", b"b"])
+    assert redis_client.get("not_a_stream") == b"v"
+
+
+def test_refused_writes_raise_and_write_nothing(redis_client):
+    writer = BatchWriter(redis_client, per_call=10)
+    with refusing_writes(redis_client):
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            writer.xadd("s", b"e", [b"x"] * 25)
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            writer.set_ex([b"k1", b"k2"], [b"v1", b"v2"], 60)
+    assert redis_client.exists("s", "k1", "k2") == 0
+    assert writer.xadd("s", b"e", [b"x"] * 25) == 3  # the same writer once Redis takes writes again
+    assert redis_client.xlen("s") == 25
+
+
+def test_the_scripts_are_loaded_again_after_a_script_flush(redis_client):
+    writer = BatchWriter(redis_client)
+    writer.xadd("s", b"e", [b"a"])
+    redis_client.script_flush()
+    writer.xadd("s", b"e", [b"b"])
+    assert [f[b"e"] for _, f in redis_client.xrange("s")] == [b"a", b"b"]
