@@ -26,7 +26,7 @@ import redis
 
 from looper_common.contracts import policy_store
 from looper_common.contracts.blueprint import load_blueprint
-from looper_common.publishing.publish import encode_entries, publish_policy
+from looper_common.publishing.redis_policy import encode_entries, publish_policy
 
 BLUEPRINT = "notification_send"
 VERSION = "20260103-m4-bench"
