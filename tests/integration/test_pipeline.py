@@ -10,8 +10,8 @@ from pyspark.sql import functions as F
 
 from looper_common.contracts import events, ids
 from looper_common.ingest.streams import event_streams, ingest_events
+from looper_common.labels import join as feedback
 from looper_common.labels.join import join_feedback
-from looper_common.labels.windows import join as feedback
 from looper_common.lake.tables import (
     BRONZE_DECISIONS,
     BRONZE_OBSERVATIONS,

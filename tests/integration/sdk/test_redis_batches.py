@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import redis
@@ -24,6 +29,31 @@ def refusing_writes(client: redis.Redis) -> Iterator[None]:
     finally:
         client.config_set("maxmemory", before["maxmemory"])
         client.config_set("maxmemory-policy", before["maxmemory-policy"])
+
+
+@contextmanager
+def read_only_replica(workdir: Path) -> Iterator[redis.Redis]:
+    """A redis-server that is a replica (of a primary that is not there): it refuses every write."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir), "--replicaof", "127.0.0.1", "1"],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    try:
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        yield client
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_xadd_writes_every_payload_in_order_in_calls_of_per_call(redis_client):
@@ -61,6 +91,16 @@ def test_refused_writes_raise_and_write_nothing(redis_client):
     assert redis_client.exists("s", "k1", "k2") == 0
     assert writer.xadd("s", b"e", [b"x"] * 25) == 3  # the same writer once Redis takes writes again
     assert redis_client.xlen("s") == 25
+
+
+def test_a_read_only_replica_raises_and_writes_nothing(tmp_path):
+    with read_only_replica(tmp_path) as replica:
+        writer = BatchWriter(replica)
+        with pytest.raises(redis.exceptions.ReadOnlyError):
+            writer.xadd("s", b"e", [b"x"] * 3)
+        with pytest.raises(redis.exceptions.ReadOnlyError):
+            writer.set_ex([b"k"], [b"v"], 60)
+        assert replica.dbsize() == 0
 
 
 def test_the_scripts_are_loaded_again_after_a_script_flush(redis_client):
