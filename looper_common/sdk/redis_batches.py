@@ -50,11 +50,19 @@ class BatchWriter:
         if per_call < 1:
             raise ValueError("per_call must be positive")
         self.per_call = per_call
+        self._client = client
         self._xadd = client.register_script(_XADD_MANY)
         self._set_ex = client.register_script(_SET_EX_MANY)
 
     def xadd(self, stream: str | bytes, field: bytes, payloads: Sequence[bytes]) -> int:
-        """``XADD stream * field payload`` of each payload, in order; returns how many calls it took."""
+        """``XADD stream * field payload`` of each payload, in order; returns how many calls it took.
+
+        A single payload goes as a plain ``XADD``: a script call costs Redis more than
+        the one command it would replace.
+        """
+        if len(payloads) == 1:
+            self._client.xadd(stream, {field: payloads[0]})
+            return 1
         calls = 0
         for lo in range(0, len(payloads), self.per_call):
             chunk = payloads[lo:lo + self.per_call]

@@ -60,7 +60,9 @@ def test_xadd_writes_every_payload_in_order_in_calls_of_per_call(redis_client):
     writer = BatchWriter(redis_client, per_call=300)
     payloads = [b"p%d" % i for i in range(1_000)]
     assert writer.xadd("s", b"e", payloads) == 4
-    assert [f[b"e"] for _, f in redis_client.xrange("s")] == payloads
+    assert writer.xadd("s", b"e", [b"last"]) == 1
+    assert writer.xadd("s", b"e", []) == 0
+    assert [f[b"e"] for _, f in redis_client.xrange("s")] == [*payloads, b"last"]
 
 
 def test_set_ex_writes_every_pair_with_its_ttl(redis_client):
@@ -74,18 +76,20 @@ def test_set_ex_writes_every_pair_with_its_ttl(redis_client):
         writer.set_ex(keys, values[1:], 60)
 
 
-def test_a_wrong_type_key_raises_and_writes_nothing(redis_client):
+@pytest.mark.parametrize("n", [1, 2])  # one payload goes as a plain XADD, more through the script
+def test_a_wrong_type_key_raises_and_writes_nothing(redis_client, n):
     redis_client.set("not_a_stream", "v")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
-        BatchWriter(redis_client).xadd("not_a_stream", b"e", [b"a", b"b"])
+        BatchWriter(redis_client).xadd("not_a_stream", b"e", [b"a"] * n)
     assert redis_client.get("not_a_stream") == b"v"
 
 
-def test_refused_writes_raise_and_write_nothing(redis_client):
+@pytest.mark.parametrize("n", [1, 25])
+def test_refused_writes_raise_and_write_nothing(redis_client, n):
     writer = BatchWriter(redis_client, per_call=10)
     with refusing_writes(redis_client):
         with pytest.raises(redis.exceptions.OutOfMemoryError):
-            writer.xadd("s", b"e", [b"x"] * 25)
+            writer.xadd("s", b"e", [b"x"] * n)
         with pytest.raises(redis.exceptions.OutOfMemoryError):
             writer.set_ex([b"k1", b"k2"], [b"v1", b"v2"], 60)
     assert redis_client.exists("s", "k1", "k2") == 0
@@ -96,8 +100,9 @@ def test_refused_writes_raise_and_write_nothing(redis_client):
 def test_a_read_only_replica_raises_and_writes_nothing(tmp_path):
     with read_only_replica(tmp_path) as replica:
         writer = BatchWriter(replica)
-        with pytest.raises(redis.exceptions.ReadOnlyError):
-            writer.xadd("s", b"e", [b"x"] * 3)
+        for n in (1, 3):
+            with pytest.raises(redis.exceptions.ReadOnlyError):
+                writer.xadd("s", b"e", [b"x"] * n)
         with pytest.raises(redis.exceptions.ReadOnlyError):
             writer.set_ex([b"k"], [b"v"], 60)
         assert replica.dbsize() == 0
