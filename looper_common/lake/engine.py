@@ -7,11 +7,11 @@ It picks the engine, and no other module knows which ran:
 * A read runs on delta-rs when the Parquet it selects is at most ``local_max_bytes``
   (``lake.local_max_mb`` in ``conf/<env>.yaml``); above that, or with 0, Spark reads it
   (the session is built on first need) and hands back the same Arrow rows.
-* :meth:`Lake.map_groups` applies one pandas function per group of rows: to the whole
-  selection in this process, or through ``mapInPandas`` on Spark's executors.
+* :meth:`Lake.map_groups` applies one Arrow function per group of rows: to the whole
+  selection in this process, or through ``mapInArrow`` on Spark's executors.
 
-So a job that needs no Spark starts no JVM, and one written over Arrow or pandas
-batches runs unchanged at cluster scale.
+So a job that needs no Spark starts no JVM, and one written over Arrow batches runs
+unchanged at cluster scale.
 """
 
 from __future__ import annotations
