@@ -176,8 +176,9 @@ class Lake:
         from looper_common.lake import spark
 
         def per_partition(batches):
-            rows = pa.Table.from_batches(list(batches))
-            if rows.num_rows:
+            batches = list(batches)  # a partition no key hashed to has none, and no schema to build a table from
+            rows = pa.Table.from_batches(batches) if batches else None
+            if rows is not None and rows.num_rows:
                 yield from conform_to(fn(rows), schema).to_batches()
 
         frame = self.dataframe(spec).where(spark.filter_column(filters or ())).select(*(columns or spec.columns))

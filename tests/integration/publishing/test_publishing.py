@@ -324,7 +324,9 @@ def test_latest_units_are_the_same_on_delta_rs_and_spark(spark, lake):
         got = load_units(on_spark, BP, run_date).sort_values("unit_id", ignore_index=True)
         assert len(got) == {RUN_DATE: 30, date(2026, 1, 1): 30, date(2026, 1, 4): 31}[run_date]
         pd.testing.assert_frame_equal(got, expected)
-    assert load_units(lake, BP, date(2025, 12, 31)).empty
+    before = date(2025, 12, 31)  # no decision yet: an empty frame of the same columns on both engines
+    pd.testing.assert_frame_equal(load_units(on_spark, BP, before), load_units(lake, BP, before))
+    assert load_units(lake, BP, before).empty
 
 
 def test_latest_units_of_no_decisions_is_an_empty_typed_table():
