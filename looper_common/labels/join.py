@@ -16,6 +16,7 @@ from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
 from looper_common.contracts.blueprint import Blueprint
+from looper_common.labels.days import maturity_bounds
 from looper_common.labels.windows import (
     build_examples,
     classify_observations,
@@ -24,7 +25,6 @@ from looper_common.labels.windows import (
     label_values,
     link_decisions,
     mature_decisions,
-    maturity_bounds,
 )
 from looper_common.lake.engine import Lake
 from looper_common.lake.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, JOIN_STATS, QUARANTINE, SILVER_EXAMPLES

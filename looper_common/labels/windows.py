@@ -10,29 +10,17 @@ exactly one run and a rerun for D rebuilds exactly the same rows.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from looper_common.contracts.blueprint import Blueprint
+from looper_common.labels.days import maturity_bounds
 from looper_common.lake.tables import SILVER_EXAMPLES
 
 _US = 1_000_000
-
-
-def day_bounds(run_date: date) -> tuple[datetime, datetime]:
-    """``[start, end)`` of a UTC day."""
-    start = datetime.combine(run_date, time.min, tzinfo=UTC)
-    return start, start + timedelta(days=1)
-
-
-def maturity_bounds(blueprint: Blueprint, run_date: date) -> tuple[datetime, datetime]:
-    """Decision timestamps in ``(lo, hi]`` mature on ``run_date`` (longest window ends in the day)."""
-    start, end = day_bounds(run_date)
-    window = timedelta(seconds=blueprint.max_window_seconds)
-    return start - window, end - window
 
 
 def label_rules(spark: SparkSession, blueprint: Blueprint) -> DataFrame:

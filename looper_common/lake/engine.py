@@ -7,11 +7,11 @@ It picks the engine, and no other module knows which ran:
 * A read runs on delta-rs when the Parquet it selects is at most ``local_max_bytes``
   (``lake.local_max_mb`` in ``conf/<env>.yaml``); above that, or with 0, Spark reads it
   (the session is built on first need) and hands back the same Arrow rows.
-* :meth:`Lake.map_groups` applies one pandas function per group of rows: to the whole
-  selection in this process, or through ``mapInPandas`` on Spark's executors.
+* :meth:`Lake.map_groups` applies one Arrow function per group of rows: to the whole
+  selection in this process, or through ``mapInArrow`` on Spark's executors.
 
-So a job that needs no Spark starts no JVM, and one written over Arrow or pandas
-batches runs unchanged at cluster scale.
+So a job that needs no Spark starts no JVM, and one written over Arrow batches runs
+unchanged at cluster scale.
 """
 
 from __future__ import annotations
@@ -176,8 +176,9 @@ class Lake:
         from looper_common.lake import spark
 
         def per_partition(batches):
-            rows = pa.Table.from_batches(list(batches))
-            if rows.num_rows:
+            batches = list(batches)  # a partition no key hashed to has none, and no schema to build a table from
+            rows = pa.Table.from_batches(batches) if batches else None
+            if rows is not None and rows.num_rows:
                 yield from conform_to(fn(rows), schema).to_batches()
 
         frame = self.dataframe(spec).where(spark.filter_column(filters or ())).select(*(columns or spec.columns))

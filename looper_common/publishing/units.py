@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from looper_common.contracts.blueprint import Blueprint
-from looper_common.labels.windows import day_bounds
+from looper_common.labels.days import day_bounds
 from looper_common.lake.engine import Lake, blueprint_dates
 from looper_common.lake.frames import to_pandas
 from looper_common.lake.tables import BRONZE_DECISIONS, TIMESTAMP

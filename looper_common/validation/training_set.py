@@ -28,7 +28,7 @@ from great_expectations.data_context.types.base import (
 )
 
 from looper_common.contracts.blueprint import Blueprint, LabelSpec
-from looper_common.labels.windows import day_bounds
+from looper_common.labels.days import day_bounds
 from looper_common.lake.engine import Lake
 from looper_common.training.examples import load_training_frame
 from looper_common.validation.results import FailedExpectation, ValidationReport, describe_failure

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import UTC, date, datetime
 
 import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import redis
 import yaml
@@ -19,8 +21,9 @@ from sklearn.preprocessing import OneHotEncoder
 from looper_common.cli import main as looper
 from looper_common.contracts import policy_store
 from looper_common.decision_science.policies import policy_frame
-from looper_common.ingest.streams import event_streams, ingest_events
-from looper_common.publishing.publish import find_champion, latest_unit_features, policy_version, publish_champion
+from looper_common.ingest.json_values import feature_texts
+from looper_common.lake.tables import BRONZE_DECISIONS
+from looper_common.publishing.publish import find_champion, policy_version, publish_champion
 from looper_common.publishing.redis_policy import (
     HISTORY_LENGTH,
     RollbackError,
@@ -29,6 +32,7 @@ from looper_common.publishing.redis_policy import (
     publish_policy,
     rollback,
 )
+from looper_common.publishing.units import latest_units, load_units
 from looper_common.sdk.client import LooperClient
 from tests.conftest import FEATURES, ROOT, make_blueprint
 
@@ -282,35 +286,83 @@ def at(day: int, hour: int) -> datetime:
     return datetime(2026, 1, day, hour, tzinfo=UTC)
 
 
-def test_publish_champion_from_bronze_decisions_to_what_the_sdk_serves(
-    spark, lake, redis_client, redis_url, sdk, champion, tmp_path, monkeypatch, capsys
-):
-    uri, model = champion
-    latest = {}
+def bronze(decisions: list[tuple[str, str, dict, datetime]], blueprint: str = NAME) -> pa.Table:
+    """``(decision_id, unit_id, features, ts)`` as bronze decision rows, features as ingestion writes them."""
+    return pa.Table.from_pylist([
+        {"event_id": f"e-{decision_id}", "decision_id": decision_id, "blueprint": blueprint,
+         "blueprint_version": BP.version, "unit_id": unit, "ts": ts, "features": feature_texts(features),
+         "action": "skip", "propensity": 0.9, "action_probs": {"send": 0.1, "skip": 0.9}, "scores": None,
+         "policy_version": None, "is_default": True, "date": ts.date()}
+        for decision_id, unit, features, ts in decisions
+    ], schema=BRONZE_DECISIONS.schema)
+
+
+def write_bronze(lake, rows: pa.Table) -> None:
+    partitions = {column: sorted(set(rows[column].to_pylist())) for column in BRONZE_DECISIONS.partition_by}
+    assert lake.insert_new(BRONZE_DECISIONS, rows, partitions) == rows.num_rows
+
+
+def logged_units(lake) -> dict[str, dict]:
+    """Two decisions of each of 30 units up to the run date, more after it; returns each unit's latest features."""
+    latest, decisions = {}, []
     for i in range(30):
         latest[f"user{i}"] = {**FEATURES, "recency": float(i), "opted_in": i % 2 == 0,
                               "country": ["us", "de", "fr"][i % 3]}
-        sdk.get_decision(NAME, f"user{i}", {**FEATURES, "visits": 99}, ts=at(1, 9))  # older
-        sdk.get_decision(NAME, f"user{i}", latest[f"user{i}"], ts=at(3 - i % 2, 10))
-    sdk.get_decision(NAME, "user0", {**FEATURES, "visits": 77}, ts=at(4, 0))  # after the run date
-    sdk.get_decision(NAME, "late", FEATURES, ts=at(4, 1))  # known only after the run date
-    ingest_events(spark, redis_client, lake, {NAME: BP}, streams=event_streams(redis_client))
+        decisions.append((f"a{i:02d}", f"user{i}", {**FEATURES, "visits": 99}, at(1, 9)))  # older
+        decisions.append((f"b{i:02d}", f"user{i}", latest[f"user{i}"], at(3 - i % 2, 10)))
+    decisions.append(("c00", "user0", {**FEATURES, "visits": 77}, at(4, 0)))  # after the run date
+    decisions.append(("c01", "late", FEATURES, at(4, 1)))  # known only after the run date
+    decisions.append(("c02", "user5", {**FEATURES, "visits": 55}, at(3, 23)))  # latest at the same time as ...
+    decisions.append(("c03", "user5", {**FEATURES, "visits": 56}, at(3, 23)))  # ... this one: the larger id wins
+    latest["user5"] = {**FEATURES, "visits": 56}
+    write_bronze(lake, bronze(decisions))
+    write_bronze(lake, bronze([("o1", "user1", {**FEATURES, "visits": 11}, at(3, 12))], blueprint="t_other"))
+    return latest
 
-    features = latest_unit_features(spark, lake, BP, RUN_DATE).toPandas().set_index("unit_id")
-    assert sorted(features.index) == sorted(latest)
-    assert features.loc["user0", "visits"] == 3 and features.loc["user3", "recency"] == 3.0
-    assert features.loc["user1", "opted_in"] == False and features.loc["user2", "country"] == "fr"  # noqa: E712
+
+def test_latest_units_are_the_same_on_delta_rs_and_spark(spark, lake):
+    latest = logged_units(lake)
+    on_spark = dataclasses.replace(lake, local_max_bytes=0)
+    units = load_units(lake, BP, RUN_DATE)
+    assert sorted(units["unit_id"]) == sorted(latest)
+    by_unit = units.set_index("unit_id")
+    assert by_unit.loc["user0", "visits"] == 3 and by_unit.loc["user3", "recency"] == 3.0
+    assert by_unit.loc["user1", "opted_in"] == False and by_unit.loc["user2", "country"] == "fr"  # noqa: E712
+    assert by_unit.loc["user1", "visits"] == 3  # not t_other's decision
+    assert by_unit.loc["user5", "visits"] == 56
+    assert by_unit.loc["user4", "features_ts"] == pd.Timestamp(datetime(2026, 1, 3, 10))  # naive UTC
+    assert list(units.columns) == ["unit_id", "features_ts", "recency", "visits", "opted_in", "country"]
+    for run_date in (RUN_DATE, date(2026, 1, 1), date(2026, 1, 4)):
+        expected = load_units(lake, BP, run_date).sort_values("unit_id", ignore_index=True)
+        got = load_units(on_spark, BP, run_date).sort_values("unit_id", ignore_index=True)
+        assert len(got) == {RUN_DATE: 30, date(2026, 1, 1): 30, date(2026, 1, 4): 31}[run_date]
+        pd.testing.assert_frame_equal(got, expected)
+    before = date(2025, 12, 31)  # no decision yet: an empty frame of the same columns on both engines
+    pd.testing.assert_frame_equal(load_units(on_spark, BP, before), load_units(lake, BP, before))
+    assert load_units(lake, BP, before).empty
+
+
+def test_latest_units_of_no_decisions_is_an_empty_typed_table():
+    empty = latest_units(BRONZE_DECISIONS.schema.empty_table(), BP, RUN_DATE)
+    assert empty.num_rows == 0 and empty.schema.names == ["unit_id", "features_ts", *[f.name for f in BP.features]]
+
+
+def test_publish_champion_from_bronze_decisions_to_what_the_sdk_serves(
+    lake, redis_client, redis_url, sdk, champion, tmp_path, monkeypatch, capsys
+):
+    uri, model = champion
+    latest = logged_units(lake)
 
     mv = find_champion(uri, BP)
     model_uri = f"models:/{MODEL}/{mv.version}"
-    stats = publish_champion(lake, redis_client, BP, RUN_DATE, spark=lambda: spark, model_uri=model_uri,
+    stats = publish_champion(lake, redis_client, BP, RUN_DATE, model_uri=model_uri,
                              model_version=mv.version, ttl_seconds=TTL)
 
     version = policy_version(RUN_DATE, mv.version, BP)
     assert stats.version == version and stats.units == 30 and active(redis_client) == version
     wide = pd.DataFrame([{"unit_id": u, **f} for u, f in latest.items()])
     expected = policy_frame(model, wide, BP).set_index("unit_id")
-    for unit in ("user0", "user1", "user2", "user7"):
+    for unit in ("user0", "user1", "user2", "user5", "user7"):
         served = sdk.get_decision(NAME, unit, latest[unit])
         assert served.policy_version == version and not served.is_default
         assert served.scores == pytest.approx(

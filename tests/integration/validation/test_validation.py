@@ -1,17 +1,22 @@
-"""``validate_training_set`` (Great Expectations on Spark, or on pandas for a small table): good
-data passes, bad data is named, the same way on both engines."""
+"""``validate_training_set`` (Great Expectations on pandas): good data passes, bad data is named,
+the same whether the lake reads the examples with delta-rs or with Spark."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import yaml
 
-from looper_common.lake.tables import EXAMPLES_SCHEMA, SILVER_EXAMPLES, Lake, replace_partition
+from looper_common.lake.engine import Lake
+from looper_common.lake.tables import SILVER_EXAMPLES
 from looper_common.validation.training_set import validate_training_set
 from tests.conftest import ROOT, make_blueprint
 
@@ -42,7 +47,7 @@ def decision(i: int, day: date, **changes: object) -> dict:
     return row
 
 
-def silver_rows(spark, decisions: list[dict], matured: date):
+def silver_rows(decisions: list[dict], matured: date) -> pa.Table:
     """The decisions as silver examples (one row per label; a label set to None has no row)."""
     rows = []
     for d in decisions:
@@ -50,49 +55,40 @@ def silver_rows(spark, decisions: list[dict], matured: date):
         for label in BLUEPRINT.labels:
             if d[label.name] is None:
                 continue
-            rows.append((
-                d["decision_id"], label.name, d[label.name], 1, None, BLUEPRINT.name,
-                BLUEPRINT.version, d["unit_id"], d["ts"], features, d["action"], d["propensity"],
-                {"send": 0.5, "skip": 0.5}, None, None, False, matured,
-            ))
-    return spark.createDataFrame(rows, EXAMPLES_SCHEMA)
+            rows.append({
+                "decision_id": d["decision_id"], "label": label.name, "value": d[label.name],
+                "n_observations": 1, "first_feedback_s": None, "blueprint": BLUEPRINT.name,
+                "blueprint_version": BLUEPRINT.version, "unit_id": d["unit_id"], "ts": d["ts"],
+                "features": features, "action": d["action"], "propensity": d["propensity"],
+                "action_probs": {"send": 0.5, "skip": 0.5}, "scores": None, "policy_version": None,
+                "is_default": False, "date": matured,
+            })
+    return pa.Table.from_pylist(rows, schema=SILVER_EXAMPLES.schema)
 
 
-def write_day(spark, lake: Lake, day: date, decisions: list[dict]) -> None:
-    rows = silver_rows(spark, decisions, day)
-    replace_partition(lake, SILVER_EXAMPLES, rows, {"blueprint": BLUEPRINT.name, "date": day})
+def write_day(lake: Lake, day: date, decisions: list[dict]) -> None:
+    lake.replace_partition(SILVER_EXAMPLES, silver_rows(decisions, day), {"blueprint": BLUEPRINT.name, "date": day})
 
 
 def good_day(day: date) -> list[dict]:
     return [decision(i, day) for i in range(PER_DAY)]
 
 
-@pytest.fixture(scope="module")
-def history_lake(spark, tmp_path_factory) -> Lake:
-    """A lake with one good day of examples before the run date."""
-    lake = Lake(str(tmp_path_factory.mktemp("validation_lake")))
-    write_day(spark, lake, RUN_DATE - timedelta(days=1), good_day(RUN_DATE - timedelta(days=1)))
+@pytest.fixture
+def history_lake(tmp_path) -> Lake:
+    """A lake (delta-rs only: no Spark) with one good day of examples before the run date."""
+    lake = Lake(str(tmp_path / "validation_lake"))
+    write_day(lake, RUN_DATE - timedelta(days=1), good_day(RUN_DATE - timedelta(days=1)))
     return lake
 
 
-ENGINES = {"spark": 0, "pandas": 64_000_000}  # the lake's pyarrow_max_bytes
-
-
-@pytest.fixture(params=sorted(ENGINES))
-def engine_lake(request, history_lake) -> Lake:
-    return dataclasses.replace(history_lake, pyarrow_max_bytes=ENGINES[request.param])
-
-
-def test_good_training_set_passes_and_writes_result_and_docs(spark, engine_lake, tmp_path):
-    history_lake = engine_lake
-    write_day(spark, history_lake, RUN_DATE, good_day(RUN_DATE))
+def test_good_training_set_passes_and_writes_result_and_docs(history_lake, tmp_path):
+    write_day(history_lake, RUN_DATE, good_day(RUN_DATE))
     out = tmp_path / "validation"
     (out / "data_docs" / "validations").mkdir(parents=True)
     (out / "data_docs" / "validations" / "stale.html").write_text("old run")
 
-    report = validate_training_set(
-        lambda: spark, history_lake, BLUEPRINT, RUN_DATE, min_rows=50, output_dir=out
-    )
+    report = validate_training_set(history_lake, BLUEPRINT, RUN_DATE, min_rows=50, output_dir=out)
 
     assert report.success, report.message
     assert report.failed == [] and report.rows == 2 * PER_DAY
@@ -110,7 +106,7 @@ def test_good_training_set_passes_and_writes_result_and_docs(spark, engine_lake,
     assert not (ROOT / "gx").exists()
 
     newest_day = validate_training_set(
-        lambda: spark, history_lake, BLUEPRINT, RUN_DATE, min_rows=10, output_dir=out, lookback_days=1
+        history_lake, BLUEPRINT, RUN_DATE, min_rows=10, output_dir=out, lookback_days=1
     )
     assert newest_day.success and newest_day.rows == PER_DAY
     assert len(list((out / "data_docs" / "validations").rglob("*.html"))) == 1  # rerun replaces
@@ -133,14 +129,15 @@ EXPECTED_FAILURES = {
 }
 
 
-def test_bad_training_set_fails_naming_each_expectation_and_column(spark, engine_lake, tmp_path):
-    history_lake = engine_lake
-    bad_day = [decision(i, RUN_DATE, **DEFECTS.get(i, {})) for i in range(PER_DAY)]
-    write_day(spark, history_lake, RUN_DATE, bad_day)
+def _failures(report) -> list[tuple[str, str | None, str]]:
+    return sorted((f.expectation, f.column, str(f)) for f in report.failed)
 
-    report = validate_training_set(
-        lambda: spark, history_lake, BLUEPRINT, RUN_DATE, min_rows=50, output_dir=tmp_path
-    )
+
+def test_bad_training_set_fails_naming_each_expectation_and_column(spark, history_lake, tmp_path):
+    bad_day = [decision(i, RUN_DATE, **DEFECTS.get(i, {})) for i in range(PER_DAY)]
+    write_day(history_lake, RUN_DATE, bad_day)
+
+    report = validate_training_set(history_lake, BLUEPRINT, RUN_DATE, min_rows=50, output_dir=tmp_path / "a")
 
     assert not report.success
     assert report.message.startswith("validate_training_set: 5 expectation(s) failed: ")
@@ -154,6 +151,10 @@ def test_bad_training_set_fails_naming_each_expectation_and_column(spark, engine
         ("expect_column_values_to_be_between", "recency"),
     }
     assert json.loads(Path(report.result_path).read_text())["success"] is False
+    # read by Spark (as a lake too big for delta-rs is), the same examples give the same report
+    on_spark = dataclasses.replace(history_lake, local_max_bytes=0, spark=lambda: spark)
+    again = validate_training_set(on_spark, BLUEPRINT, RUN_DATE, min_rows=50, output_dir=tmp_path / "b")
+    assert (again.success, again.rows, _failures(again)) == (False, report.rows, _failures(report))
 
 
 def _job_home(tmp_path: Path, lake: Lake) -> Path:
@@ -168,18 +169,38 @@ def _job_home(tmp_path: Path, lake: Lake) -> Path:
     return home
 
 
-def test_job_passes_then_stops_on_stale_and_too_few_rows(
-    spark, history_lake, tmp_path, monkeypatch, capsys
-):
+JOB_THEN_CHILDREN = """
+import os, sys
+from jobs.validate_training_set import main
+code = main(sys.argv[1:])
+def parent(pid):
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return int(next(line for line in status if line.startswith("PPid:")).split()[1])
+    except OSError:
+        return None
+print("child processes:", [p for p in os.listdir("/proc") if p.isdigit() and parent(p) == os.getpid()])
+raise SystemExit(code)
+"""
+
+
+def test_job_passes_then_stops_on_stale_and_too_few_rows(history_lake, tmp_path, monkeypatch, capsys):
     from jobs.validate_training_set import main
 
-    write_day(spark, history_lake, RUN_DATE, good_day(RUN_DATE))
+    write_day(history_lake, RUN_DATE, good_day(RUN_DATE))
     home = _job_home(tmp_path, history_lake)
     monkeypatch.setenv("LOOPER_HOME", str(home))
     out = home / "var" / "validation" / BLUEPRINT.name / RUN_DATE.isoformat()
 
-    assert main(["--blueprint", BLUEPRINT.name, "--run-date", RUN_DATE.isoformat()]) == 0
-    assert f"validation result: {out / 'validation_result.json'}" in capsys.readouterr().out
+    # as Airflow runs it, a process of its own: on a small lake it starts no JVM (no child process)
+    job = subprocess.run(
+        [sys.executable, "-c", JOB_THEN_CHILDREN, "--blueprint", BLUEPRINT.name, "--run-date", RUN_DATE.isoformat()],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300,
+    )
+    assert job.returncode == 0, job.stderr
+    assert f"validation result: {out / 'validation_result.json'}" in job.stdout
+    assert job.stdout.splitlines()[-1] == "child processes: []"
+    assert json.loads((out / "validation_result.json").read_text())["success"] is True
 
     later = RUN_DATE + timedelta(days=5)  # nothing matured since RUN_DATE
     args = ["--blueprint", BLUEPRINT.name, "--run-date", later.isoformat(), "--min-rows", "1000"]

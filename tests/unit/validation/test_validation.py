@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import time
+from datetime import date, datetime
 
 import great_expectations.expectations as gxe
 import pytest
@@ -42,26 +43,20 @@ def suite():
 
 
 def test_schema_types_and_not_null(suite):
-    types = _by(suite, "expect_column_values_to_be_of_type")
+    types = {c: kw["type_list"] for c, kw in _by(suite, "expect_column_values_to_be_in_type_list").items()}
+    # the types of the pandas frame examples_wide gives: an int column with a null is float64
     expected = {
-        "recency": "DoubleType", "visits": "LongType", "opted_in": "BooleanType",
-        "country": "StringType", "clicks": "DoubleType", "ts": "TimestampType",
+        "recency": ["float64"], "visits": ["int64", "float64"], "opted_in": ["bool"],
+        "country": ["str"], "clicks": ["float64"], "ts": ["datetime64[ns]"], "propensity": ["float64"],
     }
-    assert {c: types[c]["type_"] for c in expected} == expected
+    assert {c: types[c] for c in expected} == expected
+    assert not _by(suite, "expect_column_values_to_be_of_type")
     assert set(_by(suite, "expect_column_to_exist")) == set(types)
     not_null = _by(suite, "expect_column_values_to_not_be_null")
     required = ("decision_id", "unit_id", "ts", "action", "propensity", "clicked", "last_rating")
     for column in required:
         assert not_null[column].get("mostly", 1.0) == 1.0
     assert not_null["recency"]["mostly"] == not_null["device"]["mostly"] == 0.99
-
-
-def test_the_pandas_engine_checks_pandas_types():
-    suite = build_suite(make_blueprint(features=FEATURES), None, min_rows=1, engine="pandas")
-    assert not _by(suite, "expect_column_values_to_be_of_type")
-    types = {c: kw["type_list"] for c, kw in _by(suite, "expect_column_values_to_be_in_type_list").items()}
-    assert types["recency"] == ["float64"] and types["visits"] == ["int64", "float64"]  # float64 with a null
-    assert types["country"] == ["str"] and types["ts"] == ["datetime64[ns]"] and types["opted_in"] == ["bool"]
 
 
 def test_domains(suite):
@@ -91,11 +86,21 @@ def test_ranges_from_history_are_widened(suite):
 def test_row_count_and_freshness(suite):
     assert _by(suite, "expect_table_row_count_to_be_between")[None]["min_value"] == 100
     newest = _by(suite, "expect_column_max_to_be_between")["ts"]["min_value"]
-    # end of Mar 15 - 2h (longest window) - 2 days, naive local like pyspark's timestamps
-    expected = datetime.fromtimestamp(datetime(2026, 3, 13, 22, tzinfo=UTC).timestamp())
-    assert newest == expected and newest.tzinfo is None
+    # end of Mar 15 - 2h (longest window) - 2 days, as the naive UTC time the pandas frame holds
+    assert newest == datetime(2026, 3, 13, 22) and newest.tzinfo is None
     no_run_date = build_suite(make_blueprint(), None, min_rows=1)
     assert not _by(no_run_date, "expect_column_max_to_be_between")
+
+
+def test_freshness_is_naive_utc_whatever_the_local_time_zone(monkeypatch):
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        suite = build_suite(make_blueprint(features=FEATURES), None, min_rows=1, run_date=date(2026, 3, 15))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert _by(suite, "expect_column_max_to_be_between")["ts"]["min_value"] == datetime(2026, 3, 13, 22)
 
 
 def test_label_domains_follow_task_and_aggregation():
