@@ -17,14 +17,14 @@ from datetime import date
 import mlflow
 import numpy as np
 import pytest
-from pyspark.sql import functions as F
+from deltalake import DeltaTable
 
 from looper_common.contracts.blueprint import load_blueprints
-from looper_common.lake.delta_append import ENGINE_INFO
-from looper_common.lake.tables import BRONZE_DECISIONS, JOIN_STATS, SILVER_EXAMPLES, Lake
+from looper_common.lake.engine import Lake
+from looper_common.lake.tables import ALIAS_HISTORY, BRONZE_DECISIONS, JOIN_STATS, SILVER_EXAMPLES
 from looper_common.sdk.client import LooperClient
 from looper_common.simulate import Simulator
-from looper_common.training.registry import ALIAS_HISTORY, CHAMPION, model_name
+from looper_common.training.registry import CHAMPION, model_name
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,7 @@ BLUEPRINT = "notification_send"
 START = date(2026, 3, 1)
 
 
-def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client, spark):
+def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client):
     # the shipped blueprint, promoted by the OPE gate instead of the loss rule
     folder = tmp_path / "blueprints"
     folder.mkdir()
@@ -65,27 +65,27 @@ def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client, spark)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert (result.stdout + result.stderr).count("Spark-Submit cmd") == 1  # join_feedback's, no other
 
-    lake = Lake(str(tmp_path / "lake"))
-    assert lake.read(spark, BRONZE_DECISIONS).count() == 6000
-    examples = lake.read(spark, SILVER_EXAMPLES).where(F.col("date") == F.lit(run_date))
-    assert examples.select("label").distinct().count() == 2
-    stats = lake.read(spark, JOIN_STATS).collect()
-    assert stats[0]["matured_decisions"] == examples.count() // 2 > 1000
+    lake = Lake(str(tmp_path / "lake"))  # delta-rs only
+    assert lake.read(BRONZE_DECISIONS).table.num_rows == 6000
+    examples = lake.read(SILVER_EXAMPLES, filters=[("date", "=", run_date)]).table
+    assert set(examples["label"].to_pylist()) == {"clicked", "unsubscribed"}
+    stats = lake.read(JOIN_STATS).table.to_pylist()
+    assert stats[0]["matured_decisions"] == examples.num_rows // 2 > 1000
 
     mlflow.set_tracking_uri(env["LOOPER_MLFLOW_TRACKING_URI"])
     mlflow.set_registry_uri(env["LOOPER_MLFLOW_TRACKING_URI"])
     name = model_name(BLUEPRINT, "clicked")
     champion = mlflow.MlflowClient().get_model_version_by_alias(name, CHAMPION)
     assert champion.tags["run_date"] == str(run_date)
-    history = lake.read(spark, ALIAS_HISTORY).where(F.col("model") == name).collect()
+    history = lake.read(ALIAS_HISTORY, filters=[("model", "=", name)]).table.to_pylist()
     assert {(r["alias"], r["actor"]) for r in history} >= {
         ("challenger", "train_models"),
         (CHAMPION, "evaluate_models"),
     }
-    # the jobs appended their moves with pyarrow (conf/local.yaml's pyarrow_max_mb), not Spark
-    commits = spark.sql(f"DESCRIBE HISTORY delta.`{lake.path(ALIAS_HISTORY)}`").collect()
-    assert {c["engineInfo"] for c in commits} == {ENGINE_INFO}
-    assert "read by arrow" in result.stdout + result.stderr  # and read their examples that way
+    # the jobs appended their moves with delta-rs, and read their examples with it (no JVM)
+    commits = DeltaTable(lake.path(ALIAS_HISTORY)).history()
+    assert all(c.get("clientVersion", "").startswith("delta-rs") for c in commits), commits
+    assert "read by delta-rs" in result.stdout + result.stderr
     # the OPE gate promoted it: the DR lift's lower bound over the logged policy is above 0
     promotion = next(r for r in history if r["alias"] == CHAMPION)
     assert "DR lift over logged" in promotion["reason"], promotion["reason"]
