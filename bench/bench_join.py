@@ -8,7 +8,7 @@ of them mature on D. Observations point at every third decision (several per
 decision), with delays from -10 minutes (early) to 1.25 times the longest label
 window (some late), 2% orphans and 1% of a name no label reads.
 
-Spark runs ``join_feedback(spark, lake, blueprint, D)``; DuckDB reads the same Parquet
+Spark runs ``join_feedback(lake, blueprint, D)``; DuckDB reads the same Parquet
 files and computes the same examples (matured decisions x labels, per-window
 aggregation, defaults) into one Parquet file. The outputs must agree on row counts
 and per-label sums (printed OK or MISMATCH).
@@ -20,7 +20,6 @@ and per-label sums (printed OK or MISMATCH).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 import urllib.parse
@@ -35,15 +34,9 @@ from pyspark.sql import functions as F
 
 from looper_common.contracts.blueprint import Blueprint, load_blueprint
 from looper_common.labels import join as feedback
-from looper_common.labels.windows import maturity_bounds
-from looper_common.lake.tables import (
-    BRONZE_DECISIONS,
-    BRONZE_OBSERVATIONS,
-    DECISIONS_SCHEMA,
-    OBSERVATIONS_SCHEMA,
-    SILVER_EXAMPLES,
-    Lake,
-)
+from looper_common.labels.days import maturity_bounds
+from looper_common.lake.engine import Lake
+from looper_common.lake.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, SILVER_EXAMPLES
 
 BLUEPRINT = "notification_send"
 RUN_DATE = date(2026, 1, 3)
@@ -102,7 +95,7 @@ def make_decisions(spark: SparkSession, bp: Blueprint, n: int, lo_us: int, step_
         F.lit(False).alias("is_default"),
         F.to_date(ts).alias("date"),
     )
-    return rows.select(*DECISIONS_SCHEMA.fieldNames())
+    return rows.select(*BRONZE_DECISIONS.columns)
 
 
 def make_observations(
@@ -133,25 +126,19 @@ def make_observations(
         ts.alias("ts"),
         F.to_date(ts).alias("date"),
     )
-    return rows.select(*OBSERVATIONS_SCHEMA.fieldNames())
+    return rows.select(*BRONZE_OBSERVATIONS.columns)
 
 
 def write_once(lake: Lake, spark: SparkSession, table, rows: DataFrame) -> None:
-    lake.ensure(spark, table)
+    lake.ensure_tables([table])
     rows.write.format("delta").mode("append").partitionBy(*table.partition_by).save(lake.path(table))
 
 
 def live_parquet_files(table_path: str) -> list[str]:
-    """The data files a Delta table's log says are live (adds minus removes)."""
-    live: set[str] = set()
-    for commit in sorted(Path(table_path, "_delta_log").glob("*.json")):
-        for line in commit.read_text().splitlines():
-            action = json.loads(line)
-            if "add" in action:
-                live.add(urllib.parse.unquote(action["add"]["path"]))
-            elif "remove" in action:
-                live.discard(urllib.parse.unquote(action["remove"]["path"]))
-    return sorted(str(Path(table_path, p)) for p in live)
+    """The data files live at the table's current version (delta-rs reads the log)."""
+    from deltalake import DeltaTable
+
+    return sorted(urllib.parse.unquote(uri.removeprefix("file://")) for uri in DeltaTable(table_path).file_uris())
 
 
 def duckdb_join(
@@ -230,15 +217,16 @@ def summarize(files: list[str]) -> list[tuple]:
 
 
 class SparkPhases:
-    """Times the writes inside ``join_feedback`` by wrapping the functions it calls."""
+    """Times the writes inside ``join_feedback`` by wrapping the lake's write methods it calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
         self.calls: list[tuple[str, float]] = []
 
     def __enter__(self) -> SparkPhases:
-        self._saved = {n: getattr(feedback, n) for n in ("replace_partition", "merge_new_rows")}
+        self._saved = {n: getattr(self.lake, n) for n in ("replace_partition", "insert_new")}
         for name, original in self._saved.items():
-            setattr(feedback, name, self._timed(name, original))
+            setattr(self.lake, name, self._timed(name, original))
         return self
 
     def _timed(self, name, original):
@@ -247,19 +235,19 @@ class SparkPhases:
             try:
                 return original(*args, **kwargs)
             finally:
-                table = args[2].name if name == "merge_new_rows" else args[1].name
+                table = args[0].name
                 self.calls.append((f"{name}({table})", time.perf_counter() - t0))
 
         return timed
 
     def __exit__(self, *exc: object) -> None:
-        for name, original in self._saved.items():
-            setattr(feedback, name, original)
+        for name in self._saved:
+            delattr(self.lake, name)
 
     def phases(self, total: float) -> list[tuple[str, float]]:
         named = {
             f"replace_partition({SILVER_EXAMPLES.name})": "examples: build (join with the folded labels), write",
-            "merge_new_rows(quarantine/events)": "orphans: MERGE into quarantine",
+            "insert_new(quarantine/events)": "orphans: MERGE into quarantine",
             "replace_partition(monitoring/join_stats)": "join_stats: write",
         }
         out = [(named.get(n, n), s) for n, s in self.calls]
@@ -296,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parts = max(2, math.ceil(args.decisions / 1_500_000))
     with C.temp_dir("looper-bench-join-", args.keep) as scratch:
         spark, _ = C.spark_session(scratch, "looper-bench-join")
-        lake = Lake(str(scratch / "lake"))
+        lake = Lake(str(scratch / "lake"), spark=lambda: spark)
         t0 = time.perf_counter()
         write_once(
             lake,
@@ -328,8 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"DuckDB examples (before Spark): {duck_before:.1f} s, load {load_before:.1f}")
 
         t0 = time.perf_counter()
-        with SparkPhases() as phases, C.spark_jobs(spark, "join_feedback") as jobs:
-            stats = feedback.join_feedback(spark, lake, bp, RUN_DATE)
+        with SparkPhases(lake) as phases, C.spark_jobs(spark, "join_feedback") as jobs:
+            stats = feedback.join_feedback(lake, bp, RUN_DATE)
         spark_s = time.perf_counter() - t0
         load_spark = C.os.getloadavg()[0]
         print(f"Spark join_feedback: {spark_s:.1f} s, load {load_spark:.1f}; {stats}")
