@@ -12,6 +12,8 @@ _EXPORTS = {
     "evaluate_policies": "evaluation",
     "evaluate_models": "promotion_run",
     "EvaluationRun": "promotion_run",
+    "tune_policy": "tuning_run",
+    "TuningRun": "tuning_run",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
