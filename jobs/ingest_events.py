@@ -14,9 +14,8 @@ from collections.abc import Sequence
 
 import redis
 
-from looper_common.ingest.streams import event_streams, ingest_events
+from looper_common.ingest import event_streams, ingest_events
 from looper_common.jobrunner import job_parser, setup
-from looper_common.lake.spark import get_spark
 
 log = logging.getLogger("ingest_events")
 
@@ -32,15 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("no event streams to drain%s", f" for {args.blueprint}" if args.blueprint else "")
         return 0
     log.info("draining %d stream(s): %s", len(streams), ", ".join(streams))
-    spark = get_spark(ctx.settings, "ingest_events")
-    stats = ingest_events(
-        spark,
-        client,
-        ctx.lake,
-        ctx.blueprints,
-        streams=streams,
-        batch_size=args.batch_size or ctx.settings.redis.ingest_batch_size,
-    )
+    stats = ingest_events(ctx.lake.session(), client, ctx.lake, ctx.blueprints, streams=streams,
+                          batch_size=args.batch_size or ctx.settings.redis.ingest_batch_size)
     log.info("done: %s", stats.summary())
     return 0
 

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 
 from looper_common.jobrunner import job_parser, setup
-from looper_common.labels.join import join_feedback
+from looper_common.labels import join_feedback
 
 log = logging.getLogger("join_feedback")
 

@@ -23,30 +23,21 @@ log = logging.getLogger("validate_training_set")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = job_parser(__doc__)
-    parser.add_argument(
-        "--min-rows", type=int, default=50, help="fail below this many rows (default 50)"
-    )
-    parser.add_argument(
-        "--lookback-days", type=int, default=None,
-        help="validate only the examples matured in the last N days (default: all of them)",
-    )
+    parser.add_argument("--min-rows", type=int, default=50, help="fail below this many rows (default 50)")
+    parser.add_argument("--lookback-days", type=int, default=None,
+                        help="validate only the examples matured in the last N days (default: all of them)")
     args = parser.parse_args(argv)
     ctx = setup(args, "validate_training_set")
-    from looper_common.validation.training_set import validate_training_set
-
+    from looper_common.validation import validate_training_set  # Great Expectations: after the arguments
     logging.getLogger("great_expectations").setLevel(logging.WARNING)  # one INFO line per registered method
     output_dir = Path(ctx.settings.home, "var", "validation", args.blueprint, str(args.run_date))
-    report = validate_training_set(
-        ctx.lake, ctx.blueprints[args.blueprint], args.run_date,
-        min_rows=args.min_rows, output_dir=output_dir, lookback_days=args.lookback_days,
-    )
+    report = validate_training_set(ctx.lake, ctx.blueprints[args.blueprint], args.run_date, min_rows=args.min_rows,
+                                   output_dir=output_dir, lookback_days=args.lookback_days)
     print(f"validation result: {report.result_path}\ndata docs: {report.data_docs_path}")
+    log.log(logging.INFO if report.success else logging.ERROR, report.message)
     if not report.success:
-        log.error(report.message)
         print(report.message, file=sys.stderr)
-        return 1
-    log.info(report.message)
-    return 0
+    return 0 if report.success else 1
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ _EXPORTS = {
     "policy_frame": "policies",
     "tune": "policy_tuning",
     "evaluate_policies": "evaluation",
+    "evaluate_models": "promotion_run",
+    "EvaluationRun": "promotion_run",
+    "tune_policy": "tuning_run",
+    "TuningRun": "tuning_run",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from looper_common._exports import lazy_exports
 
 _EXPORTS = {
+    "publish_policies": "champion",
+    "PublishRun": "champion",
     "publish_champion": "publish",
     "publish_policy": "redis_policy",
     "rollback": "redis_policy",
