@@ -4,7 +4,8 @@ Valid decision and observation events are inserted into bronze/decisions and
 bronze/observations, each event_id once (an event_id already there is skipped, as an
 insert-only MERGE would); malformed ones go to quarantine/events with the reason.
 Entries are acknowledged and trimmed from the stream only after the commit, so the
-job can be killed and rerun at any time.
+job can be killed and rerun at any time. The lake writes the batches with delta-rs in
+this process: the job starts no Spark session.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import redis
 
 from looper_common.ingest.streams import event_streams, ingest_events
 from looper_common.jobrunner import job_parser, setup
-from looper_common.lake.spark import get_spark
 
 log = logging.getLogger("ingest_events")
 
@@ -32,9 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("no event streams to drain%s", f" for {args.blueprint}" if args.blueprint else "")
         return 0
     log.info("draining %d stream(s): %s", len(streams), ", ".join(streams))
-    spark = get_spark(ctx.settings, "ingest_events")
     stats = ingest_events(
-        spark,
         client,
         ctx.lake,
         ctx.blueprints,
