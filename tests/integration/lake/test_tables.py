@@ -1,4 +1,4 @@
-"""Lake: declared properties (at creation and on older tables), replace_partition and insert_new from Arrow and Spark."""
+"""Lake: declared properties (new and older tables), replace_partition and insert_new from Arrow and Spark."""
 
 from __future__ import annotations
 
