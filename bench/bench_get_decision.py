@@ -226,7 +226,7 @@ def _bucket(filename: str, func: str) -> str:
         ("json", "json encode/decode"),
         ("looper_common/contracts/ids.py", "ids.py"),
         ("looper_common/sdk/decision_batch.py", "decision_batch.py (the batch loop)"),
-        ("looper_common/sdk/resp.py", "resp.py (packing, reading replies)"),
+        ("looper_common/sdk/redis_batches.py", "redis_batches.py (script calls)"),
         ("looper_common/sdk/exploration.py", "exploration.py"),
         ("looper_common/contracts/events.py", "events.py (timestamps)"),
         ("looper_common/sdk/client.py", "client.py itself"),

@@ -9,8 +9,15 @@ Delta tables hold exactly what was sent. Phases of ingestion are timed by wrappi
 module's functions (no change to it); the reader thread's phases overlap the writes, so
 the phases add up to more than the total.
 
+With ``--redis-only`` it times only ingestion's Redis path: the stream drained through
+ingestion's own cursor (``_StreamCursor``: XREADGROUP chunks of 50,000 as
+``_read_batch`` reads them, then XACK and XTRIM per batch), with no parsing and no
+Delta, beside the XRANGE read, over several rounds; no Spark starts. Run it with
+another checkout first on ``PYTHONPATH`` to compare that checkout's cursor.
+
     python bench/bench_ingest.py                  # 1,000,000 events, batch sizes 200k and 500k
     python bench/bench_ingest.py --quick          # 30,000 events in one batch, a minute or two
+    python bench/bench_ingest.py --redis-only     # the cursor's read + ack alone, 1,000,000 events
 """
 
 from __future__ import annotations
@@ -145,6 +152,62 @@ def xrange_read(r: redis.Redis, stream: str, page: int) -> tuple[int, float]:
     return total, time.perf_counter() - start
 
 
+def cursor_drain(r: redis.Redis, stream: str, batch_size: int) -> tuple[int, float, float]:
+    """Drain ``stream`` with ingestion's cursor, acknowledging each batch: (entries, read s, ack s).
+
+    The reads and acks ``ingest_events`` makes, without parsing or writing anything.
+    """
+    cursor = ingest._StreamCursor(r, stream)
+    total, read_s, ack_s = 0, 0.0, 0.0
+    while True:
+        t0 = time.perf_counter()
+        ids: list[str] = []
+        while len(ids) < batch_size:
+            chunk = cursor.read(min(batch_size - len(ids), 50_000))
+            if not chunk:
+                break
+            ids.extend(sid for _, sid, _ in chunk)
+        t1 = time.perf_counter()
+        read_s += t1 - t0
+        if not ids:
+            return total, read_s, ack_s
+        cursor.acknowledge(ids)
+        ack_s += time.perf_counter() - t1
+        total += len(ids)
+
+
+def redis_only(args: argparse.Namespace) -> int:
+    """``--redis-only``: the cursor's read + ack beside XRANGE, ``args.rounds`` rounds per batch size."""
+    blueprints = load_blueprints(C.ROOT / "blueprints")
+    stream, backup = events.stream_key(BLUEPRINT), "bench:ingest:backup"
+    rows = []
+    with C.redis_server(args.redis_url) as url:
+        r = redis.Redis.from_url(url)
+        client = LooperClient(url, blueprints=blueprints, random_bits=random.Random(5).getrandbits)
+        fill_stream(client, r, args.events, args.decision_share, args.malformed)
+        n_entries = r.xlen(stream)
+        r.copy(stream, backup)
+        for batch_size in args.batch_sizes:
+            xr, reads, acks = [], [], []
+            for _ in range(args.rounds):
+                r.delete(stream)
+                r.copy(backup, stream)
+                read, seconds = xrange_read(r, stream, min(batch_size, 100_000))
+                xr.append(seconds)
+                drained, read_s, ack_s = cursor_drain(r, stream, batch_size)
+                if read != n_entries or drained != n_entries or r.xlen(stream) != 0:
+                    raise SystemExit(f"read {read}, drained {drained} of {n_entries}; {r.xlen(stream)} left")
+                reads.append(read_s)
+                acks.append(ack_s)
+            xm, rm, am = C.median(xr), C.median(reads), C.median(acks)
+            rows.append([f"{batch_size:,}", f"{n_entries:,}", args.rounds, f"{xm:.2f}", f"{rm:.2f}", f"{am:.2f}",
+                         f"{rm + am:.2f}", f"{n_entries / (rm + am):,.0f}", f"{(rm + am) / xm:.2f}x"])
+    print(f"cursor: {ingest._StreamCursor.__module__} from {ingest.__file__}")
+    print(C.table(["batch size", "entries", "rounds", "XRANGE read s (baseline)", "cursor read s",
+                   "XACK + XTRIM s", "read + ack s", "entries/s", "(read + ack) / XRANGE"], rows))
+    return 0
+
+
 class PhaseTimer:
     """Wraps ``looper_common.ingest.streams`` functions to add up the seconds spent in each."""
 
@@ -200,6 +263,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--redis-url", help="an empty Redis database (default: a throwaway redis-server)")
     p.add_argument("--keep", action="store_true", help="keep the scratch lake under /tmp")
+    p.add_argument("--redis-only", action="store_true", help="time only the cursor's read + ack (no Spark)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds per batch size with --redis-only (default 3)")
     C.add_docs_option(p)
     args = p.parse_args(argv)
     args.events = args.events or (30_000 if args.quick else 1_000_000)
@@ -211,6 +276,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.redis_only:
+        return redis_only(args)
     blueprints = load_blueprints(C.ROOT / "blueprints")
     stream, backup = events.stream_key(BLUEPRINT), "bench:ingest:backup"
     results, phase_rows = [], []

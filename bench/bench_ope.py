@@ -1,20 +1,19 @@
-"""Benchmark off-policy evaluation (``looper_common.decision_science.ope``, both engines) against plain NumPy.
+"""Benchmark off-policy evaluation (``looper_common.decision_science.ope``) against plain NumPy point estimates.
 
-Generates logged decisions with Spark straight into Parquet (written once): two
-actions, a behaviour policy with propensities between 0.1 and 0.9, a reward model's
-``q_hat`` per action, Bernoulli rewards, and a target policy's distribution. Then, on
-the same files, in the same run:
+Generates logged decisions as NumPy columns (seeded): decision ids as the SDK makes
+them, two actions, a behaviour policy with propensities between 0.1 and 0.9, a
+reward model's ``q_hat`` per action, Bernoulli rewards and a target policy's
+distribution. Then, on the same columns, alternating, best of ``--repeat``:
 
-* Spark: ``ope.evaluate`` on the DataFrame (IPS, SNIPS, DM, DR, 200 bootstrap
-  resamples), wall time;
-* NumPy: the same IPS and DR point estimates with plain array arithmetic on the
-  columns loaded with pyarrow (load time reported separately);
-* the NumPy engine: ``ope.evaluate`` on those loaded columns (everything Spark's
-  call computes, in the driver), wall time.
+* the project: ``ope.evaluate`` (input checks; IPS, SNIPS, DM and DR; each decision
+  hashed to one of 1,024 buckets; 200 bootstrap resamples of the bucket sums);
+* the same call with the ids hashed beforehand (``id_hashes``, as policy tuning
+  passes them), and the hashing alone;
+* the baseline: the IPS and DR point estimates in plain NumPy. It does less: no
+  input checks, no SNIPS or DM, no hashing, no intervals.
 
-The estimates must agree to 1e-9 relative, and the NumPy engine's intervals with
-Spark's (printed OK or MISMATCH). The ratios are over NumPy's time (points only,
-after the load).
+The point estimates must agree to 1e-9 relative (printed OK or MISMATCH). The ratios
+are over the baseline's time.
 
     python bench/bench_ope.py              # 10,000,000 logged decisions
     python bench/bench_ope.py --quick      # 200,000
@@ -24,130 +23,114 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import _common as C
 import numpy as np
-import pyarrow.parquet as pq
-from pyspark.sql import functions as F
 
+from looper_common.contracts.ids import blueprint_tag, new_decision_ids
 from looper_common.decision_science import ope
 
 TOLERANCE = 1e-9
 
 
-def generate(spark, n: int, path: str) -> None:
-    u = [F.rand(seed) for seed in range(5)]
-    frame = spark.range(n).select(
-        F.concat(F.lit("d"), F.col("id").cast("string")).alias("decision_id"),
-        *(x.alias(f"u{i}") for i, x in enumerate(u)),
-    )
-    p_first = F.lit(0.1) + F.lit(0.8) * F.col("u0")
-    action = F.when(F.col("u1") < p_first, 0).otherwise(1)
-    q0, q1 = F.lit(0.05) + F.lit(0.3) * F.col("u2"), F.lit(0.05) + F.lit(0.1) * F.col("u3")
-    target_first = F.when(F.col("u2") > 0.5, 0.9).otherwise(0.1)
-    frame = frame.select(
-        "decision_id",
-        action.cast("int").alias("action_index"),
-        F.when(action == 0, p_first).otherwise(F.lit(1.0) - p_first).alias("propensity"),
-        F.when(F.col("u4") < F.when(action == 0, q0 + 0.02).otherwise(q1 - 0.01), 1.0).otherwise(0.0).alias("reward"),
-        F.array(q0, q1).alias("q_hat"),
-        F.array(target_first, F.lit(1.0) - target_first).alias("pi_target"),
-    )
-    frame.write.mode("overwrite").parquet(path)
+def generate(n: int, seed: int = 0) -> dict[str, object]:
+    """``n`` logged decisions as the columns ``ope.evaluate`` takes."""
+    rng = np.random.default_rng(seed)
+    u = rng.random((5, n))
+    p_first = 0.1 + 0.8 * u[0]
+    action = (u[1] >= p_first).astype(np.int32)
+    q = np.column_stack([0.05 + 0.3 * u[2], 0.05 + 0.1 * u[3]])
+    target_first = np.where(u[2] > 0.5, 0.9, 0.1)
+    stamps = (1_800_000_000_000 + np.arange(n) // 100).tolist()
+    rands = rng.integers(0, 2**64, n, dtype=np.uint64).tolist()  # seeded ids: the same buckets every run
+    return {
+        "decision_id": np.array(new_decision_ids(blueprint_tag("bench_ope"), stamps, rands), dtype=object),
+        "action_index": action,
+        "propensity": np.where(action == 0, p_first, 1.0 - p_first),
+        "reward": (u[4] < np.where(action == 0, q[:, 0] + 0.02, q[:, 1] - 0.01)).astype("float64"),
+        "q_hat": q,
+        "pi_target": np.column_stack([target_first, 1.0 - target_first]),
+    }
 
 
-def load_columns(path: str) -> tuple[dict[str, np.ndarray], float]:
-    """The logged decisions as NumPy columns (pyarrow), and the seconds it took."""
-    started = time.perf_counter()
-    table = pq.read_table(path)
-    columns = {name: table[name].to_numpy() for name in ("decision_id", "action_index", "propensity", "reward")}
-    for name in ("q_hat", "pi_target"):
-        columns[name] = table[name].combine_chunks().flatten().to_numpy().reshape(-1, 2)
-    return columns, time.perf_counter() - started
-
-
-def numpy_estimates(columns: dict[str, np.ndarray]) -> tuple[dict[str, float], float]:
-    """IPS and DR with plain NumPy; returns (estimates, compute seconds)."""
-    started = time.perf_counter()
+def numpy_estimates(columns: dict[str, object]) -> dict[str, float]:
+    """IPS and DR points with plain NumPy."""
     a, p, r = columns["action_index"], columns["propensity"], columns["reward"]
     q, pi = columns["q_hat"], columns["pi_target"]
     rows = np.arange(len(a))
     w = pi[rows, a] / p
     dm = (pi * q).sum(axis=1)
-    estimates = {"ips": float(np.mean(w * r)), "dr": float(np.mean(dm + w * (r - q[rows, a])))}
-    return estimates, time.perf_counter() - started
+    return {"ips": float(np.mean(w * r)), "dr": float(np.mean(dm + w * (r - q[rows, a])))}
+
+
+def timed(call: Callable[[], object]) -> tuple[object, float]:
+    started = time.perf_counter()
+    out = call()
+    return out, time.perf_counter() - started
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--decisions", type=int, default=10_000_000)
     parser.add_argument("--bootstrap", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=2, help="alternating runs of each; the best counts")
     parser.add_argument("--quick", action="store_true", help="200,000 decisions")
     C.add_docs_option(parser)
     args = parser.parse_args(argv)
     n = 200_000 if args.quick else args.decisions
-    with C.temp_dir("looper-bench-ope-") as scratch:
-        spark, _ = C.spark_session(scratch, "bench-ope")
-        path = str(scratch / "logged.parquet")
-        started = time.perf_counter()
-        generate(spark, n, path)
-        print(f"generated {n:,} logged decisions in {time.perf_counter() - started:.1f} s")
+    columns, generate_s = timed(lambda: generate(n))
+    print(f"generated {n:,} logged decisions in {generate_s:.1f} s")
 
-        logged = spark.read.parquet(path)
-        timings = []
-        for attempt in range(2):
-            started = time.perf_counter()
-            result = ope.evaluate(logged, ["target"], n_bootstrap=args.bootstrap)
-            timings.append(time.perf_counter() - started)
-            print(f"spark ope.evaluate run {attempt + 1}: {timings[-1]:.1f} s")
-        spark_s = min(timings)
-        columns, load_s = load_columns(path)
-        reference, numpy_s = numpy_estimates(columns)
-        print(f"numpy: load {load_s:.1f} s, estimates {numpy_s:.2f} s")
-        started = time.perf_counter()
-        engine = ope.evaluate(columns, ["target"], n_bootstrap=args.bootstrap).policies["target"]
-        engine_s = time.perf_counter() - started
-        print(f"numpy engine ope.evaluate: {engine_s:.2f} s")
-        target = result.policies["target"]
-        rows, agree = [], True
-        for name in ("ips", "dr"):
-            got, want, ours = target.estimates[name], reference[name], engine.estimates[name]
-            rel = max(abs(x - y) / abs(y) for x, y in [(got.value, want), (ours.value, want),
-                                                       (ours.lower, got.lower), (ours.upper, got.upper)])
-            agree &= rel <= TOLERANCE
-            rows.append([name.upper(), f"{got.value:.12f}", f"{want:.12f}", f"{ours.value:.12f}", f"{rel:.1e}",
-                         f"{got.lower:.5f} .. {got.upper:.5f}", f"{ours.lower:.5f} .. {ours.upper:.5f}"])
-        headers = ["estimator", "spark", "numpy", "numpy engine", "largest relative difference",
-                   "95% interval (spark)", "95% interval (numpy engine)"]
-        print(C.table(headers, rows))
-        print("estimates agree: " + ("OK" if agree else "MISMATCH"))
-        ratio = spark_s / numpy_s
-        summary = C.table(
-            ["what", "wall time", "ratio to NumPy points"],
-            [
-                [f"Spark `ope.evaluate`: IPS, SNIPS, DM, DR + {args.bootstrap} bootstrap resamples "
-                 f"(best of 2; first {timings[0]:.1f} s)", f"{spark_s:.1f} s", f"{ratio:.1f}x"],
-                ["NumPy engine `ope.evaluate`: the same, on the loaded columns", f"{engine_s:.2f} s",
-                 f"{engine_s / numpy_s:.1f}x"],
-                ["NumPy IPS + DR points (after loading)", f"{numpy_s:.2f} s", "1.0x"],
-                ["NumPy: loading the columns with pyarrow", f"{load_s:.1f} s", ""],
-            ],
-        )
-        print(summary)
-        spark.stop()
+    times: dict[str, list[float]] = {"numpy": [], "ope": [], "hash": [], "ope_hashed": []}
+    for attempt in range(args.repeat):
+        reference, seconds = timed(lambda: numpy_estimates(columns))
+        times["numpy"].append(seconds)
+        result, seconds = timed(lambda: ope.evaluate(columns, ["target"], n_bootstrap=args.bootstrap))
+        times["ope"].append(seconds)
+        hashes, seconds = timed(lambda: ope.decision_hashes(columns["decision_id"]))
+        times["hash"].append(seconds)
+        hashed, seconds = timed(lambda hashes=hashes: ope.evaluate(columns, ["target"], n_bootstrap=args.bootstrap,
+                                                                   id_hashes=hashes))
+        times["ope_hashed"].append(seconds)
+        print(f"run {attempt + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
+    best = {k: min(v) for k, v in times.items()}
+
+    target, rows, agree = result.policies["target"], [], True
+    for name in ("ips", "dr"):
+        got, want = target.estimates[name], reference[name]
+        rel = abs(got.value - want) / abs(want)
+        agree &= rel <= TOLERANCE and hashed.policies["target"].estimates[name] == got
+        rows.append([name.upper(), f"{got.value:.12f}", f"{want:.12f}", f"{rel:.1e}",
+                     f"{got.lower:.5f} .. {got.upper:.5f}"])
+    headers = ["estimator", "ope.evaluate", "numpy", "relative difference", "95% interval (ope.evaluate)"]
+    print(C.table(headers, rows))
+    print("estimates agree: " + ("OK" if agree else "MISMATCH"))
+    ratio = {k: f"{v / best['numpy']:.1f}x" for k, v in best.items()}
+    summary = C.table(
+        ["what", f"wall time (best of {args.repeat})", "ratio to NumPy points"],
+        [
+            [f"`ope.evaluate`: checks, IPS, SNIPS, DM, DR, bucket hashing + {args.bootstrap} bootstrap resamples",
+             f"{best['ope']:.2f} s", ratio["ope"]],
+            ["`ope.decision_hashes` alone (the ids' bucket hash)", f"{best['hash']:.2f} s", ratio["hash"]],
+            ["`ope.evaluate` with the ids hashed beforehand (`id_hashes`)", f"{best['ope_hashed']:.2f} s",
+             ratio["ope_hashed"]],
+            ["NumPy IPS + DR points (no checks, no SNIPS/DM, no hashing, no intervals)", f"{best['numpy']:.2f} s",
+             "1.0x"],
+        ],
+    )
+    print(summary)
     if C.docs_wanted(args):
         body = (
-            f"{n:,} logged decisions (2 actions, propensities 0.1-0.9), {C.machine()}.\n\n{summary}\n\n"
-            + C.table(headers, rows)
-            + f"\n\nEstimates agree to {TOLERANCE:g} relative: {'yes' if agree else 'NO'}. The bootstrap costs "
-            "Spark no second pass: every decision is summed into one of 1,024 hash buckets and the "
-            "resampling runs over the bucket sums on the driver, so the time is one aggregation over "
-            "the logs. NumPy holds everything in one process's memory; Spark's figure is what scales "
-            "out with the cluster. The NumPy engine sums the same buckets in the driver (what "
-            "evaluate_models and tune_policy use, on their thousands of decisions)."
+            f"{n:,} logged decisions (2 actions, propensities 0.1-0.9, ids as the SDK makes them), in memory.\n\n"
+            f"{summary}\n\n" + C.table(headers, rows)
+            + f"\n\nPoint estimates agree to {TOLERANCE:g} relative: {'yes' if agree else 'NO'}. The baseline does "
+            "less than the project (see the rows); the difference is the price of the checks, the two other "
+            "estimators, the bucket hash (one BLAKE2b call per id) and the intervals: every decision is summed "
+            "into one of 1,024 buckets and the resampling runs over the bucket sums, so the bootstrap costs "
+            "no second pass over the decisions."
         )
-        C.write_section("ope", "OPE: 200 bootstrap resamples over logged decisions vs NumPy", body)
+        C.write_section("ope", "OPE: ope.evaluate with 200 bootstrap resamples vs NumPy point estimates", body)
     return 0 if agree else 1
 
 

@@ -1,12 +1,13 @@
 """Benchmark ``publish_policy`` against a raw pipelined redis-py write of the same payloads.
 
 ``publish_policy`` takes a policy frame (unit, chosen action, one score per action)
-for a million units, encodes every entry, writes ``SET key value EX ttl`` in
-pipelined non-transactional batches and switches the active pointer. The baseline
-writes the very same keys and values, already encoded (its payload building is not
-timed), with redis-py's own pipeline (``pipe.set(key, value, ex=ttl)``, same batch
-size). The two alternate over several rounds on the same Redis, flushed before each
-run, so that load from other work on the machine hits both alike.
+for a million units, encodes every entry, writes ``SET key value EX ttl`` of each in
+script calls of ``batch_size`` entries (``redis_batches.BatchWriter``) and switches the
+active pointer. The baseline writes the very same keys and values, already encoded
+(its payload building is not timed), with redis-py's own pipeline
+(``pipe.set(key, value, ex=ttl)``, 10,000 per pipeline). The two alternate over
+several rounds on the same Redis, flushed before each run, so that load from other
+work on the machine hits both alike.
 
     python bench/bench_publish.py                 # 1,000,000 units, 3 rounds per side
     python bench/bench_publish.py --quick         # 100,000 units, 1 round
@@ -26,7 +27,8 @@ import redis
 
 from looper_common.contracts import policy_store
 from looper_common.contracts.blueprint import load_blueprint
-from looper_common.publishing.publish import encode_entries, publish_policy
+from looper_common.publishing.redis_policy import encode_entries, publish_policy
+from looper_common.sdk.redis_batches import PER_CALL
 
 BLUEPRINT = "notification_send"
 VERSION = "20260103-m4-bench"
@@ -46,7 +48,7 @@ def policy_units(n: int, seed: int = 7) -> pd.DataFrame:
     })
 
 
-def raw_write(r: redis.Redis, keys: list[str], values: list[bytes], batch_size: int) -> None:
+def raw_write(r: redis.Redis, keys: list[str], values: list[bytes], batch_size: int = 10_000) -> None:
     """The baseline: redis-py's pipeline, one ``set(..., ex=)`` per entry."""
     for lo in range(0, len(keys), batch_size):
         pipe = r.pipeline(transaction=False)
@@ -61,8 +63,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="100,000 units, one round")
     p.add_argument("--units", type=int, help="units to publish (default 1,000,000; quick 100,000)")
     p.add_argument("--rounds", type=int, help="runs per side, alternating (default 3; quick 1)")
-    p.add_argument("--batch-size", type=int, default=10_000,
-                   help="entries per pipeline (default 10,000)")
+    p.add_argument("--batch-size", type=int, default=PER_CALL,
+                   help=f"entries per publish_policy script call (default {PER_CALL:,})")
+    p.add_argument("--raw-batch-size", type=int, default=10_000,
+                   help="entries per pipeline of the baseline (default 10,000)")
     p.add_argument("--redis-url",
                    help="an empty Redis database (default: a throwaway redis-server)")
     C.add_docs_option(p)
@@ -94,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise SystemExit(f"publish_policy wrote {r.dbsize()} keys for {args.units} units")
 
         def run_raw() -> None:
-            raw_write(r, keys, values, args.batch_size)
+            raw_write(r, keys, values, args.raw_batch_size)
 
         sides = {"publish": run_publish, "raw": run_raw}
         for round_ in range(args.rounds):
@@ -134,12 +138,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = (
         f"{args.units:,} units of `{BLUEPRINT}` (2 actions, full-precision scores: entries of "
         f"{int(np.mean([len(values[i]) for i in probe]))} bytes, keys of {len(keys[probe[1]])}), "
-        f"batches of {args.batch_size:,}, TTL {TTL // 86_400} days, one local redis-server; "
+        f"TTL {TTL // 86_400} days, one local redis-server; "
         f"{args.rounds} round(s) per side, alternating, `FLUSHDB` before each run. "
         "`publish_policy` pays for encoding its entries and the pointer switch; the baseline "
-        "gets its payloads ready-made. `publish_policy` packs the `SET ... EX` commands in the "
-        "Redis protocol itself (one bytes join per batch) instead of going through redis-py's "
-        "per-command pipeline, whose Python overhead, not Redis, bounds a write of this size."
+        "gets its payloads ready-made. `publish_policy` writes its entries in script calls of "
+        f"{args.batch_size:,} (`redis_batches.BatchWriter`: one command and one reply per call, "
+        "the keys in `KEYS`); the baseline uses redis-py's per-command pipeline, "
+        f"{args.raw_batch_size:,} per pipeline, whose Python overhead, not Redis, bounds a write of this size."
     )
     report = "\n\n".join([sizes, C.table(headers, rows), "### Targets", targets])
     print()

@@ -1,14 +1,17 @@
 """
 ### Looper: one DAG per blueprint
 
-Every file in `blueprints/` becomes a DAG `looper_<blueprint>` that closes the loop for
-one decision point, over one data interval (the run date):
+Every file in the blueprints folder becomes a DAG `looper_<blueprint>` that closes the
+loop for one decision point, over one data interval (the run date):
 
 `ingest_events` → `join_feedback` → `validate_training_set` → `train_models` →
 `evaluate_models` → `tune_policy` → `publish_policies`
 
-Each task is a `spark-submit` of the job of the same name in `jobs/` (the Spark
-master comes from the `spark_default` connection; `local[*]` on the embedded stack).
+Each task runs the job of the same name (`jobs.dir` of `conf/<env>.yaml`). Only
+`join_feedback` is a `spark-submit` (master from the `spark_default` connection,
+`local[*]` on the embedded stack; jars from `spark.jars_dir`). The others are plain
+Python processes (`jobs.python`); a job that uses Spark builds a session itself.
+
 To (re)process a given day from the UI: *Trigger DAG* and set `run_date`
 (YYYY-MM-DD); left empty, the run's logical date is used. Every job is idempotent
 for its run date.
@@ -18,68 +21,107 @@ from __future__ import annotations
 
 import glob
 import os
-import sys
-from datetime import datetime, timedelta
+import shlex
+from datetime import timedelta
 from pathlib import Path
 
-import yaml
+import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import DAG, Param
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk import DAG, BaseOperator, CronDataIntervalTimetable, Param, chain
 
-HOME = Path(os.environ.get("LOOPER_HOME") or Path(__file__).resolve().parent.parent)
+from looper_common.contracts.blueprint import Blueprint, load_blueprints
+from looper_common.contracts.config import OVERRIDES, Settings, load_settings
+
 JOBS = ("ingest_events", "join_feedback", "validate_training_set", "train_models",
         "evaluate_models", "tune_policy", "publish_policies")
+SPARK_JOBS = frozenset({"join_feedback"})  # the delayed-feedback join is work at cluster size
 RUN_DATE = "{{ params.run_date or ds }}"
-# the jobs read the same folder: LOOPER_BLUEPRINTS_DIR, else blueprints/ (relative to LOOPER_HOME)
-BLUEPRINTS = HOME / os.environ.get("LOOPER_BLUEPRINTS_DIR", "blueprints")
+START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
+HOME = Path(os.environ.get("LOOPER_HOME") or Path(__file__).resolve().parent.parent)
 
 
-def _blueprints() -> dict[str, dict]:
-    """Blueprint name -> raw YAML (only what the DAG needs; validation happens in the jobs)."""
-    found = {}
-    for path in sorted(glob.glob(str(BLUEPRINTS / "*.y*ml"))):
-        with open(path) as handle:
-            data = yaml.safe_load(handle) or {}
-        found[data.get("name", Path(path).stem)] = data
-    return found
+def job_environment(settings: Settings) -> dict[str, str]:
+    """What the jobs read besides their arguments: the settings this DAG was built from.
 
-
-def _spark_conf() -> dict[str, str]:
-    """The environment's Spark settings (``spark.conf`` of ``conf/<env>.yaml``) and the venv's Python.
-
-    The driver's Python is ``scripts/spark-python``, which runs ``LOOPER_PYTHON`` (set in
-    each task's environment to this interpreter) with the installed pyspark first.
-
-    Given to spark-submit because some only act when the driver JVM is launched
-    (``spark.driver.memory``, ``spark.driver.extraJavaOptions``): by the time a job
-    builds its session, the JVM spark-submit started is already running.
+    The ``LOOPER_*`` overrides set where the DAG file is parsed go along, so a job loads
+    the same settings and blueprints; secrets (``LOOPER_REDIS_PASSWORD``) never do: they
+    come from the worker's own environment.
     """
-    path = HOME / "conf" / f"{os.environ.get('LOOPER_ENV') or 'local'}.yaml"
-    settings = {}
-    if path.is_file():
-        with open(path) as handle:
-            settings = (yaml.safe_load(handle) or {}).get("spark", {}).get("conf") or {}
     return {
-        **{str(key): str(value).replace("{home}", str(HOME)) for key, value in settings.items()},
-        "spark.pyspark.python": sys.executable,
-        # the same interpreter, importing the installed pyspark rather than spark-submit's zips
-        "spark.pyspark.driver.python": str(HOME / "scripts" / "spark-python"),
+        **{var: os.environ[var] for var in OVERRIDES if os.environ.get(var)},
+        "LOOPER_HOME": settings.home,
+        "LOOPER_ENV": settings.env,
+        "LOOPER_PYTHON": settings.jobs.python,
     }
 
 
-def _jars() -> str | None:
-    jars = sorted(glob.glob(str(HOME / ".jars" / "*.jar")))
-    return ",".join(jars) or None
+def spark_job(job: str, name: str, settings: Settings, jars: str | None, env: dict[str, str]) -> BaseOperator:
+    """``spark-submit <jobs.dir>/<job>.py`` with the environment's jars, Python and Spark settings.
+
+    ``spark.conf`` goes to spark-submit because some settings only act when the driver
+    JVM is launched (``spark.driver.memory``, ``spark.driver.extraJavaOptions``).
+    """
+    return SparkSubmitOperator(
+        task_id=job,
+        application=f"{settings.jobs.dir}/{job}.py",
+        application_args=["--blueprint", name, "--run-date", RUN_DATE, "--env", settings.env],
+        conn_id="spark_default",
+        name=f"looper-{name}-{job}",
+        jars=jars,
+        conf={
+            "spark.pyspark.python": settings.spark.python,
+            "spark.pyspark.driver.python": settings.spark.python,
+            **settings.spark.conf,
+        },
+        env_vars=env,
+        doc_md=f"`spark-submit jobs/{job}.py --blueprint {name}`: see the job's `--help`.",
+    )
 
 
-def build_dag(name: str, blueprint: dict) -> DAG:
-    """The DAG of one blueprint: one spark-submit task per job, in a line."""
+def python_job(job: str, name: str, settings: Settings, env: dict[str, str]) -> BaseOperator:
+    """``<jobs.python> <jobs.dir>/<job>.py``: a plain process, no JVM unless the job starts one.
+
+    The run date reaches the command through the environment, never pasted into it, so a
+    ``run_date`` typed in the trigger form cannot change the command.
+    """
+    command = shlex.join([settings.jobs.python, f"{settings.jobs.dir}/{job}.py",
+                          "--blueprint", name, "--env", settings.env])
+    if job != "ingest_events":  # ingestion drains the streams; it has no data interval
+        command += ' --run-date "$LOOPER_RUN_DATE"'
+    return BashOperator(
+        task_id=job,
+        bash_command=command,
+        env={**env, "LOOPER_RUN_DATE": RUN_DATE},
+        append_env=True,  # PATH, PYTHONPATH and the secrets of the worker's environment
+        skip_on_exit_code=None,  # every failing exit is a failure
+        do_xcom_push=False,
+        doc_md=f"`jobs/{job}.py --blueprint {name}`: see the job's `--help`.",
+    )
+
+
+def timetable(schedule: str) -> str | CronDataIntervalTimetable:
+    """The blueprint's cron schedule with data intervals, in UTC.
+
+    A run then covers the interval that just ended and its logical date (``ds``, the
+    default run date) is that interval's start: the run at midnight processes the day
+    before. Airflow 3 would read a bare cron string as a trigger time instead (a run's
+    logical date = when it runs: the day that has just begun).
+    """
+    if schedule in ("@once", "@continuous"):
+        return schedule
+    return CronDataIntervalTimetable(schedule, timezone="UTC")
+
+
+def build_dag(name: str, blueprint: Blueprint, settings: Settings, jars: str | None) -> DAG:
+    """The DAG of one blueprint: its seven jobs in a line."""
+    env = job_environment(settings)
     with DAG(
         dag_id=f"looper_{name}",
-        description=blueprint.get("description") or f"Looper loop for {name}",
+        description=blueprint.description or f"Looper loop for {name}",
         doc_md=__doc__,
-        schedule=blueprint.get("schedule", "@daily"),
-        start_date=datetime(2026, 1, 1),
+        schedule=timetable(blueprint.schedule),
+        start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         tags=["looper", f"blueprint:{name}"],
@@ -91,25 +133,22 @@ def build_dag(name: str, blueprint: dict) -> DAG:
             )
         },
     ) as dag:
-        previous = None
-        for job in JOBS:
-            task = SparkSubmitOperator(
-                task_id=job,
-                application=str(HOME / "jobs" / f"{job}.py"),
-                application_args=["--blueprint", name, *([] if job == "ingest_events" else ["--run-date", RUN_DATE])],
-                conn_id="spark_default",
-                name=f"looper-{name}-{job}",
-                jars=_jars(),
-                conf=_spark_conf(),
-                env_vars={"LOOPER_HOME": str(HOME), "LOOPER_ENV": os.environ.get("LOOPER_ENV", "local"),
-                          "LOOPER_PYTHON": sys.executable},
-                doc_md=f"`jobs/{job}.py --blueprint {name}`: see the job's `--help`.",
-            )
-            if previous is not None:
-                previous >> task
-            previous = task
+        tasks = [
+            spark_job(job, name, settings, jars, env) if job in SPARK_JOBS else python_job(job, name, settings, env)
+            for job in JOBS
+        ]
+        chain(*tasks)
     return dag
 
 
-for _name, _blueprint in _blueprints().items():
-    globals()[f"looper_{_name}"] = build_dag(_name, _blueprint)
+def build_dags(home: Path = HOME) -> dict[str, DAG]:
+    """Every blueprint's DAG, from one reading of the settings, the blueprints and the jars."""
+    settings = load_settings(home=home)
+    jars = sorted(glob.glob(os.path.join(settings.spark.jars_dir, "*.jar"))) if settings.spark.jars_dir else []
+    return {
+        f"looper_{name}": build_dag(name, blueprint, settings, ",".join(jars) or None)
+        for name, blueprint in load_blueprints(settings.blueprints_dir).items()
+    }
+
+
+globals().update(build_dags())

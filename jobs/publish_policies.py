@@ -29,9 +29,9 @@ from looper_common.publishing.publish import (
     POLICY_PARAMS_TAG,
     TUNED_DATE_TAG,
     find_champion,
-    load_units,
     publish_champion,
 )
+from looper_common.publishing.units import load_units
 from looper_common.training.registry import CHAMPION, alias_version, model_name
 
 log = logging.getLogger("publish_policies")

@@ -51,7 +51,7 @@ def _rollback(args: argparse.Namespace) -> int:
     import redis
 
     from looper_common.contracts.config import ConfigError, load_settings
-    from looper_common.publishing.publish import RollbackError, rollback
+    from looper_common.publishing.redis_policy import RollbackError, rollback
 
     try:
         settings = load_settings(args.env)

@@ -24,6 +24,7 @@ OVERRIDES = {
     "LOOPER_MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri"),
     "LOOPER_MLFLOW_ARTIFACT_ROOT": ("mlflow", "artifact_root"),
     "LOOPER_SPARK_MASTER": ("spark", "master"),
+    "LOOPER_PYTHON": ("jobs", "python"),
 }
 
 
@@ -55,7 +56,19 @@ class MlflowSettings(_Strict):
 class SparkSettings(_Strict):
     master: str = "local[*]"
     jars_dir: str | None = ".jars"
+    # the driver's and executors' Python for a spark-submit (spark.pyspark.python and
+    # spark.pyspark.driver.python, unless ``conf`` sets them), a path as Spark sees it
+    # ({home} expands as in ``conf``); the default script runs ``jobs.python`` with the
+    # installed pyspark first
+    python: str = "{home}/scripts/spark-python"
     conf: dict[str, str] = Field(default_factory=dict)
+
+
+class JobsSettings(_Strict):
+    """How Airflow's tasks run the jobs: ``<python> <dir>/<task>.py --blueprint ...``."""
+
+    dir: str = "jobs"
+    python: str = ".venv/bin/python"
 
 
 class Settings(_Strict):
@@ -70,6 +83,7 @@ class Settings(_Strict):
     redis: RedisSettings = RedisSettings()
     mlflow: MlflowSettings = MlflowSettings()
     spark: SparkSettings = SparkSettings()
+    jobs: JobsSettings = JobsSettings()
 
 
 def project_home() -> Path:
@@ -89,16 +103,26 @@ def _absolute(home: Path, value: str | None) -> str | None:
     return str(home / value)
 
 
+def _command(home: Path, value: str) -> str:
+    """A program's relative path (``.venv/bin/python``) resolves against the project home;
+    a bare name (``python3``) stays a name for ``PATH`` to find."""
+    return value if "/" not in value else str(home / value)
+
+
 def _set(data: dict, path: tuple[str, ...], value: str) -> None:
     for key in path[:-1]:
         data = data.setdefault(key, {})
     data[path[-1]] = value
 
 
-def load_settings(env: str | None = None) -> Settings:
-    """Load ``conf/<env>.yaml`` (env from the argument, ``$LOOPER_ENV`` or ``local``)."""
+def load_settings(env: str | None = None, home: Path | str | None = None) -> Settings:
+    """Load ``conf/<env>.yaml`` (env from the argument, ``$LOOPER_ENV`` or ``local``).
+
+    ``home`` is the project root the file and relative paths are under; default
+    :func:`project_home`.
+    """
     env = env or os.environ.get(ENV_VAR) or "local"
-    home = project_home()
+    home = Path(home).resolve() if home is not None else project_home()
     path = home / "conf" / f"{env}.yaml"
     if not path.is_file():
         raise ConfigError(f"{path}: no settings for environment {env!r} (set {ENV_VAR})")
@@ -127,7 +151,14 @@ def load_settings(env: str | None = None) -> Settings:
             "spark": settings.spark.model_copy(
                 update={
                     "jars_dir": _absolute(home, settings.spark.jars_dir),
+                    "python": expand_home(settings.spark.python, home),
                     "conf": {k: expand_home(v, home) for k, v in settings.spark.conf.items()},
+                }
+            ),
+            "jobs": settings.jobs.model_copy(
+                update={
+                    "dir": _absolute(home, settings.jobs.dir),
+                    "python": _command(home, settings.jobs.python),
                 }
             ),
         }

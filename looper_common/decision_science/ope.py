@@ -2,40 +2,22 @@
 
 Every decision is logged with the probability of the action it took (``propensity``),
 so the value of any other policy can be estimated from the logs of the one that ran
-(the behaviour policy). Four estimators:
+(the behaviour policy). Four estimators (``looper_common.decision_science.estimators``,
+formulas and references there): IPS, SNIPS, DM and DR, with weights optionally
+clipped at ``clip``. Diagnostics per policy: the effective sample size
+``(Σ w)² / Σ w²`` of the unclipped weights, the largest weight and how many weights
+were clipped.
 
-* IPS, inverse propensity scoring: ``mean(w_i r_i)`` with ``w_i = pi(a_i|x_i) / p_i``.
-* SNIPS, self-normalized IPS: ``sum(w_i r_i) / sum(w_i)``.
-* DM, direct method: ``mean(sum_a pi(a|x_i) q(x_i, a))`` with a reward model ``q``.
-* DR, doubly robust: ``mean(sum_a pi(a|x_i) q(x_i, a) + w_i (r_i - q(x_i, a_i)))``.
+Intervals: a bootstrap over hash buckets (``looper_common.decision_science.bootstrap``):
+every decision goes to one of ``buckets`` buckets by a hash of its ``decision_id``
+that is independent of the exploration draw, every estimator's terms are summed per
+bucket, and the bootstrap resamples the bucket sums. Intervals are percentile
+intervals; lifts of one policy over another are paired (the same resample for both).
+``seed`` picks the bucket split and the resamples.
 
-Weights may be clipped at ``clip`` (``w_i = min(w_i, clip)``; biased, lower variance).
-Diagnostics: the effective sample size ``(sum w)^2 / sum w^2``, the largest weight and
-how many weights were clipped.
-
-Confidence intervals come from a bootstrap over hash buckets: every decision goes to
-one of ``buckets`` buckets by a hash of its id, each bucket is summed, and the
-bootstrap resamples the bucket sums with replacement. Bucket assignment is a random
-i.i.d. split, so the bucket sums are exchangeable and resampling them gives the
-sampling distribution of every estimator above (all are ratios of sums), while the
-logs are read once however many resamples are drawn. Intervals are percentile
-intervals; lifts of one policy over another are paired (same resample for both).
-
-Two engines compute the bucket sums; everything after them is shared. A Spark
-DataFrame is summed in one Spark aggregation, which scales with the logs. A mapping of
-NumPy columns (what the jobs already hold in the driver: ``evaluate_models``,
-``tune_policy``) is summed with NumPy, with no SparkSession: milliseconds where a cold
-Spark driver costs seconds. Both put a decision in the bucket
-``pmod(xxhash64(decision_id, seed), buckets)`` (``looper_common.decision_science.spark_hash`` is
-Spark's hash in NumPy), so the same decisions give the same estimates and intervals
-on either engine, up to the order of floating-point additions.
-
-Input contract (one row per logged decision): ``decision_id`` (string), ``action_index``
-(int, position of the logged action in the blueprint's actions), ``propensity``
-(double in (0, 1]), the reward column, optionally ``q_hat`` (array of the reward
-model's prediction per action, needed for DM and DR), and one array column per
-candidate policy with its probability of every action (``pi_<name>``). As NumPy
-columns the arrays are 2-D, (decisions, actions); a missing value is None or NaN.
+The input is a mapping of column name to NumPy column (``looper_common.decision_science.logged``
+has the contract), what the jobs hold in the driver (``evaluate_models``,
+``tune_policy``); it is evaluated in NumPy, with no SparkSession.
 """
 
 from __future__ import annotations
@@ -45,33 +27,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
-from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
 
-from looper_common.decision_science import spark_hash
+from looper_common.decision_science.bootstrap import (
+    Interval,
+    assign_buckets,
+    cells,
+    decision_hashes,
+    interval,
+    resample_counts,
+)
+from looper_common.decision_science.estimators import ALL_ESTIMATORS, Estimator, policy_rows
+from looper_common.decision_science.logged import LoggedDecisions, OPEError, policy_column, read_logged
+
+__all__ = [
+    "DEFAULT_BUCKETS", "ESTIMATORS", "Interval", "OPEError", "OPEResult", "PolicyEstimate", "decision_hashes",
+    "evaluate", "evaluate_by", "policy_column",
+]
 
 log = logging.getLogger(__name__)
 
-ESTIMATORS = ("ips", "snips", "dm", "dr")
+ESTIMATORS = tuple(e.name for e in ALL_ESTIMATORS)
 DEFAULT_BUCKETS = 1024
-
-
-class OPEError(ValueError):
-    """The logged data cannot be evaluated (bad column, out-of-range propensity...)."""
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A point estimate with its bootstrap percentile interval and standard error."""
-
-    value: float
-    lower: float
-    upper: float
-    std_error: float
-
-    def covers(self, truth: float) -> bool:
-        return self.lower <= truth <= self.upper
 
 
 @dataclass(frozen=True)
@@ -127,195 +103,8 @@ class OPEResult:
         return rows
 
 
-def policy_column(name: str) -> str:
-    return f"pi_{name}"
-
-
-def _summed_parts(q_hat: str | None) -> tuple[str, ...]:
-    """The per-policy sums the bootstrap resamples (the estimators are ratios of them)."""
-    return ("ips", "w", "dm", "dr") if q_hat is not None else ("ips", "w")
-
-
-@dataclass(frozen=True)
-class _BucketSums:
-    """What an engine hands to :func:`_summarize`: per group, each sum per non-empty bucket.
-
-    Buckets are in ascending order in both engines: the bootstrap draws a count per
-    position, so the same order is what makes the two engines' intervals the same.
-    """
-
-    actions: int
-    bad: int  # decisions that fail the input contract (no groups are summed when there are any)
-    groups: dict[object, dict[str, np.ndarray]]
-
-
-def _per_row(
-    name: str, reward: str, q_hat: str | None, clip: float | None, actions: int
-) -> dict[str, Column]:
-    # plain indexing (no higher-order functions): Spark compiles these into its generated code
-    pi = F.col(policy_column(name))
-    weight = F.try_divide(F.element_at(pi, F.col("action_index") + 1), F.col("propensity"))
-    clipped = F.least(weight, F.lit(float(clip))) if clip is not None else weight
-    r = F.col(reward).cast("double")
-    cols = {"w_raw": weight, "w": clipped, "ips": clipped * r}
-    if q_hat is not None:
-        q = F.col(q_hat)
-        dm = sum((pi.getItem(j) * q.getItem(j) for j in range(1, actions)), pi.getItem(0) * q.getItem(0))
-        q_logged = F.element_at(q, F.col("action_index") + 1)
-        cols["dm"] = dm
-        cols["dr"] = dm + clipped * (r - q_logged)
-    return cols
-
-
-def _spark_sums(
-    logged: DataFrame, by: str | None, policies: Sequence[str], reward: str, q_hat: str | None,
-    clip: float | None, buckets: int, seed: int,
-) -> _BucketSums | None:
-    """The bucket sums in one Spark aggregation; None when there are no rows."""
-    first = logged.select(F.size(policy_column(policies[0])).alias("k")).first()
-    if first is None:
-        return None
-    actions = int(first["k"])
-
-    bucket = F.pmod(F.xxhash64(F.col("decision_id"), F.lit(seed)), F.lit(buckets)).alias("bucket")
-    bad = (
-        F.col("propensity").isNull() | (F.col("propensity") <= 0) | (F.col("propensity") > 1)
-        | F.col("action_index").isNull() | F.col(reward).isNull()
-        | (F.col("action_index") < 0) | (F.col("action_index") >= actions)
-    )
-    for array in [*map(policy_column, policies), *([q_hat] if q_hat is not None else [])]:
-        bad = bad | F.col(array).isNull() | (F.size(array) != actions)
-    sums: dict[str, Column] = {"n": F.count(F.lit(1))}
-    for i, name in enumerate(policies):
-        cols = _per_row(name, reward, q_hat, clip, actions)
-        for part in _summed_parts(q_hat):
-            sums[f"{part}_{i}"] = F.sum(cols[part])
-        sums[f"wsum_{i}"] = F.sum(cols["w_raw"])
-        sums[f"wsq_{i}"] = F.sum(cols["w_raw"] * cols["w_raw"])
-        sums[f"wmax_{i}"] = F.max(cols["w_raw"])
-        sums[f"clipped_{i}"] = (F.sum((cols["w_raw"] > F.lit(float(clip))).cast("long")) if clip is not None
-                                else F.lit(0))
-    keys = [bucket] if by is None else [F.col(by).alias("_group"), bucket]
-    rows = logged.groupBy(*keys).agg(F.sum(bad.cast("long")).alias("bad"),
-                                     *(column.alias(c) for c, column in sums.items())).collect()
-    groups: dict[object, list] = {}
-    # ascending buckets, as in the NumPy engine: Spark's order depends on its partitioning
-    for row in sorted(rows, key=lambda r: r["bucket"]):
-        groups.setdefault(None if by is None else row["_group"], []).append(row)
-    return _BucketSums(
-        actions, sum(int(r["bad"] or 0) for r in rows),
-        {key: {c: np.array([float(r[c] or 0.0) for r in group]) for c in sums} for key, group in groups.items()},
-    )
-
-
-def decision_hashes(decision_id: np.ndarray | Sequence[str | None]) -> np.ndarray:
-    """The seed-independent part of each decision's bucket: Spark's ``xxhash64`` of its id.
-
-    Hashing 10,000 ids takes about 6 ms, longer than the rest of a NumPy evaluation
-    without bootstrap: a caller that evaluates the same decisions many times (policy
-    tuning) hashes them once and passes the result as ``id_hashes``.
-    """
-    try:
-        return spark_hash.hash_strings(decision_id)
-    except AttributeError:  # no .encode: not a string
-        raise OPEError(f"decision_id must be strings, got {np.asarray(decision_id).dtype}") from None
-
-
-def _numpy_per_row(
-    pi: np.ndarray, q: np.ndarray | None, action: np.ndarray, propensity: np.ndarray, reward: np.ndarray,
-    clip: float | None,
-) -> dict[str, np.ndarray]:
-    """:func:`_per_row` in NumPy, operation for operation, so that every row's values are Spark's."""
-    rows = np.arange(len(action))
-    weight = pi[rows, action] / propensity
-    clipped = np.minimum(weight, float(clip)) if clip is not None else weight
-    cols = {"w_raw": weight, "w": clipped, "ips": clipped * reward}
-    if q is not None:
-        dm = pi[:, 0] * q[:, 0]
-        for j in range(1, pi.shape[1]):
-            dm = dm + pi[:, j] * q[:, j]
-        cols["dm"] = dm
-        cols["dr"] = dm + clipped * (reward - q[rows, action])
-    return cols
-
-
-def _numpy_sums(
-    columns: Mapping[str, np.ndarray | Sequence], by: str | None, policies: Sequence[str], reward: str,
-    q_hat: str | None, clip: float | None, buckets: int, seed: int, id_hashes: np.ndarray | None,
-) -> _BucketSums | None:
-    """The same bucket sums as :func:`_spark_sums`, from NumPy columns; None when there are no rows."""
-    lengths = {name: len(values) for name, values in columns.items()}
-    if len(set(lengths.values())) > 1:
-        raise OPEError(f"the logged decisions' columns differ in length: {lengths}")
-    n = lengths["decision_id"]
-    if n == 0:
-        return None
-    arrays: dict[str, np.ndarray] = {}
-    for name in [*map(policy_column, policies), *([q_hat] if q_hat is not None else [])]:
-        try:
-            array = np.asarray(columns[name], dtype="float64")
-        except ValueError:  # rows of different lengths
-            array = None
-        if array is None or array.ndim != 2:
-            raise OPEError(f"column {name!r} must be a 2-D array (decisions, actions), one row per decision")
-        arrays[name] = array
-    actions = arrays[policy_column(policies[0])].shape[1]
-    # None becomes NaN: the missing value of a float column (as logged_frame's nulls)
-    propensity, r, action = (np.asarray(columns[c], dtype="float64") for c in ("propensity", reward, "action_index"))
-    bad = (
-        np.isnan(propensity) | (propensity <= 0) | (propensity > 1) | np.isnan(action) | np.isnan(r)
-        | (action < 0) | (action >= actions)
-    )
-    if any(array.shape[1] != actions for array in arrays.values()):
-        bad[:] = True
-    if bad.any():
-        return _BucketSums(actions, int(bad.sum()), {})
-
-    hashes = decision_hashes(columns["decision_id"]) if id_hashes is None else np.asarray(id_hashes)
-    if len(hashes) != n:
-        raise OPEError(f"{len(hashes)} id_hashes for {n} logged decisions")
-    bucket = spark_hash.as_signed(spark_hash.hash_literal(seed, hashes)) % buckets
-    if by is None:
-        codes, keys = np.zeros(n, dtype=np.int64), [None]
-    else:
-        codes, uniques = pd.factorize(np.asarray(columns[by]), use_na_sentinel=False)
-        keys = [None if pd.isna(k) else k for k in uniques.tolist()]
-    cells, cell = np.unique(codes * buckets + bucket, return_inverse=True)  # ascending: by group, then bucket
-    counts = np.bincount(cell, minlength=len(cells))
-    by_cell = np.argsort(cell, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-
-    def total(values: np.ndarray) -> np.ndarray:
-        return np.bincount(cell, weights=values, minlength=len(cells))  # adds in row order, as Spark does
-
-    sums: dict[str, np.ndarray] = {"n": counts.astype("float64")}
-    index = action.astype(np.int64)
-    for i, name in enumerate(policies):
-        cols = _numpy_per_row(arrays[policy_column(name)], arrays.get(q_hat), index, propensity, r, clip)
-        for part in _summed_parts(q_hat):
-            sums[f"{part}_{i}"] = total(cols[part])
-        sums[f"wsum_{i}"] = total(cols["w_raw"])
-        sums[f"wsq_{i}"] = total(cols["w_raw"] * cols["w_raw"])
-        sums[f"wmax_{i}"] = np.maximum.reduceat(cols["w_raw"][by_cell], starts)
-        sums[f"clipped_{i}"] = (total((cols["w_raw"] > clip).astype("float64")) if clip is not None
-                                else np.zeros(len(cells)))
-    group_of_cell = cells // buckets
-    return _BucketSums(actions, 0, {
-        keys[g]: {c: values[group_of_cell == g] for c, values in sums.items()} for g in np.unique(group_of_cell)
-    })
-
-
-def _check(columns: Sequence[str], policies: Sequence[str], reward: str, q_hat: str | None) -> None:
-    needed = ["decision_id", "action_index", "propensity", reward, *map(policy_column, policies)]
-    if q_hat is not None:
-        needed.append(q_hat)
-    missing = [c for c in needed if c not in columns]
-    if missing:
-        raise OPEError(f"logged decisions lack column(s) {missing} (have {list(columns)})")
-
-
 def evaluate(
-    logged: DataFrame | Mapping[str, np.ndarray | Sequence],
+    logged: Mapping[str, np.ndarray | Sequence],
     policies: Sequence[str],
     *,
     reward: str = "reward",
@@ -328,13 +117,12 @@ def evaluate(
     seed: int = 0,
     id_hashes: np.ndarray | None = None,
 ) -> OPEResult:
-    """Estimate the value of each policy in ``policies`` on ``logged`` (see the module doc).
+    """Estimate the value of each policy in ``policies`` on the ``logged`` columns (see the module doc).
 
-    ``logged`` is a Spark DataFrame or a mapping of column name to NumPy column.
     ``baseline`` names one of ``policies``; each other policy then also gets its lift
-    over it, with a paired interval. ``q_hat=None`` skips DM and DR. ``id_hashes``
-    (NumPy columns only) is :func:`decision_hashes` of the ``decision_id`` column,
-    computed once by a caller that evaluates the same decisions repeatedly.
+    over it, with a paired interval. ``q_hat=None`` skips DM and DR. ``id_hashes`` is
+    :func:`decision_hashes` of the ``decision_id`` column, computed once by a caller
+    that evaluates the same decisions repeatedly.
     """
     results = evaluate_by(
         logged, None, policies, reward=reward, q_hat=q_hat, baseline=baseline, clip=clip,
@@ -346,7 +134,7 @@ def evaluate(
 
 
 def evaluate_by(
-    logged: DataFrame | Mapping[str, np.ndarray | Sequence],
+    logged: Mapping[str, np.ndarray | Sequence],
     by: str | None,
     policies: Sequence[str],
     *,
@@ -362,7 +150,8 @@ def evaluate_by(
 ) -> dict[object, OPEResult]:
     """:func:`evaluate` separately for every value of the column ``by`` (a segment, a day...).
 
-    One pass over the logs for all groups; the result maps each value to its estimates.
+    One pass over the decisions for all groups; the result maps each value to its
+    estimates, and is empty when there are no decisions.
     """
     if not policies:
         raise OPEError("no policy to evaluate")
@@ -370,107 +159,111 @@ def evaluate_by(
         raise OPEError(f"baseline {baseline!r} is not among the evaluated policies {list(policies)}")
     if clip is not None and clip <= 0:
         raise OPEError(f"clip must be positive, got {clip}")
-    on_numpy = isinstance(logged, Mapping)
-    columns = list(logged) if on_numpy else logged.columns
-    if by is not None and by not in columns:
-        raise OPEError(f"no column {by!r} to group the logged decisions by (have {columns})")
-    _check(columns, policies, reward, q_hat)
-    if on_numpy:
-        sums = _numpy_sums(logged, by, policies, reward, q_hat, clip, buckets, seed, id_hashes)
-    elif id_hashes is not None:
-        raise OPEError("id_hashes are for NumPy columns: Spark hashes the ids of a DataFrame itself")
-    else:
-        sums = _spark_sums(logged, by, policies, reward, q_hat, clip, buckets, seed)
-    if sums is None:
+    decisions = read_logged(logged, by, policies, reward, q_hat)
+    if decisions is None:
         return {}
-    if sums.bad:
-        raise OPEError(
-            f"{sums.bad} logged decision(s) have a propensity outside (0, 1], a null {reward!r}, an "
-            f"action_index outside 0..{sums.actions - 1} or a probability/q_hat array that is not of "
-            f"{sums.actions} actions; fix or filter them before evaluating"
-        )
-    estimators = [e for e in ESTIMATORS if q_hat is not None or e not in ("dm", "dr")]
-    out = {
-        key: _summarize(group, list(policies), _summed_parts(q_hat), estimators, baseline, n_bootstrap, alpha,
-                        seed, clip)
-        for key, group in sums.groups.items()
-    }
+    hashes = decision_hashes(decisions.decision_id) if id_hashes is None else np.asarray(id_hashes)
+    if len(hashes) != decisions.n:
+        raise OPEError(f"{len(hashes)} id_hashes for {decisions.n} logged decisions")
+    estimators = [e for e in ALL_ESTIMATORS if q_hat is not None or not e.needs_q_hat]
+    out = _evaluate_groups(decisions, assign_buckets(hashes, buckets, seed), buckets, list(policies), estimators,
+                           baseline=baseline, clip=clip, n_bootstrap=n_bootstrap, alpha=alpha, seed=seed)
     for key, result in out.items():
-        log.info("OPE%s on %d decisions (%d buckets, %d resamples): %s",
-                 "" if by is None else f" [{by}={key}]", result.n, len(sums.groups[key]["n"]), n_bootstrap,
-                 "; ".join(f"{p} {e}={est.estimates[e].value:.4f} ess={est.ess:.0f}"
-                           for p, est in result.policies.items() for e in estimators[-1:]))
+        log.info("OPE%s on %d decisions (%d resamples): %s", "" if by is None else f" [{by}={key}]", result.n,
+                 n_bootstrap, "; ".join(f"{p} {estimators[-1].name}={est.estimates[estimators[-1].name].value:.4f} "
+                                        f"ess={est.ess:.0f}" for p, est in result.policies.items()))
+    return out
+
+
+@dataclass(frozen=True)
+class _Diagnostics:
+    """Per group: the sum and sum of squares of the unclipped weights, the largest, how many were clipped."""
+
+    wsum: np.ndarray
+    wsq: np.ndarray
+    wmax: np.ndarray
+    clipped: np.ndarray
+
+
+def _diagnostics(raw_weight: np.ndarray, group: np.ndarray, groups: int, clip: float | None) -> _Diagnostics:
+    wmax = np.full(groups, -np.inf)
+    np.maximum.at(wmax, group, raw_weight)
+    clipped = (np.bincount(group, weights=(raw_weight > clip).astype("float64"), minlength=groups)
+               if clip is not None else np.zeros(groups))
+    return _Diagnostics(
+        wsum=np.bincount(group, weights=raw_weight, minlength=groups),
+        wsq=np.bincount(group, weights=raw_weight * raw_weight, minlength=groups),
+        wmax=wmax, clipped=clipped,
+    )
+
+
+def _evaluate_groups(
+    decisions: LoggedDecisions, bucket: np.ndarray, buckets: int, policies: list[str], estimators: list[Estimator],
+    *, baseline: str | None, clip: float | None, n_bootstrap: int, alpha: float, seed: int,
+) -> dict[object, OPEResult]:
+    """Every group's estimates: each estimator's terms summed per (group, bucket), then the bootstrap."""
+    cell = cells(decisions.group, bucket, buckets)
+    groups = len(decisions.group_keys)
+    sums: dict[tuple[str, str], np.ndarray] = {("", "n"): cell.size.astype("float64")}
+    diagnostics: dict[str, _Diagnostics] = {}
+    for name in policies:
+        rows = policy_rows(decisions.pi[name], decisions.q_hat, decisions.action, decisions.propensity,
+                           decisions.reward, clip)
+        for estimator in estimators:
+            for term, values in estimator.terms(rows).items():
+                sums.setdefault((name, term), cell.total(values))
+        diagnostics[name] = _diagnostics(rows.raw_weight, decisions.group, groups, clip)
+    out: dict[object, OPEResult] = {}
+    for g in np.unique(cell.group):
+        in_group = cell.group == g
+        out[decisions.group_keys[g]] = _summarize(
+            {key: values[in_group] for key, values in sums.items()},
+            diagnostics, int(g), policies, estimators,
+            baseline=baseline, n_bootstrap=n_bootstrap, alpha=alpha, seed=seed, clip=clip,
+        )
     return out
 
 
 def _summarize(
-    sums: Mapping[str, np.ndarray], policies: list[str], parts: Sequence[str], estimators: list[str],
-    baseline: str | None, n_bootstrap: int, alpha: float, seed: int, clip: float | None,
+    sums: Mapping[tuple[str, str], np.ndarray], diagnostics: Mapping[str, _Diagnostics], g: int, policies: list[str],
+    estimators: list[Estimator], *, baseline: str | None, n_bootstrap: int, alpha: float, seed: int,
+    clip: float | None,
 ) -> OPEResult:
-    """Point estimates from the bucket sums, and the bootstrap over buckets."""
-    sum_names = ["n", *(f"{part}_{i}" for i in range(len(policies)) for part in parts)]
-    matrix = np.column_stack([sums[c] for c in sum_names])
-    column = {c: j for j, c in enumerate(sum_names)}
-    n = int(sums["n"].sum())
-    buckets = len(matrix)
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(buckets, np.full(buckets, 1.0 / buckets), size=n_bootstrap)
-    replicas = counts @ matrix  # (n_bootstrap, sums)
+    """One group's point estimates from its bucket sums, and the bootstrap over its buckets."""
+    keys = list(sums)
+    matrix = np.column_stack([sums[k] for k in keys])  # (buckets, sums)
+    replicas = resample_counts(len(matrix), n_bootstrap, seed) @ matrix  # (n_bootstrap, sums)
     totals = matrix.sum(axis=0)
 
-    def point(source: np.ndarray, i: int, estimator: str) -> np.ndarray:
-        if estimator == "snips":
-            denominator = source[..., column[f"w_{i}"]]
-            return np.divide(source[..., column[f"ips_{i}"]], denominator,
-                             out=np.full_like(denominator, np.nan), where=denominator != 0)
-        return source[..., column[f"{estimator}_{i}"]] / source[..., column["n"]]
+    def of_policy(source: np.ndarray, name: str) -> dict[str, np.ndarray]:
+        return {term: source[..., j] for j, (owner, term) in enumerate(keys) if owner in (name, "")}
 
+    n = int(totals[keys.index(("", "n"))])
     results: dict[str, PolicyEstimate] = {}
     draws: dict[tuple[str, str], np.ndarray] = {}
-    for i, name in enumerate(policies):
+    for name in policies:
+        point, resampled = of_policy(totals, name), of_policy(replicas, name)
         estimates = {}
         for estimator in estimators:
-            draws[name, estimator] = point(replicas, i, estimator)
-            estimates[estimator] = _interval(float(point(totals, i, estimator)), draws[name, estimator], alpha)
-        wsum, wsq = float(sums[f"wsum_{i}"].sum()), float(sums[f"wsq_{i}"].sum())
+            draws[name, estimator.name] = estimator.estimate(resampled)
+            estimates[estimator.name] = interval(float(estimator.estimate(point)), draws[name, estimator.name],
+                                                 alpha)
+        d = diagnostics[name]
+        wsum, wsq = float(d.wsum[g]), float(d.wsq[g])
         results[name] = PolicyEstimate(
-            policy=name, n=n, estimates=estimates,
-            ess=wsum * wsum / wsq if wsq > 0 else 0.0,
-            max_weight=float(sums[f"wmax_{i}"].max()),
-            clipped=int(sums[f"clipped_{i}"].sum()),
+            policy=name, n=n, estimates=estimates, ess=wsum * wsum / wsq if wsq > 0 else 0.0,
+            max_weight=float(d.wmax[g]), clipped=int(d.clipped[g]),
         )
     lifts: dict[str, dict[str, Interval]] = {}
     if baseline is not None:
         for name in policies:
             if name != baseline:
                 lifts[name] = {
-                    e: _interval(
-                        results[name].estimates[e].value - results[baseline].estimates[e].value,
-                        draws[name, e] - draws[baseline, e], alpha,
+                    e.name: interval(
+                        results[name].estimates[e.name].value - results[baseline].estimates[e.name].value,
+                        draws[name, e.name] - draws[baseline, e.name], alpha,
                     )
                     for e in estimators
                 }
     return OPEResult(n=n, policies=results, baseline=baseline, lifts=lifts,
                      n_bootstrap=n_bootstrap, alpha=alpha, clip=clip)
-
-
-def _interval(value: float, replicas: np.ndarray, alpha: float) -> Interval:
-    finite = replicas[np.isfinite(replicas)]
-    if finite.size == 0:
-        return Interval(value, float("nan"), float("nan"), float("nan"))
-    lower, upper = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
-    return Interval(value, float(lower), float(upper), float(finite.std(ddof=1)) if finite.size > 1 else 0.0)
-
-
-def logged_frame(
-    spark, columns: Mapping[str, np.ndarray | Sequence], *, num_slices: int | None = None
-) -> DataFrame:
-    """A Spark DataFrame of logged decisions from NumPy columns (2-D arrays become array columns)."""
-    data = {}
-    for name, values in columns.items():
-        array = np.asarray(values)
-        data[name] = list(array.astype("float64")) if array.ndim == 2 else array
-    frame = pd.DataFrame(data)
-    if "action_index" in frame:
-        frame["action_index"] = frame["action_index"].astype("int32")
-    return spark.createDataFrame(frame)

@@ -33,10 +33,10 @@ from looper_common.ingest.read_ahead import read_ahead
 from looper_common.lake.arrow_rows import rows_to_arrow
 from looper_common.lake.engine import Lake
 from looper_common.lake.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE, TableSpec
-from looper_common.sdk import resp
 
 log = logging.getLogger(__name__)
 CONSUMER = "ingest"
+ACK_PER_COMMAND = 10_000  # ids per XACK: one command, one reply
 _EPOCH = date(1970, 1, 1)
 
 
@@ -101,11 +101,28 @@ def _payload(fields: list | None) -> bytes | None:
 _FIELD = events.PAYLOAD_FIELD.encode()
 
 
+def _as_parsed(response: object, **options: object) -> object:
+    """Leaves a reply as the parser gave it (a response callback that does nothing)."""
+    return response
+
+
+def _raw_reader(client: redis.Redis) -> redis.Redis:
+    """A client on ``client``'s connection pool whose XREADGROUP replies stay as the parser gives them.
+
+    redis-py's own callback builds a dict per entry, which costs more than Redis takes
+    to send it; ingestion only needs each entry's id and payload.
+    """
+    reader = redis.Redis(connection_pool=client.connection_pool)
+    reader.set_response_callback("XREADGROUP", _as_parsed)
+    return reader
+
+
 class _StreamCursor:
     """Reads one stream through the group: its pending entries first, then new ones."""
 
     def __init__(self, client: redis.Redis, stream: str) -> None:
         self.client, self.stream = client, stream
+        self.reader = _raw_reader(client)
         _ensure_group(client, stream)
         info = client.xinfo_stream(stream)
         last = info["last-generated-id"]
@@ -114,13 +131,8 @@ class _StreamCursor:
         self.done = False
 
     def _xreadgroup(self, count: int) -> list:
-        """One XREADGROUP, its reply as hiredis gives it (redis-py's per-entry dicts cost more than Redis)."""
-        with resp.dedicated_connection(self.client) as conn:
-            conn.send_command(
-                "XREADGROUP", "GROUP", events.INGEST_GROUP, CONSUMER, "COUNT", count,
-                "STREAMS", self.stream, self.position,
-            )
-            reply = conn.read_response()
+        """One XREADGROUP: ``[[id, [field, value, ...]], ...]`` of this stream, or []."""
+        reply = self.reader.xreadgroup(events.INGEST_GROUP, CONSUMER, {self.stream: self.position}, count=count)
         if not reply:
             return []
         return next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]  # RESP3: a map
@@ -145,10 +157,8 @@ class _StreamCursor:
 
     def acknowledge(self, ids: Sequence[str]) -> None:
         """Ack ``ids`` (already committed) and trim everything before the oldest unacked entry."""
-        group = events.INGEST_GROUP.encode()
-        packed, commands = resp.xack_commands(self.stream.encode(), group, [i.encode() for i in ids])
-        with resp.dedicated_connection(self.client) as conn:
-            resp.send_packed(conn, packed, commands)
+        for lo in range(0, len(ids), ACK_PER_COMMAND):
+            self.client.xack(self.stream, events.INGEST_GROUP, *ids[lo:lo + ACK_PER_COMMAND])
         # ids come in stream order (pending ones, then newer); the oldest pending entry bounds the trim anyway
         min_id = _next_id(ids[-1])
         pending = self.client.xpending(self.stream, events.INGEST_GROUP)

@@ -32,10 +32,9 @@ from looper_common.lake.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, JOI
 log = logging.getLogger(__name__)
 
 # Up to this many decisions with feedback in a run, their folded label values (an id and a
-# small map each, ~100 bytes) are broadcast, so the wide decision rows are never shuffled:
-# side by side at 1M decisions (500k observations), building the examples took 0.78x the
-# time of the shuffled plan (docs/benchmarks.md, join section).
-# Above it (hundreds of MiB to broadcast), both sides are shuffled on decision_id.
+# small map each, ~100 bytes) are broadcast, so the wide decision rows are never shuffled
+# (the faster plan, measured in docs/benchmarks.md's join section). Above it (hundreds of
+# MiB to broadcast), both sides are shuffled on decision_id.
 BROADCAST_MAX_DECISIONS = 5_000_000
 
 
@@ -54,10 +53,8 @@ def _orphans(classified: DataFrame, run_date: date) -> DataFrame:
 def _median_first_feedback(folded: DataFrame) -> float | None:
     """The median first-feedback delay of the examples: those with feedback are ``folded``'s entries.
 
-    Exact, as ``F.median`` over the examples' write was, but from one narrow column
-    collected to the driver: Spark's exact percentile keeps a hash map of every distinct
-    value (boxed) per task and merges them: about 53 s of 205 at 10M decisions
-    (docs/benchmarks.md, join section).
+    Exact, from one narrow column collected to the driver: Spark's exact percentile
+    would keep a hash map of every distinct value (boxed) per task and merge them.
     """
     delays = (
         folded.select(F.explode(F.map_values("_labels")).alias("v"))

@@ -14,7 +14,7 @@ from datetime import date
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable, QueryBuilder, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from looper_common.lake.tables import TableSpec
@@ -61,7 +61,7 @@ def conform(table: pa.Table, spec: TableSpec, columns: Sequence[str] | None) -> 
 
 def selected_bytes(table: DeltaTable, spec: TableSpec, filters: Sequence[Filter] | None) -> int:
     """Parquet bytes of the live files whose partition values pass the partition filters."""
-    actions = pa.table(table.get_add_actions(flatten=True))
+    actions = _arrow_table(table.get_add_actions(flatten=True))
     keep = None
     for column, op, value in filters or ():
         if column not in spec.partition_by:
@@ -79,18 +79,40 @@ def selected_bytes(table: DeltaTable, spec: TableSpec, filters: Sequence[Filter]
 _COMPARE = {"=": "equal", "!=": "not_equal", "<": "less", "<=": "less_equal", ">": "greater", ">=": "greater_equal"}
 
 
+def _arrow_table(data) -> pa.Table:
+    """A delta-rs (arro3) result as a pyarrow Table, through the Arrow C stream (``pa.table`` would import pandas)."""
+    return pa.RecordBatchReader.from_stream(data).read_all()
+
+
+def _sql_literal(value: object) -> str:
+    if isinstance(value, date):
+        return f"DATE '{value.isoformat()}'"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def where_sql(filters: Sequence[Filter] | None, alias: str = "") -> str:
+    """The filters ``[(column, op, value)]`` as a SQL condition (``TRUE`` without filters)."""
+    terms = []
+    for column, op, value in filters or ():
+        name = f'{alias}"{column}"'
+        if op == "in":
+            terms.append(f"{name} IN ({', '.join(_sql_literal(v) for v in value)})" if value else "FALSE")
+        else:
+            terms.append(f"{name} {'<>' if op == '!=' else op} {_sql_literal(value)}")
+    return " AND ".join(terms) or "TRUE"
+
+
 def read(
     table: DeltaTable, spec: TableSpec, filters: Sequence[Filter] | None, columns: Sequence[str] | None
 ) -> pa.Table:
-    """The live rows that pass ``filters``, at the table's loaded version."""
-    rows = table.to_pyarrow_table(filters=list(filters) if filters else None,
-                                  columns=list(columns) if columns else None)
-    return conform(rows, spec, columns)
-
-
-def _literal(value: object) -> str:
-    text = value.isoformat() if isinstance(value, date) else str(value)
-    return "'" + text.replace("'", "''") + "'"
+    """The live rows that pass ``filters``, at the table's loaded version (delta-rs' SQL engine, DataFusion)."""
+    names = ", ".join(f'"{c}"' for c in (columns or spec.columns))
+    result = QueryBuilder().register("t", table).execute(f"SELECT {names} FROM t WHERE {where_sql(filters)}")
+    return conform(_arrow_table(result), spec, columns)
 
 
 def insert_new(table: DeltaTable, spec: TableSpec, rows: pa.Table, partitions: Mapping[str, Sequence[object]]) -> int:
@@ -101,7 +123,7 @@ def insert_new(table: DeltaTable, spec: TableSpec, rows: pa.Table, partitions: M
     """
     condition = " AND ".join(
         [f"t.{k} = s.{k}" for k in spec.key]
-        + [f"t.{c} IN ({', '.join(_literal(v) for v in values)})" for c, values in partitions.items() if values]
+        + [where_sql([(c, "in", list(values))], "t.") for c, values in partitions.items() if values]
     )
     source = conform(rows, spec, None)
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
@@ -128,5 +150,5 @@ def append(table: DeltaTable, spec: TableSpec, rows: pa.Table) -> None:
 
 def replace_partition(table: DeltaTable, spec: TableSpec, rows: pa.Table, where: Mapping[str, object]) -> None:
     """Atomically replace the rows matching ``where`` (column = value) with ``rows``."""
-    predicate = " AND ".join(f"{column} = {_literal(value)}" for column, value in where.items())
+    predicate = where_sql([(column, "=", value) for column, value in where.items()])
     write_deltalake(table, conform(rows, spec, None), mode="overwrite", predicate=predicate)

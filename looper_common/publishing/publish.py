@@ -1,13 +1,8 @@
-"""Publishing policies to Redis and rolling them back (DESIGN.md §6).
+"""Publishing the champion's policy (DESIGN.md §6): load every known unit, score it, publish.
 
-The champion scores every known unit from its latest logged features. Each unit's
-entry is written under a new version prefix, with a TTL, in pipelined
-non-transactional batches; only then does the blueprint's active pointer switch, in
-one atomic step that keeps the previous version in a history list for
-``looper rollback``, so a reader never follows the pointer to a half-written version.
-Publishing the same version again rewrites the same entries and leaves the pointer and
-history alone; so does publishing a version that was rolled back (rerunning the task
-must not undo an operator's rollback).
+The champion scores every known unit from its latest logged features; the policy
+frame goes to ``redis_policy.publish_policy``, which writes the version's entries and
+then switches the active pointer atomically (``redis_policy`` also holds rollback).
 """
 
 from __future__ import annotations
@@ -18,69 +13,24 @@ import logging
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 import redis
 
-from looper_common.contracts import policy_store
-from looper_common.contracts.blueprint import Blueprint, ExplorationSpec
+from looper_common.contracts.blueprint import Blueprint
 from looper_common.jobrunner import in_background
 from looper_common.lake.engine import Lake
-from looper_common.sdk.resp import dedicated_connection, send_packed, set_ex_commands
+from looper_common.publishing.redis_policy import PublishStats, publish_policy
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
-HISTORY_LENGTH = 20
 SCORING_CHUNK = 200_000
-ROLLED_BACK = "rolled_back_at"  # meta field set on the version a rollback left
 POLICY_PARAMS_TAG = "policy_params"  # champion model version tag: tuned params (JSON), set by tune_policy
 TUNED_DATE_TAG = "policy_tuned_date"
-
-# KEYS: active pointer, history, the new version's meta hash; ARGV: version, history
-# length, the rolled-back field. Returns {1 switched / 0 already active / -1 rolled back,
-# the previously active version or ''}.
-_SWITCH = """
-local current = redis.call('GET', KEYS[1])
-if current == ARGV[1] then return {0, current} end
-if redis.call('HEXISTS', KEYS[3], ARGV[3]) == 1 then return {-1, current or ''} end
-redis.call('LREM', KEYS[2], 0, ARGV[1])
-if current then
-  redis.call('LPUSH', KEYS[2], current)
-  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
-end
-redis.call('SET', KEYS[1], ARGV[1])
-return {1, current or ''}
-"""
-
-
-class RollbackError(RuntimeError):
-    """No version to roll back to, or its entries have expired."""
-
-
-@dataclass(frozen=True)
-class PublishStats:
-    blueprint: str
-    version: str
-    units: int
-    batches: int
-    seconds: float
-    previous: str | None  # the active version before this publish
-    switched: bool  # False when the version was already active (a rerun) or rolled back
-
-    def summary(self) -> str:
-        rate = self.units / self.seconds if self.seconds else 0.0
-        pointer = f"active {self.previous} -> {self.version}" if self.switched else "not switched"
-        return (f"{self.blueprint}: {self.units} entries of {self.version} in {self.batches} "
-                f"batch(es), {self.seconds:.1f} s ({rate:,.0f}/s); {pointer}")
-
-
-meta_key = policy_store.meta_key  # defined next to the keys the SDK reads
 
 
 def policy_version(
@@ -116,145 +66,6 @@ def find_champion(tracking_uri: str, blueprint: Blueprint) -> ModelVersion | Non
     if CHAMPION not in (model.aliases or {}):
         return None
     return client.get_model_version_by_alias(name, CHAMPION)
-
-
-def encode_entries(units: pd.DataFrame, blueprint: Blueprint) -> list[bytes]:
-    """``policy_store.encode_entry`` of every row of a policy frame, without a json call each.
-
-    Action names are ``[a-z0-9_]+`` and a finite float's repr is its JSON form, so one
-    format string gives exactly the bytes ``encode_entry`` would.
-    """
-    actions = blueprint.decision.actions
-    unknown = set(units["action"].unique()) - set(actions)
-    if unknown:
-        raise ValueError(f"{blueprint.name}: actions {sorted(unknown)} are not in {actions}")
-    scores = [units[f"score_{a}"].to_numpy(dtype="float64") for a in actions]
-    bad = int(sum((~np.isfinite(s)).sum() for s in scores))
-    if bad:
-        raise ValueError(f"{blueprint.name}: {bad} non-finite score(s); refusing to publish them")
-    template = b'{"a":"%b","s":{' + b",".join(b'"%b":%%r' % a.encode() for a in actions) + b"}}"
-    chosen = [a.encode() for a in units["action"].tolist()]
-    return [template % row for row in zip(chosen, *(s.tolist() for s in scores), strict=True)]
-
-
-def _write_meta(
-    client: redis.Redis, key: str, fields: Mapping[str, object], ttl: int, exploration: ExplorationSpec | None
-) -> None:
-    pipe = client.pipeline(transaction=True)
-    pipe.hset(key, mapping={k: str(v) for k, v in fields.items()})
-    if exploration is None:  # a rerun without an override must not keep an earlier one
-        pipe.hdel(key, policy_store.EXPLORATION_FIELD)
-    else:
-        pipe.hset(key, policy_store.EXPLORATION_FIELD, json.dumps(exploration.model_dump()))
-    pipe.hsetnx(key, "published_at", datetime.now(UTC).isoformat(timespec="seconds"))
-    pipe.expire(key, ttl)
-    pipe.execute()
-
-
-def publish_policy(
-    client: redis.Redis,
-    blueprint: Blueprint,
-    units: pd.DataFrame,
-    *,
-    version: str,
-    ttl_seconds: int,
-    batch_size: int = 10_000,
-    meta: Mapping[str, object] | None = None,
-    exploration: ExplorationSpec | None = None,
-) -> PublishStats:
-    """Write every unit's entry of ``version`` (``SET ... EX``), then switch the active pointer.
-
-    ``units`` is a policy frame (``unit_id``, ``action``, ``score_<action>``...) as from
-    ``policies.policy_frame``; ``meta`` adds fields (model, run date) to the meta hash.
-    ``exploration`` (e.g. tuned by a policy tuning job) is written to the meta hash's
-    ``exploration`` field, and the SDK applies it instead of the blueprint's
-    ``policy.exploration`` while this version is active; None removes the field.
-    """
-    bp = blueprint.name
-    if units.empty:
-        raise ValueError(f"{bp}: no units to publish; the pointer stays where it is")
-    if not units["unit_id"].is_unique:
-        raise ValueError(f"{bp}: unit ids must be unique in a published policy")
-    if ttl_seconds < 1 or batch_size < 1:
-        raise ValueError("ttl_seconds and batch_size must be positive")
-    mkey = meta_key(bp, version)
-    if client.hexists(mkey, ROLLED_BACK):
-        log.warning("%s: version %s was rolled back; not publishing it again", bp, version)
-        current = client.get(policy_store.active_key(bp))
-        return PublishStats(bp, version, 0, 0, 0.0, current and current.decode(), False)
-
-    started = time.perf_counter()
-    values = encode_entries(units, blueprint)
-    prefix = policy_store.entry_key(bp, version, "").encode()
-    keys = [prefix + u.encode() for u in units["unit_id"].astype(str).tolist()]
-    # Meta first, same TTL: it expires before any entry, so "meta exists" means "all the
-    # entries still exist" (what rollback relies on).
-    fields = {"units": len(keys), "blueprint_version": blueprint.version, **(meta or {})}
-    _write_meta(client, mkey, fields, ttl_seconds, exploration)
-    batches, last_log = 0, started
-    with dedicated_connection(client) as conn:
-        for lo in range(0, len(keys), batch_size):
-            hi = min(lo + batch_size, len(keys))
-            send_packed(conn, set_ex_commands(keys[lo:hi], values[lo:hi], ttl_seconds), hi - lo)
-            batches += 1
-            if time.perf_counter() - last_log > 5:
-                last_log = time.perf_counter()
-                log.info("%s: %d/%d entries of %s written (%d batches, %.0f/s)",
-                         bp, hi, len(keys), version, batches, hi / (last_log - started))
-    code, previous = _switch(client, bp, version)
-    if code == -1:
-        log.warning("%s: %s was rolled back meanwhile; pointer left at %s", bp, version, previous)
-    stats = PublishStats(
-        bp, version, len(keys), batches, time.perf_counter() - started, previous, code == 1
-    )
-    log.info("%s", stats.summary())
-    return stats
-
-
-def _switch(client: redis.Redis, bp: str, version: str) -> tuple[int, str | None]:
-    """Atomically make ``version`` active, pushing the previous one onto the history."""
-    keys = [policy_store.active_key(bp), policy_store.history_key(bp), meta_key(bp, version)]
-    code, previous = client.register_script(_SWITCH)(
-        keys=keys, args=[version, HISTORY_LENGTH, ROLLED_BACK]
-    )
-    return int(code), previous.decode() or None
-
-
-def rollback(client: redis.Redis, blueprint_name: str) -> tuple[str | None, str]:
-    """Point the blueprint back at the previous version, popped from the history.
-
-    Returns ``(from_version, to_version)``. Raises :class:`RollbackError` when there is
-    no previous version or its entries have expired. The version left is marked so
-    that rerunning its publish does not make it active again.
-    """
-    active = policy_store.active_key(blueprint_name)
-    history = policy_store.history_key(blueprint_name)
-    moved: list[str | None] = []
-
-    def attempt(pipe: redis.client.Pipeline) -> None:
-        current, previous = pipe.get(active), pipe.lindex(history, 0)
-        if previous is None:
-            raise RollbackError(f"{blueprint_name}: no previous policy version to roll back to")
-        previous = previous.decode()
-        if not pipe.exists(meta_key(blueprint_name, previous)):
-            raise RollbackError(
-                f"{blueprint_name}: the previous version {previous} has expired (its entries "
-                "are gone); publish a model instead"
-            )
-        current = current.decode() if current is not None else None
-        left_meta = meta_key(blueprint_name, current) if current else None
-        ttl_ms = pipe.pttl(left_meta) if left_meta else -2
-        pipe.multi()
-        pipe.lpop(history)
-        pipe.set(active, previous)
-        if ttl_ms > 0:  # re-applying the TTL: never leave a meta hash that does not expire
-            pipe.hset(left_meta, ROLLED_BACK, datetime.now(UTC).isoformat(timespec="seconds"))
-            pipe.pexpire(left_meta, ttl_ms)
-        moved[:] = [current, previous]
-
-    client.transaction(attempt, active, history)
-    log.info("%s: active policy %s -> %s", blueprint_name, moved[0], moved[1])
-    return moved[0], moved[1]
 
 
 def publish_champion(

@@ -25,7 +25,7 @@ from looper_common.contracts import events, ids, policy_store
 from looper_common.contracts.blueprint import Blueprint, ExplorationSpec, load_blueprints
 from looper_common.sdk.active_policy import ActivePolicies
 from looper_common.sdk.decision_batch import Decision, ServingPlan, encode_decision_event
-from looper_common.sdk.resp import dedicated_connection, send_packed, xadd_commands
+from looper_common.sdk.redis_batches import BatchWriter
 
 __all__ = ["Decision", "LooperClient", "LooperError"]
 
@@ -114,6 +114,7 @@ class LooperClient:
             redis_url, password=password, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
         )
         self._active = ActivePolicies(self.redis, pointer_ttl_s)
+        self._writer = BatchWriter(self.redis)
         self._unsent: deque[tuple[str, bytes]] = deque(maxlen=max_unsent)
         self.dropped_events = 0
         self._random_bits = random_bits
@@ -133,7 +134,7 @@ class LooperClient:
         *,
         ts: Timestamp | Sequence[Timestamp] = None,
     ) -> list[Decision]:
-        """Batch form of :meth:`get_decision`: one MGET and one pipelined XADD for all."""
+        """Batch form of :meth:`get_decision`: one MGET, and one script call per 1,000 XADDs."""
         compiled = self._compiled(blueprint)
         bp = compiled.blueprint
         self._check_requests(compiled, requests)
@@ -174,7 +175,7 @@ class LooperClient:
         *,
         blueprint: str | None = None,
     ) -> None:
-        """Batch form of :meth:`log_observations`: one pipelined XADD per stream."""
+        """Batch form of :meth:`log_observations`: one script call per stream and 1,000 XADDs."""
         by_stream: dict[str, list[bytes]] = {}
         for decision_id, observations, ts in items:
             name = blueprint or self._blueprint_of(decision_id)
@@ -282,13 +283,11 @@ class LooperClient:
         return encode_decision_event(bp, d, features)
 
     def _send(self, stream: str | None, payloads: list[bytes]) -> None:
-        """XADD in one pipeline; on failure keep the events for the next call."""
+        """XADD the payloads (and any kept from earlier) per stream; a failed stream's events wait for the next call."""
         by_stream: dict[str, list[bytes]]
-        pending: list[tuple[str, bytes]] | None
         if not self._unsent:  # the usual case: one stream, nothing waiting
             if stream is None or not payloads:
                 return
-            pending = None
             by_stream = {stream: payloads}
         else:
             pending = list(self._unsent)
@@ -298,15 +297,19 @@ class LooperClient:
             by_stream = {}
             for key, payload in pending:
                 by_stream.setdefault(key, []).append(payload)
-        packed = b"".join(xadd_commands(k.encode(), _FIELD, p) for k, p in by_stream.items())
-        count = sum(len(p) for p in by_stream.values())
-        try:
-            with dedicated_connection(self.redis) as conn:
-                send_packed(conn, packed, count)
-        except redis.RedisError as err:
-            if pending is None:
-                pending = [(stream, p) for p in payloads]
-            overflow = max(0, len(pending) - (self._unsent.maxlen or 0))
+        kept: list[tuple[str, bytes]] = []
+        error: redis.RedisError | None = None
+        for key, batch in by_stream.items():
+            if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):  # Redis is away: keep the rest
+                kept.extend((key, p) for p in batch)
+                continue
+            try:
+                self._writer.xadd(key, _FIELD, batch)
+            except redis.RedisError as err:  # a refused write (e.g. OOM, a wrong-type key): other streams still go
+                error = err
+                kept.extend((key, p) for p in batch)
+        if error is not None:
+            overflow = max(0, len(kept) - (self._unsent.maxlen or 0))
             self.dropped_events += overflow
-            self._unsent.extend(pending)
-            log.error("could not send %d event(s), kept %d for retry: %s", len(pending), len(self._unsent), err)
+            self._unsent.extend(kept)
+            log.error("could not send %d event(s), kept %d for retry: %s", len(kept), len(self._unsent), error)

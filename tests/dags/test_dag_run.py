@@ -1,7 +1,8 @@
 """One `airflow dags test` run of a blueprint's DAG on small simulated data.
 
 Everything is real: the simulator drives the SDK into a real redis-server, Airflow
-runs the seven tasks as spark-submits, MLflow writes to SQLite. The test then checks
+runs join_feedback as a spark-submit and the six other tasks as plain Python
+processes, MLflow writes to SQLite. The test then checks
 the tables, the registry and the Redis entries the run produced.
 """
 
@@ -62,6 +63,7 @@ def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client, spark)
         timeout=1500,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert (result.stdout + result.stderr).count("Spark-Submit cmd") == 1  # join_feedback's, no other
 
     lake = Lake(str(tmp_path / "lake"))
     assert lake.read(spark, BRONZE_DECISIONS).count() == 6000

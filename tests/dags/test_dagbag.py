@@ -1,24 +1,47 @@
-"""Airflow's DagBag: every blueprint becomes a DAG that imports cleanly, light at parse time."""
+"""Airflow's DagBag: every blueprint becomes a DAG that imports cleanly, light at parse time.
+
+Only ``join_feedback`` is a spark-submit; every other task runs its job as a plain
+Python process, with the interpreter, job folder, jars and Spark Python from
+``conf/<env>.yaml``, read once per parse of the DAG file.
+"""
 
 from __future__ import annotations
 
+import glob
+import os
+import shlex
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
+
+from looper_common.contracts import config
+from looper_common.contracts.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
 JOBS = ["ingest_events", "join_feedback", "validate_training_set", "train_models",
         "evaluate_models", "tune_policy", "publish_policies"]
+RUN_DATE = "{{ params.run_date or ds }}"
+
+
+def _dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS))
 
 
 @pytest.fixture(scope="module")
 def dagbag():
-    from airflow.dag_processing.dagbag import DagBag
+    return _dagbag()
 
-    return DagBag(dag_folder=str(DAGS))
+
+@pytest.fixture(scope="module")
+def settings():
+    return load_settings(home=ROOT)
 
 
 def test_no_import_errors(dagbag):
@@ -27,27 +50,106 @@ def test_no_import_errors(dagbag):
 
 def test_one_dag_per_blueprint(dagbag):
     blueprints = sorted(p.stem for p in (ROOT / "blueprints").glob("*.yaml"))
+    assert len(blueprints) >= 3
     assert sorted(dagbag.dag_ids) == [f"looper_{name}" for name in blueprints]
 
 
 @pytest.mark.parametrize("blueprint", ["notification_send", "feed_layout", "promo_offer"])
 def test_dag_shape(dagbag, blueprint):
+    from airflow.sdk import CronDataIntervalTimetable
+
     dag = dagbag.dags[f"looper_{blueprint}"]
     assert set(dag.tags) == {"looper", f"blueprint:{blueprint}"}
-    assert dag.doc_md and "run_date" in dag.params
+    assert dag.doc_md and "run_date" in dag.params and dag.params["run_date"] is None
+    assert dag.start_date.utcoffset() == timedelta(0) and dag.start_date.tzinfo.name == "UTC"
+    assert dag.catchup is False and dag.max_active_runs == 1
+    # "@daily" with data intervals: the midnight run's logical date (ds) is the day before
+    assert isinstance(dag.timetable, CronDataIntervalTimetable)
+    assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("0 0 * * *", "UTC")
     assert [t.task_id for t in dag.topological_sort()] == JOBS
-    for task in dag.tasks:
-        assert task.retries == 2
-        assert task.application == str(ROOT / "jobs" / f"{task.task_id}.py")
-        assert task.application_args[:2] == ["--blueprint", blueprint]
+    assert all(task.retries == 2 for task in dag.tasks)
+
+
+def test_only_join_feedback_is_a_spark_submit(dagbag, settings):
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+    from airflow.providers.standard.operators.bash import BashOperator
+
+    dag = dagbag.dags["looper_notification_send"]
+    join = dag.get_task("join_feedback")
+    assert isinstance(join, SparkSubmitOperator)
+    assert join.application == f"{settings.jobs.dir}/join_feedback.py"
+    assert join.application_args == ["--blueprint", "notification_send", "--run-date", RUN_DATE, "--env", "local"]
+    jars = join.jars.split(",")
+    assert jars == sorted(glob.glob(f"{settings.spark.jars_dir}/*.jar")) and any("delta-spark" in j for j in jars)
+    # the configured Spark Python for driver and executors, not the parsing process's interpreter
+    assert join.conf["spark.pyspark.python"] == join.conf["spark.pyspark.driver.python"] == settings.spark.python
+    assert settings.spark.python == f"{ROOT}/scripts/spark-python" != sys.executable
+    assert join.conf["spark.driver.memory"] == settings.spark.conf["spark.driver.memory"]
+    env = {"LOOPER_HOME": str(ROOT), "LOOPER_ENV": "local", "LOOPER_PYTHON": settings.jobs.python}
+    assert env.items() <= join.env_vars.items()
+
+    for job in JOBS:
+        if job == "join_feedback":
+            continue
+        task = dag.get_task(job)
+        assert isinstance(task, BashOperator), job
+        words = shlex.split(task.bash_command)
+        assert words[:6] == [settings.jobs.python, f"{settings.jobs.dir}/{job}.py",
+                             "--blueprint", "notification_send", "--env", "local"]
+        # the run date only through the environment: what the trigger form gets cannot reach the shell
+        assert words[6:] == ([] if job == "ingest_events" else ["--run-date", "$LOOPER_RUN_DATE"])
+        assert "{{" not in task.bash_command and "spark-submit" not in task.bash_command
+        assert task.env == {**env, "LOOPER_RUN_DATE": RUN_DATE} and task.append_env
+        assert task.skip_on_exit_code == []
+
+
+def test_settings_and_blueprints_are_read_once_per_parse(tmp_path, monkeypatch):
+    folder = tmp_path / "blueprints"
+    folder.mkdir()
+    template = yaml.safe_load((ROOT / "blueprints" / "notification_send.yaml").read_text())
+    names = [f"decision_{i}" for i in range(5)]
+    for name in names:
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump({**template, "name": name}))
+    monkeypatch.setenv("LOOPER_BLUEPRINTS_DIR", str(folder))
+    calls = {"load_settings": 0, "yaml": 0}
+    load, safe_load = config.load_settings, yaml.safe_load
+
+    def counted_load_settings(*args, **kwargs):
+        calls["load_settings"] += 1
+        return load(*args, **kwargs)
+
+    def counted_safe_load(stream):
+        calls["yaml"] += 1
+        return safe_load(stream)
+
+    monkeypatch.setattr(config, "load_settings", counted_load_settings)
+    monkeypatch.setattr(yaml, "safe_load", counted_safe_load)
+    bag = _dagbag()  # a real parse of the DAG file, importing it afresh
+
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == [f"looper_{name}" for name in names]
+    assert calls == {"load_settings": 1, "yaml": 1 + len(names)}  # conf/local.yaml, then each blueprint once
+    # the jobs get the folder the DAGs came from
+    assert bag.dags["looper_decision_0"].get_task("train_models").env["LOOPER_BLUEPRINTS_DIR"] == str(folder)
+
+
+def test_an_invalid_blueprint_is_an_import_error_naming_it(tmp_path, monkeypatch):
+    folder = tmp_path / "blueprints"
+    folder.mkdir()
+    (folder / "broken.yaml").write_text("name: broken\nschedul: '@daily'\n")
+    monkeypatch.setenv("LOOPER_BLUEPRINTS_DIR", str(folder))
+    bag = _dagbag()
+    [error] = bag.import_errors.values()
+    assert "broken.yaml" in error and "schedul" in error
 
 
 def test_parsing_imports_nothing_heavy():
     code = (
         "import sys, runpy; runpy.run_path(sys.argv[1]); "
-        "heavy = [m for m in ('pyspark', 'mlflow', 'sklearn', 'great_expectations', 'pandas') if m in sys.modules]; "
+        "heavy = [m for m in ('pyspark', 'mlflow', 'sklearn', 'great_expectations', 'pandas', 'numpy', "
+        "'pyarrow', 'deltalake') if m in sys.modules]; "
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code, str(DAGS / "looper_blueprints.py")],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, env={**os.environ, "LOOPER_HOME": str(ROOT)})
     assert out.stdout.strip() == ""

@@ -20,15 +20,12 @@ from looper_common.cli import main as looper
 from looper_common.contracts import policy_store
 from looper_common.decision_science.policies import policy_frame
 from looper_common.ingest.streams import event_streams, ingest_events
-from looper_common.publishing.publish import (
+from looper_common.publishing.publish import find_champion, latest_unit_features, policy_version, publish_champion
+from looper_common.publishing.redis_policy import (
     HISTORY_LENGTH,
     RollbackError,
     encode_entries,
-    find_champion,
-    latest_unit_features,
     meta_key,
-    policy_version,
-    publish_champion,
     publish_policy,
     rollback,
 )
@@ -122,6 +119,21 @@ def test_a_reader_never_sees_a_half_written_version(redis_client, redis_url, sdk
     assert problems == []
     assert stats.switched and stats.batches == 20
     assert seen.get("v1", 0) > 0 and seen.get("v2", 0) >= 20  # it read during and after the switch
+
+
+def test_a_refused_write_raises_and_the_pointer_stays(redis_client):
+    publish_policy(redis_client, BP, units_frame(10, seed=5), version="v1", ttl_seconds=TTL)
+    before = redis_client.config_get("maxmemory", "maxmemory-policy")
+    redis_client.config_set("maxmemory-policy", "noeviction")
+    redis_client.config_set("maxmemory", 1)  # below what is used: every write is refused (OOM)
+    try:
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            publish_policy(redis_client, BP, units_frame(10, seed=6), version="v2", ttl_seconds=TTL)
+    finally:
+        redis_client.config_set("maxmemory", before["maxmemory"])
+        redis_client.config_set("maxmemory-policy", before["maxmemory-policy"])
+    assert active(redis_client) == "v1" and history(redis_client) == []
+    assert redis_client.keys(policy_store.entry_key(NAME, "v2", "*")) == []
 
 
 def test_rollback_restores_the_previous_version_and_a_rerun_does_not_undo_it(redis_client, sdk):

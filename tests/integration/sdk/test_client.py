@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+import socket
+import subprocess
+import time
 
 import pytest
 import redis
@@ -92,12 +96,50 @@ def test_observations_find_their_blueprint_from_the_decision_id(client, redis_cl
         client.log_observations("00000000-0000-7000-8000-000000000000", {"click": 1})
 
 
-def test_redis_down_serves_default_and_keeps_events(redis_url, redis_client):
+def _start_redis(port: int, workdir) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            return proc
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    proc.kill()
+    pytest.fail("redis-server did not start")
+
+
+def test_redis_down_serves_default_and_keeps_events(tmp_path):
     blueprint = make_blueprint()
-    down = LooperClient("redis://127.0.0.1:1/0", blueprints={blueprint.name: blueprint}, socket_timeout=0.05)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    down = LooperClient(f"redis://127.0.0.1:{port}/0", blueprints={blueprint.name: blueprint}, socket_timeout=0.05)
     decision = down.get_decision("t_notify", "u1", FEATURES)
     assert decision.is_default and decision.action in ("send", "skip")
     assert len(down._unsent) == 1
-    down.redis = redis.Redis.from_url(redis_url)  # Redis is back
-    assert down.flush() == 0
+    proc = _start_redis(port, tmp_path)  # Redis is back
+    try:
+        assert down.flush() == 0
+        assert [e["decision_id"] for e in _stream(redis.Redis(port=port))] == [decision.decision_id]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_a_refused_write_keeps_every_event_for_the_retry(redis_url, redis_client):
+    redis_client.set(events.stream_key("t_other"), "not a stream")  # XADD to it: WRONGTYPE
+    both = LooperClient(redis_url, blueprints={"t_notify": make_blueprint(), "t_other": make_blueprint(name="t_other")})
+    both.get_decisions("t_other", [("u1", FEATURES), ("u2", FEATURES)])
+    assert len(both._unsent) == 2 and both.dropped_events == 0
+    decision = both.get_decision("t_notify", "u3", FEATURES)  # sent, the other stream's events still kept
     assert [e["decision_id"] for e in _stream(redis_client)] == [decision.decision_id]
+    assert len(both._unsent) == 2
+    redis_client.delete(events.stream_key("t_other"))
+    assert both.flush() == 0
+    assert [e["unit_id"] for e in _stream(redis_client, "t_other")] == ["u1", "u2"]
+    assert [e["decision_id"] for e in _stream(redis_client)] == [decision.decision_id]  # nothing sent twice

@@ -20,7 +20,7 @@ from looper_common.contracts import policy_store
 from looper_common.contracts.blueprint import load_blueprint
 from looper_common.decision_science.evaluation import evaluate_policies, qini_plot
 from looper_common.decision_science.policies import policy_frame
-from looper_common.publishing.publish import publish_policy
+from looper_common.publishing.redis_policy import publish_policy
 from looper_common.sdk.client import LooperClient
 from looper_common.simulate.scenarios import get_scenario
 from looper_common.training.examples import to_model_frame

@@ -8,6 +8,8 @@ import pytest
 
 from looper_common.contracts.config import ConfigError, load_settings
 
+ROOT = Path(__file__).resolve().parents[3]
+
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -18,7 +20,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )
     monkeypatch.setenv("LOOPER_HOME", str(tmp_path))
     for var in ("LOOPER_ENV", "LOOPER_LAKE_ROOT", "LOOPER_REDIS_URL", "LOOPER_REDIS_PASSWORD",
-                "LOOPER_MLFLOW_TRACKING_URI", "LOOPER_SPARK_MASTER", "LOOPER_BLUEPRINTS_DIR"):
+                "LOOPER_MLFLOW_TRACKING_URI", "LOOPER_SPARK_MASTER", "LOOPER_BLUEPRINTS_DIR", "LOOPER_PYTHON"):
         monkeypatch.delenv(var, raising=False)
     return tmp_path
 
@@ -51,3 +53,37 @@ def test_unknown_field_names_file_and_field(home: Path):
 def test_missing_environment_file(home: Path):
     with pytest.raises(ConfigError, match="no settings for environment 'staging'"):
         load_settings("staging")
+
+
+def test_how_tasks_run_jobs_defaults_to_the_project(home: Path):
+    settings = load_settings()  # the file has no jobs section and no spark.python
+    assert settings.jobs.dir == str(home / "jobs")
+    assert settings.jobs.python == str(home / ".venv" / "bin" / "python")
+    assert settings.spark.python == f"{home}/scripts/spark-python"
+
+
+def test_job_python_is_a_path_under_home_a_name_on_path_or_the_override(home: Path, monkeypatch: pytest.MonkeyPatch):
+    (home / "conf" / "bare.yaml").write_text(
+        "jobs: {dir: /opt/looper/jobs, python: python3}\nspark: {python: ./environment/bin/python}\n"
+    )
+    settings = load_settings("bare")
+    assert (settings.jobs.dir, settings.jobs.python) == ("/opt/looper/jobs", "python3")
+    assert settings.spark.python == "./environment/bin/python"  # as Spark's nodes see it: left alone
+    monkeypatch.setenv("LOOPER_PYTHON", "/usr/local/bin/python3.12")
+    assert load_settings("bare").jobs.python == "/usr/local/bin/python3.12"
+
+
+def test_unknown_jobs_field_is_rejected(home: Path):
+    (home / "conf" / "local.yaml").write_text("jobs: {interpreter: python3}\n")
+    with pytest.raises(ConfigError, match=r"local\.yaml: jobs\.interpreter: Extra inputs are not permitted"):
+        load_settings()
+
+
+@pytest.mark.parametrize("env", ["local", "cluster.example"])
+def test_shipped_settings_load(env: str, home: Path):
+    settings = load_settings(env, home=ROOT)  # an explicit home wins over $LOOPER_HOME
+    assert settings.home == str(ROOT)
+    assert settings.jobs.python.endswith("/bin/python") and settings.spark.python
+    if env == "local":
+        assert settings.jobs.dir == str(ROOT / "jobs")
+        assert settings.spark.python == f"{ROOT}/scripts/spark-python"

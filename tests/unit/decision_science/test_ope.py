@@ -1,17 +1,14 @@
-"""Off-policy estimators on hand-computed cases, on both engines, and their interval coverage on the simulator."""
+"""Off-policy estimators on hand-computed cases, grouped evaluation, and interval coverage on the simulator."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from pyspark.sql import DataFrame
 
 from looper_common.contracts.blueprint import load_blueprint
 from looper_common.decision_science import ope
 from looper_common.simulate.scenarios import get_scenario
 from tests.conftest import ROOT
-
-pytestmark = pytest.mark.integration
 
 # Four logged decisions over two actions. Weights pi(a)/p: 2, 0, 2, 4/3.
 HAND = {
@@ -25,17 +22,8 @@ HAND = {
 }
 
 
-@pytest.fixture(params=["numpy", "spark"])
-def as_logged(request):
-    """Logged decisions as each engine takes them: the NumPy columns themselves, or a Spark DataFrame."""
-    if request.param == "numpy":
-        return lambda columns: columns
-    spark = request.getfixturevalue("spark")
-    return lambda columns: ope.logged_frame(spark, columns)
-
-
-def test_estimators_match_hand_computed_values(as_logged):
-    result = ope.evaluate(as_logged(HAND), ["new", "old"], baseline="old", n_bootstrap=50)
+def test_estimators_match_hand_computed_values():
+    result = ope.evaluate(HAND, ["new", "old"], baseline="old", n_bootstrap=50)
     new = result.policies["new"]
     # IPS (2*1 + 0 + 2*0 + 4/3*1) / 4; SNIPS the same sum over the weights 2+0+2+4/3
     assert new.estimates["ips"].value == pytest.approx((10 / 3) / 4, rel=1e-12)
@@ -54,29 +42,28 @@ def test_estimators_match_hand_computed_values(as_logged):
         assert est.lower <= est.upper
 
 
-def test_clipping_caps_the_weights(as_logged):
-    result = ope.evaluate(as_logged(HAND), ["new"], clip=1.5, n_bootstrap=10)
+def test_clipping_caps_the_weights():
+    result = ope.evaluate(HAND, ["new"], clip=1.5, n_bootstrap=10)
     new = result.policies["new"]
     assert new.estimates["ips"].value == pytest.approx((1.5 + 4 / 3) / 4, rel=1e-12)
     assert new.clipped == 2 and new.max_weight == pytest.approx(2.0)  # diagnostics see the raw weights
 
 
-def test_bad_logs_are_refused_with_the_column_named(as_logged):
+def test_bad_logs_are_refused_with_the_column_named():
     bad = {**HAND, "propensity": [0.5, 0.0, 0.25, 0.75]}
     with pytest.raises(ope.OPEError, match="^1 logged decision.*propensity outside"):
-        ope.evaluate(as_logged(bad), ["new"])
+        ope.evaluate(bad, ["new"])
     no_reward = {**HAND, "reward": [1.0, None, np.nan, 1.0]}
     with pytest.raises(ope.OPEError, match="^2 logged decision.*null 'reward'"):
-        ope.evaluate(as_logged(no_reward), ["new"])
+        ope.evaluate(no_reward, ["new"])
     with pytest.raises(ope.OPEError, match="^4 logged decision.*not of 2 actions"):
-        ope.evaluate(as_logged({**HAND, "q_hat": [[0.1, 0.2, 0.3]] * 4}), ["new"])
+        ope.evaluate({**HAND, "q_hat": [[0.1, 0.2, 0.3]] * 4}, ["new"])
     with pytest.raises(ope.OPEError, match="pi_other"):
-        ope.evaluate(as_logged(HAND), ["other"])
+        ope.evaluate(HAND, ["other"])
 
 
-def test_no_decisions_is_an_error_for_evaluate_and_nothing_for_evaluate_by(as_logged):
-    logged = as_logged(HAND)
-    empty = logged.limit(0) if isinstance(logged, DataFrame) else {name: v[:0] for name, v in logged.items()}
+def test_no_decisions_is_an_error_for_evaluate_and_nothing_for_evaluate_by():
+    empty = {name: v[:0] for name, v in HAND.items()}
     with pytest.raises(ope.OPEError, match="no logged decisions"):
         ope.evaluate(empty, ["new"])
     assert ope.evaluate_by(empty, "action_index", ["new"]) == {}
@@ -141,43 +128,60 @@ def comparable(result: ope.OPEResult) -> dict[object, object]:
     return out
 
 
-def test_numpy_and_spark_engines_agree(spark):
+def test_grouped_evaluation_is_each_group_evaluated_alone():
     columns = SimulatedLogs().logs(6000, seed=3)
     columns["pi_uniform"] = np.full((6000, 2), 0.5)
     columns["segment"] = np.arange(6000) % 3
     options = {"baseline": "uniform", "clip": 5.0, "n_bootstrap": 200, "seed": 11}
-    on_numpy = ope.evaluate(columns, ["target", "uniform"], **options)
-    on_spark = ope.evaluate(ope.logged_frame(spark, columns), ["target", "uniform"], **options)
-    assert on_numpy.policies["target"].clipped > 0 and on_numpy.lifts["target"]
-    # the same buckets and the same resamples: equal up to the order of additions within a bucket
-    assert comparable(on_numpy) == pytest.approx(comparable(on_spark), rel=1e-9, abs=1e-12)
-    hashes = ope.decision_hashes(columns["decision_id"])
-    assert comparable(ope.evaluate(columns, ["target", "uniform"], id_hashes=hashes, **options)) == comparable(
-        on_numpy)
-    by_numpy = ope.evaluate_by(columns, "segment", ["target", "uniform"], **options)
-    by_spark = ope.evaluate_by(ope.logged_frame(spark, columns), "segment", ["target", "uniform"], **options)
-    assert set(by_numpy) == set(by_spark) == {0, 1, 2}
-    for segment, result in by_numpy.items():
+    whole = ope.evaluate(columns, ["target", "uniform"], **options)
+    assert whole.n == 6000 and whole.policies["target"].clipped > 0 and whole.lifts["target"]
+    # a decision's bucket is its id's alone: the same decisions give the same buckets, grouped or not
+    by_segment = ope.evaluate_by(columns, "segment", ["target", "uniform"], **options)
+    assert set(by_segment) == {0, 1, 2}
+    for segment, result in by_segment.items():
+        rows = columns["segment"] == segment
+        alone = ope.evaluate({name: np.asarray(v)[rows] for name, v in columns.items()}, ["target", "uniform"],
+                             **options)
         assert result.n == 2000
-        assert comparable(result) == pytest.approx(comparable(by_spark[segment]), rel=1e-9, abs=1e-12)
+        assert comparable(result) == pytest.approx(comparable(alone), rel=1e-12, abs=1e-15)
+    hashes = ope.decision_hashes(columns["decision_id"])
+    assert comparable(ope.evaluate(columns, ["target", "uniform"], id_hashes=hashes, **options)) == comparable(whole)
+    with pytest.raises(ope.OPEError, match="5999 id_hashes for 6000"):
+        ope.evaluate(columns, ["target"], id_hashes=hashes[1:])
 
 
-def coverage(spark, sim: SimulatedLogs, repetitions: int, first_seed: int = 0) -> tuple[dict[str, int], object]:
+def test_the_seed_draws_another_split_and_other_resamples():
+    columns = SimulatedLogs().logs(3000, seed=5)
+    first, again = (ope.evaluate(columns, ["target"], seed=1).policies["target"].estimates["dr"] for _ in range(2))
+    other = ope.evaluate(columns, ["target"], seed=2).policies["target"].estimates["dr"]
+    assert first == again
+    assert other.value == pytest.approx(first.value, rel=1e-12)  # the point estimate does not depend on it
+    assert (other.lower, other.upper) != (first.lower, first.upper)
+
+
+def test_a_non_mapping_or_non_string_ids_are_refused():
+    with pytest.raises(ope.OPEError, match="mapping of column name"):
+        ope.evaluate([HAND], ["new"])
+    with pytest.raises(ope.OPEError, match="decision_id must be strings"):
+        ope.evaluate({**HAND, "decision_id": [1, 2, 3, 4]}, ["new"])
+
+
+def coverage(sim: SimulatedLogs, repetitions: int, first_seed: int = 0) -> tuple[dict[str, int], object]:
     """How many of ``repetitions`` seeded logs give IPS and DR intervals covering the truth."""
     truth = sim.true_value()
     logs = [sim.logs(3000, seed) for seed in range(first_seed, first_seed + repetitions)]
     columns = {name: np.concatenate([np.asarray(log[name]) for log in logs]) for name in logs[0]}
     columns["rep"] = np.repeat(np.arange(repetitions), 3000)
-    results = ope.evaluate_by(ope.logged_frame(spark, columns), "rep", ["target"])
+    results = ope.evaluate_by(columns, "rep", ["target"])
     assert len(results) == repetitions
     covered = {e: sum(r.policies["target"].estimates[e].covers(truth) for r in results.values())
                for e in ("ips", "dr")}
     return covered, (truth, results[0].policies["target"].estimates["dr"])
 
 
-def test_intervals_cover_the_true_value_on_the_simulator(spark):
+def test_intervals_cover_the_true_value_on_the_simulator():
     repetitions = 50
-    covered, (truth, dr) = coverage(spark, SimulatedLogs(), repetitions)
+    covered, (truth, dr) = coverage(SimulatedLogs(), repetitions)
     assert covered["dr"] >= 0.9 * repetitions, covered
     assert covered["ips"] >= 0.9 * repetitions, covered
     assert dr.upper - dr.lower < truth  # and informative: narrower than the value itself

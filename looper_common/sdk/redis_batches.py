@@ -1,0 +1,88 @@
+"""Many stream entries or keys written in one Redis command, through registered Lua scripts.
+
+redis-py spends microseconds of Python per pipelined command and per reply; the hot
+writes (the SDK's event batches, publishing millions of policy entries) instead call
+one script per chunk of ``per_call`` items: one command packed by redis-py, one reply.
+Every key a script writes is passed in ``KEYS`` (one stream per call, or the keys of
+the chunk), as Redis Cluster requires. A chunk stays short (about a millisecond per
+few hundred items on the server), so other clients wait at most that long.
+
+An error Redis returns (a wrong-type key, ``OOM`` under ``noeviction``, ``READONLY`` on
+a replica) aborts the script and is raised as redis-py raises it. Redis checks those
+at the script's first write, so a refused chunk writes nothing; chunks before it stay
+written (a retry of the whole batch duplicates them, which ingestion's insert-only
+write on ``event_id`` absorbs, and a rewrite of the same keys is harmless).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import redis
+
+__all__ = ["BatchWriter", "PER_CALL"]
+
+PER_CALL = 1_000
+
+# KEYS[1]: the stream; ARGV[1]: the field; ARGV[2..]: one entry's value each. Returns how many were added.
+_XADD_MANY = """
+local call, stream, field = redis.call, KEYS[1], ARGV[1]
+for i = 2, #ARGV do
+  call('XADD', stream, '*', field, ARGV[i])
+end
+return #ARGV - 1
+"""
+
+# KEYS: the keys; ARGV[1]: TTL in seconds; ARGV[i + 1]: the value of KEYS[i]. Returns how many were set.
+_SET_EX_MANY = """
+local call, ttl = redis.call, ARGV[1]
+for i = 1, #KEYS do
+  call('SET', KEYS[i], ARGV[i + 1], 'EX', ttl)
+end
+return #KEYS
+"""
+
+
+class BatchWriter:
+    """``XADD`` and ``SET ... EX`` of many items per round trip on ``client``."""
+
+    def __init__(self, client: redis.Redis, per_call: int = PER_CALL) -> None:
+        if per_call < 1:
+            raise ValueError("per_call must be positive")
+        self.per_call = per_call
+        self._client = client
+        self._xadd = client.register_script(_XADD_MANY)
+        self._set_ex = client.register_script(_SET_EX_MANY)
+
+    def xadd(self, stream: str | bytes, field: bytes, payloads: Sequence[bytes]) -> int:
+        """``XADD stream * field payload`` of each payload, in order; returns how many calls it took.
+
+        A single payload goes as a plain ``XADD``: a script call costs Redis more than
+        the one command it would replace.
+        """
+        if len(payloads) == 1:
+            self._client.xadd(stream, {field: payloads[0]})
+            return 1
+        calls = 0
+        for lo in range(0, len(payloads), self.per_call):
+            chunk = payloads[lo:lo + self.per_call]
+            _check(self._xadd(keys=[stream], args=[field, *chunk]), len(chunk), "XADD")
+            calls += 1
+        return calls
+
+    def set_ex(self, keys: Sequence[bytes | str], values: Sequence[bytes], ttl_seconds: int) -> int:
+        """``SET key value EX ttl_seconds`` of each pair; returns how many calls it took."""
+        if len(keys) != len(values):
+            raise ValueError(f"{len(keys)} keys for {len(values)} values")
+        calls = 0
+        for lo in range(0, len(keys), self.per_call):
+            hi = lo + self.per_call
+            _check(self._set_ex(keys=keys[lo:hi], args=[ttl_seconds, *values[lo:hi]]), len(keys[lo:hi]), "SET")
+            calls += 1
+        return calls
+
+
+def _check(written: object, expected: int, command: str) -> None:
+    """A script that returned without error wrote every item; anything else is a broken script."""
+    if written != expected:
+        raise redis.ResponseError(f"{command} script wrote {written!r} of {expected} items")
