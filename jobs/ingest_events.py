@@ -4,7 +4,8 @@ Valid decision and observation events are inserted into bronze/decisions and
 bronze/observations, each event_id once (an event_id already there is skipped, as an
 insert-only MERGE would); malformed ones go to quarantine/events with the reason.
 Entries are acknowledged and trimmed from the stream only after the commit, so the
-job can be killed and rerun at any time.
+job can be killed and rerun at any time. The lake writes the batches with delta-rs in
+this process: the job starts no Spark session.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("no event streams to drain%s", f" for {args.blueprint}" if args.blueprint else "")
         return 0
     log.info("draining %d stream(s): %s", len(streams), ", ".join(streams))
-    stats = ingest_events(ctx.lake.session(), client, ctx.lake, ctx.blueprints, streams=streams,
+    stats = ingest_events(client, ctx.lake, ctx.blueprints, streams=streams,
                           batch_size=args.batch_size or ctx.settings.redis.ingest_batch_size)
     log.info("done: %s", stats.summary())
     return 0

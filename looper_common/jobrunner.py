@@ -12,7 +12,7 @@ from datetime import date
 from typing import TypeVar
 
 from looper_common.contracts.blueprint import Blueprint, BlueprintError, load_blueprints
-from looper_common.contracts.config import ConfigError, Settings, load_settings, pyarrow_max_bytes
+from looper_common.contracts.config import ConfigError, Settings, load_settings, local_read_max_bytes
 from looper_common.lake.engine import Lake
 from looper_common.lake.session import LazySession
 
@@ -80,7 +80,7 @@ def setup(args: argparse.Namespace, job_name: str) -> JobContext:
 
 def open_lake(settings: Settings, app_name: str) -> Lake:
     """The configured lake with every contracted table created; Spark is started only if a request needs it."""
-    lake = Lake(settings.lake_root, pyarrow_max_bytes(settings), spark=LazySession(settings, app_name))
+    lake = Lake(settings.lake_root, local_read_max_bytes(settings), spark=LazySession(settings, app_name))
     lake.ensure_tables()
     return lake
 

@@ -76,10 +76,9 @@ class Settings(_Strict):
     home: str = "."
     lake_root: str = "var/lake"
     blueprints_dir: str = "blueprints"
-    # Jobs that want pandas read up to this much Parquet of a local lake's table from its
-    # Delta log with pyarrow instead of starting Spark for it (``delta_read``), and append
-    # small batches the same way (``delta_append.append_rows``); 0: always Spark.
-    pyarrow_max_mb: int = Field(64, ge=0)
+    # A read whose partitions select up to this much Parquet runs in the job's process on
+    # delta-rs; a larger one on Spark (lake/engine.py). 0: every read on Spark.
+    local_read_max_mb: int = Field(64, ge=0)
     redis: RedisSettings = RedisSettings()
     mlflow: MlflowSettings = MlflowSettings()
     spark: SparkSettings = SparkSettings()
@@ -178,6 +177,6 @@ def _sqlite_absolute(home: Path, uri: str) -> str:
     return uri
 
 
-def pyarrow_max_bytes(settings: Settings) -> int:
-    """``pyarrow_max_mb`` in bytes (what ``delta_read.read_table`` takes)."""
-    return settings.pyarrow_max_mb * 1_000_000
+def local_read_max_bytes(settings: Settings) -> int:
+    """``local_read_max_mb`` in bytes (what ``lake.engine.Lake`` takes)."""
+    return settings.local_read_max_mb * 1_000_000

@@ -5,11 +5,12 @@ the event_ids not in the table yet), and only then acknowledged and trimmed. A c
 between the commit and the acknowledgement leaves the entries pending; the next run
 reads them again and finds them already present, so nothing is written twice.
 
-The entries are parsed in Python as they are read (``event_parsing``) into Arrow
-tables; ``delta_append.insert_new_rows`` writes them with pyarrow and commits them in
-one Delta transaction (what an insert-only MERGE does, without Spark's row writer),
-and tables it cannot handle that way get the Spark MERGE. A reader thread reads and
-parses the next batch while the current one is written.
+The entries are parsed in Python as they are read (``ingest.parsing``) into Arrow
+tables, which :meth:`Lake.insert_new` writes in this process with delta-rs: one
+insert-only MERGE per table, restricted to the partitions the batch touches. A MERGE
+that meets a concurrent commit to those partitions fails and runs again on the new
+version, so two ingestions at once insert each event_id once. A reader thread reads
+and parses the next batch while the current one is written; no Spark session is used.
 """
 
 from __future__ import annotations
@@ -22,16 +23,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+import pyarrow as pa
 import redis
-from pyspark.sql import SparkSession
 
 from looper_common.contracts import events
 from looper_common.contracts.blueprint import Blueprint
 from looper_common.ingest.parsing import Entry, ParsedBatch, TableRows, parse_entries
 from looper_common.ingest.read_ahead import read_ahead
 from looper_common.lake.arrow_rows import rows_to_arrow
-from looper_common.lake.delta_append import insert_new_rows
-from looper_common.lake.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE, Lake, TableSpec, merge_new_rows
+from looper_common.lake.engine import Lake
+from looper_common.lake.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE, TableSpec
 
 log = logging.getLogger(__name__)
 CONSUMER = "ingest"
@@ -169,17 +170,17 @@ class _StreamCursor:
 
 @dataclass
 class _Batch:
-    """A batch read and parsed, ready for Spark: what to write and what to acknowledge after."""
+    """A batch read and parsed: the Arrow rows to write and the stream ids to acknowledge after."""
 
     parsed: ParsedBatch
     ids: dict[str, list[str]]  # stream -> ids read
-    tables: dict[str, object]  # table name -> Arrow table (only tables with rows)
+    tables: dict[str, pa.Table]  # table name -> Arrow rows (only tables with rows)
 
 
 def _date_values(days: set[int]) -> list[date] | None:
     try:
         return sorted(_EPOCH + timedelta(days=d) for d in days)
-    except OverflowError:  # a date Python cannot hold: the MERGE reads every date instead
+    except OverflowError:  # a date Python cannot hold (year 10000): the MERGE reads every date instead
         return None
 
 
@@ -244,9 +245,7 @@ def _read_batch(
     return _Batch(parsed, ids, tables)
 
 
-def write_batch(
-    spark: SparkSession, lake: Lake, batch: _Batch, key_cache: dict | None = None
-) -> dict[str, int]:
+def write_batch(lake: Lake, batch: _Batch) -> dict[str, int]:
     """Insert one parsed batch into bronze and quarantine (new event_ids only); returns rows inserted per table."""
     inserted = {}
     for table, attr in _TABLES:
@@ -254,16 +253,11 @@ def write_batch(
         if not rows.rows:
             inserted[table.name] = 0
             continue
-        arrow, partitions = batch.tables[table.name], _partitions(rows)
-        written = insert_new_rows(spark, lake, table, arrow, partitions, key_cache)
-        if written is None:  # a table pyarrow cannot read or write as Delta would: Spark MERGEs
-            written = merge_new_rows(spark, lake, table, spark.createDataFrame(arrow, table.schema), partitions)
-        inserted[table.name] = written
+        inserted[table.name] = lake.insert_new(table, batch.tables[table.name], _partitions(rows))
     return inserted
 
 
 def ingest_events(
-    spark: SparkSession,
     client: redis.Redis,
     lake: Lake,
     blueprints: Mapping[str, Blueprint],
@@ -280,10 +274,9 @@ def ingest_events(
     stats = IngestStats()
     started = time.perf_counter()
     cursors = {s: _StreamCursor(client, s) for s in streams}
-    key_cache: dict = {}  # event_ids of the data files read or written in this run
     for batch in read_ahead(lambda: _read_batch(list(cursors.values()), batch_size, blueprints)):
         t0 = time.perf_counter()
-        inserted = write_batch(spark, lake, batch, key_cache)
+        inserted = write_batch(lake, batch)
         stats.batches += 1
         if on_committed is not None:
             on_committed(stats.batches)

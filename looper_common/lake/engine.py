@@ -4,8 +4,8 @@ It picks the engine, and no other module knows which ran:
 
 * Arrow rows (ingestion's batches, alias moves, a job's small results) are written by
   delta-rs in this process; Spark DataFrames (the delayed-feedback join) by Spark.
-* A read runs on delta-rs when the Parquet it selects is at most ``local_max_bytes``
-  (``lake.local_max_mb`` in ``conf/<env>.yaml``); above that, or with 0, Spark reads it
+* A read runs on delta-rs when the Parquet it selects is at most ``local_read_max_bytes``
+  (``local_read_max_mb`` in ``conf/<env>.yaml``); above that, or with 0, Spark reads it
   (the session is built on first need) and hands back the same Arrow rows.
 * :meth:`Lake.map_groups` applies one Arrow function per group of rows: to the whole
   selection in this process, or through ``mapInArrow`` on Spark's executors.
@@ -61,7 +61,7 @@ class Lake:
     """Where the tables live (``<root>/<layer>/<table>``) and which engine serves each request."""
 
     root: str
-    local_max_bytes: int = 64_000_000
+    local_read_max_bytes: int = 64_000_000
     storage_options: Mapping[str, str] = field(default_factory=dict)
     spark: SessionSource | None = None  # a session or a LazySession; None: delta-rs only
 
@@ -106,8 +106,8 @@ class Lake:
         return LakeRead(version, rows, engine)
 
     def _engine(self, selected_bytes: int) -> str:
-        """The choice, in one place: delta-rs up to ``local_max_bytes`` (or without Spark), else Spark."""
-        if self.spark is None or (self.local_max_bytes > 0 and selected_bytes <= self.local_max_bytes):
+        """The choice, in one place: delta-rs up to ``local_read_max_bytes`` (or without Spark), else Spark."""
+        if self.spark is None or (self.local_read_max_bytes > 0 and selected_bytes <= self.local_read_max_bytes):
             return "delta-rs"
         return "spark"
 

@@ -1,22 +1,22 @@
-"""Declared table properties (set at creation, else at the next write); replace_partition replaces one partition."""
+"""Lake: declared properties (new and older tables), replace_partition and insert_new from Arrow and Spark."""
 
 from __future__ import annotations
 
 from datetime import date
 
+import pyarrow as pa
 import pytest
-from delta.tables import DeltaTable
-from pyspark.sql import types as T
+from deltalake import DeltaTable
 
-from looper_common.lake import tables
-from looper_common.lake.tables import Lake, TableSpec, replace_partition
+from looper_common.lake.engine import Lake
+from looper_common.lake.tables import TableSpec
 
 pytestmark = pytest.mark.integration
-SCHEMA = T.StructType([
-    T.StructField("id", T.StringType(), False),
-    T.StructField("value", T.DoubleType(), False),
-    T.StructField("blueprint", T.StringType(), False),
-    T.StructField("date", T.DateType(), False),
+SCHEMA = pa.schema([
+    pa.field("id", pa.string(), False),
+    pa.field("value", pa.float64(), False),
+    pa.field("blueprint", pa.string(), False),
+    pa.field("date", pa.date32(), False),
 ])
 PROPERTIES = (("delta.dataSkippingStatsColumns", "value"),)
 DAY = date(2026, 1, 5)
@@ -26,60 +26,77 @@ def _spec(name: str, properties: tuple[tuple[str, str], ...] = PROPERTIES) -> Ta
     return TableSpec(name, SCHEMA, ("blueprint", "date"), ("id",), properties)
 
 
-def _properties(spark, lake: Lake, spec: TableSpec) -> dict[str, str]:
-    return DeltaTable.forPath(spark, lake.path(spec)).detail().first()["properties"]
+def _rows(*rows: tuple[str, float, str]) -> pa.Table:
+    return pa.Table.from_pylist([{"id": i, "value": v, "blueprint": b, "date": DAY} for i, v, b in rows], SCHEMA)
 
 
-def _version(spark, lake: Lake, spec: TableSpec) -> int:
-    return DeltaTable.forPath(spark, lake.path(spec)).history(1).first()["version"]
+def _properties(lake: Lake, spec: TableSpec) -> dict[str, str]:
+    return DeltaTable(lake.path(spec)).metadata().configuration
 
 
-def test_declared_properties_on_new_tables_and_on_older_ones_at_their_next_write(spark, lake):
+def _ids(lake: Lake, spec: TableSpec) -> list[tuple[str, str]]:
+    table = lake.read(spec).table
+    return sorted(zip(table["id"].to_pylist(), table["blueprint"].to_pylist(), strict=True))
+
+
+def test_declared_properties_on_new_tables_and_on_older_ones(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
     created = _spec("t/created")
-    lake.ensure(spark, created)
-    assert _properties(spark, lake, created)["delta.dataSkippingStatsColumns"] == "value"
+    lake.ensure_tables([created])
+    assert _properties(lake, created)["delta.dataSkippingStatsColumns"] == "value"
 
     older = _spec("t/older")
-    lake.ensure(spark, _spec(older.name, ()))  # created before the property was declared
-    assert "delta.dataSkippingStatsColumns" not in _properties(spark, lake, older)
-    tables._ENSURED.clear()  # as in a new session
-    lake.ensure(spark, older)  # reading does not change the table
-    assert "delta.dataSkippingStatsColumns" not in _properties(spark, lake, older)
-    rows = spark.createDataFrame([("x", 1.0, "a", DAY)], SCHEMA)
-    replace_partition(lake, older, rows, {"blueprint": "a", "date": DAY})
-    assert _properties(spark, lake, older)["delta.dataSkippingStatsColumns"] == "value"
-    version = _version(spark, lake, older)
-    tables._ENSURED.clear()
-    tables._PROPERTIES_SET.clear()
-    tables._set_missing_properties(spark, lake.ensure(spark, older), lake.path(older), dict(PROPERTIES))
-    assert _version(spark, lake, older) == version  # already set: no new commit
+    lake.ensure_tables([_spec(older.name, ())])  # created before the property was declared
+    assert "delta.dataSkippingStatsColumns" not in _properties(lake, older)
+    lake.ensure_tables([older])
+    assert _properties(lake, older)["delta.dataSkippingStatsColumns"] == "value"
+    version = DeltaTable(lake.path(older)).version()
+    lake.ensure_tables([older])
+    assert DeltaTable(lake.path(older)).version() == version  # already set: no new commit
 
 
-def test_replace_partition_replaces_only_its_partition_and_restores_the_session(spark, lake):
+@pytest.mark.parametrize("source", ["arrow", "spark"])
+def test_replace_partition_replaces_only_its_partition(spark, tmp_path, source):
+    lake = Lake(str(tmp_path / "lake"), spark=lambda: spark)
     spec = _spec("t/replaced")
     key = "spark.sql.maxConcurrentOutputFileWriters"
     before = spark.conf.get(key, None)
 
-    def write(rows, blueprint="a"):
-        frame = spark.createDataFrame(rows, SCHEMA)
-        replace_partition(lake, spec, frame, {"blueprint": blueprint, "date": DAY})
+    def write(rows: pa.Table, blueprint: str = "a") -> None:
+        frame = rows if source == "arrow" else spark.createDataFrame(rows.to_pandas(), "id string, value double, "
+                                                                      "blueprint string, date date")
+        lake.replace_partition(spec, frame, {"blueprint": blueprint, "date": DAY})
 
-    write([("1", 1.0, "a", DAY), ("2", 2.0, "a", DAY)])
-    write([("9", 9.0, "b", DAY)], blueprint="b")
-    write([("3", 3.0, "a", DAY)])  # replaces blueprint a's partition, leaves b's
-    rows = sorted((r["id"], r["blueprint"]) for r in lake.read(spark, spec).collect())
-    assert rows == [("3", "a"), ("9", "b")]
+    write(_rows(("1", 1.0, "a"), ("2", 2.0, "a")))
+    write(_rows(("9", 9.0, "b")), blueprint="b")
+    write(_rows(("3", 3.0, "a")))  # replaces blueprint a's partition, leaves b's
+    assert _ids(lake, spec) == [("3", "a"), ("9", "b")]
     assert spark.conf.get(key, None) == before
 
     # a row outside the replaced partition fails the write, which leaves the table as it was
-    version = _version(spark, lake, spec)
-    with pytest.raises(Exception, match="(?i)replaceWhere|constraint|predicate"):
-        write([("4", 4.0, "a", DAY), ("5", 5.0, "b", DAY)])
-    assert _version(spark, lake, spec) == version
-    assert sorted(r["id"] for r in lake.read(spark, spec).collect()) == ["3", "9"]
+    version = lake.version(spec)
+    with pytest.raises(Exception, match="(?i)replaceWhere|constraint|predicate|invariant|failed validation"):
+        write(_rows(("4", 4.0, "a"), ("5", 5.0, "b")))
+    assert lake.version(spec) == version
+    assert _ids(lake, spec) == [("3", "a"), ("9", "b")]
     assert spark.conf.get(key, None) == before
-    stats = [
-        a["add"]["stats"]
-        for a in spark.read.json(lake.path(spec) + "/_delta_log/*.json").where("add is not null").collect()
-    ]
-    assert stats and all('"value"' in s and '"id"' not in s for s in stats)  # only the declared column
+
+
+@pytest.mark.parametrize("source", ["arrow", "spark"])
+def test_insert_new_inserts_each_key_once(spark, tmp_path, source):
+    lake = Lake(str(tmp_path / "lake"), spark=lambda: spark)
+    spec = _spec("t/inserted")
+
+    def insert(rows: pa.Table) -> int:
+        frame = rows if source == "arrow" else spark.createDataFrame(rows.to_pandas(), "id string, value double, "
+                                                                      "blueprint string, date date")
+        return lake.insert_new(spec, frame, {"blueprint": sorted(set(rows["blueprint"].to_pylist())), "date": [DAY]})
+
+    assert insert(_rows(("a", 1.0, "x"), ("b", 1.0, "x"))) == 2
+    assert insert(_rows(("b", 2.0, "x"), ("c", 2.0, "x"))) == 1  # b is there already
+    version = lake.version(spec)
+    assert insert(_rows(("a", 3.0, "x"), ("b", 3.0, "x"), ("c", 3.0, "x"))) == 0
+    assert _ids(lake, spec) == [("a", "x"), ("b", "x"), ("c", "x")]
+    values = dict(zip(*(lake.read(spec).table[c].to_pylist() for c in ("id", "value")), strict=True))
+    assert values == {"a": 1.0, "b": 1.0, "c": 2.0}  # the first write of a key stays
+    assert lake.version(spec) in (version, version + 1)  # a rerun changes no row

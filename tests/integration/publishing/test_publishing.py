@@ -322,7 +322,7 @@ def logged_units(lake) -> dict[str, dict]:
 
 def test_latest_units_are_the_same_on_delta_rs_and_spark(spark, lake):
     latest = logged_units(lake)
-    on_spark = dataclasses.replace(lake, local_max_bytes=0)
+    on_spark = dataclasses.replace(lake, local_read_max_bytes=0)
     units = load_units(lake, BP, RUN_DATE)
     assert sorted(units["unit_id"]) == sorted(latest)
     by_unit = units.set_index("unit_id")

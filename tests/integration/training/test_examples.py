@@ -78,7 +78,7 @@ def test_the_wide_frame_has_one_typed_row_per_decision_in_the_window(examples_la
 
 
 def test_the_training_frame_read_by_spark_equals_delta_rs(spark, examples_lake):
-    on_spark = dataclasses.replace(examples_lake, local_max_bytes=0)
+    on_spark = dataclasses.replace(examples_lake, local_read_max_bytes=0)
     for lookback in (0, 2, None):
         expected = load_training_frame(examples_lake, BP, RUN_DATE, lookback)
         got = load_training_frame(on_spark, BP, RUN_DATE, lookback)

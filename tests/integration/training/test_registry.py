@@ -36,7 +36,7 @@ def test_moves_are_appended_and_the_latest_reads_back_on_both_engines(spark, lak
         _move(lake, version)
     _move(lake, "9", alias=CHALLENGER)
     _move(lake, "7", name="other")
-    on_spark = dataclasses.replace(lake, local_max_bytes=0)
+    on_spark = dataclasses.replace(lake, local_read_max_bytes=0)
     for engine in (lake, on_spark):
         assert recorded_alias(engine, "m", CHAMPION) == "3"
         assert recorded_alias(engine, "m", CHALLENGER) == "9"

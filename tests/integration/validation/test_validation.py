@@ -152,7 +152,7 @@ def test_bad_training_set_fails_naming_each_expectation_and_column(spark, histor
     }
     assert json.loads(Path(report.result_path).read_text())["success"] is False
     # read by Spark (as a lake too big for delta-rs is), the same examples give the same report
-    on_spark = dataclasses.replace(history_lake, local_max_bytes=0, spark=lambda: spark)
+    on_spark = dataclasses.replace(history_lake, local_read_max_bytes=0, spark=lambda: spark)
     again = validate_training_set(on_spark, BLUEPRINT, RUN_DATE, min_rows=50, output_dir=tmp_path / "b")
     assert (again.success, again.rows, _failures(again)) == (False, report.rows, _failures(report))
 
