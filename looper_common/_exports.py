@@ -1,18 +1,19 @@
 """Lazy public faces for the platform packages: names resolve on first use.
 
-A package's ``__init__`` lists its public names (``__all__``) without importing the
-modules behind them, so ``from looper_common.training import registry`` does not load
-scikit-learn or hyperopt through a sibling it never uses.
+A package's ``__init__`` lists its public names by the submodule that defines them,
+without importing those modules, so ``from looper_common.training import model_name``
+does not load scikit-learn or hyperopt through a sibling it never uses.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 
-def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
-    """``__getattr__`` and ``__dir__`` for ``package``: name -> the submodule (relative) that defines it."""
+def lazy_exports(package: str, **modules: str) -> tuple[list[str], Callable[[str], object], Callable[[], list[str]]]:
+    """``__all__``, ``__getattr__`` and ``__dir__`` for ``package``; ``modules``: submodule -> names (spaced)."""
+    exports = {name: module for module, names in modules.items() for name in names.split()}
 
     def __getattr__(name: str) -> object:
         module = exports.get(name)
@@ -23,4 +24,4 @@ def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable[[st
     def __dir__() -> list[str]:
         return sorted(exports)
 
-    return __getattr__, __dir__
+    return sorted(exports), __getattr__, __dir__

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from looper_common._exports import lazy_exports
 
-_EXPORTS = {
-    "evaluate": "ope",
-    "OPEResult": "ope",
-    "policy_frame": "policies",
-    "tune": "policy_tuning",
-    "evaluate_policies": "evaluation",
-    "evaluate_models": "promotion_run",
-    "EvaluationRun": "promotion_run",
-    "tune_policy": "tuning_run",
-    "TuningRun": "tuning_run",
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    ope="evaluate OPEResult",
+    policies="policy_frame",
+    policy_tuning="tune",
+    evaluation="evaluate_policies",
+    promotion_run="evaluate_models EvaluationRun",
+    tuning_run="tune_policy TuningRun",
+)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -104,30 +105,17 @@ class OPEResult:
 
 
 def evaluate(
-    logged: Mapping[str, np.ndarray | Sequence],
-    policies: Sequence[str],
-    *,
-    reward: str = "reward",
-    q_hat: str | None = "q_hat",
-    baseline: str | None = None,
-    clip: float | None = None,
-    n_bootstrap: int = 200,
-    alpha: float = 0.05,
-    buckets: int = DEFAULT_BUCKETS,
-    seed: int = 0,
-    id_hashes: np.ndarray | None = None,
+    logged: Mapping[str, np.ndarray | Sequence], policies: Sequence[str], **options: Any
 ) -> OPEResult:
     """Estimate the value of each policy in ``policies`` on the ``logged`` columns (see the module doc).
 
-    ``baseline`` names one of ``policies``; each other policy then also gets its lift
-    over it, with a paired interval. ``q_hat=None`` skips DM and DR. ``id_hashes`` is
-    :func:`decision_hashes` of the ``decision_id`` column, computed once by a caller
-    that evaluates the same decisions repeatedly.
+    ``options`` are :func:`evaluate_by`'s: ``reward``, ``q_hat`` (None skips DM and DR),
+    ``baseline`` (one of ``policies``; each other policy then also gets its lift over it,
+    with a paired interval), ``clip``, ``n_bootstrap``, ``alpha``, ``buckets``, ``seed``
+    and ``id_hashes`` (:func:`decision_hashes` of the ``decision_id`` column, computed
+    once by a caller that evaluates the same decisions repeatedly).
     """
-    results = evaluate_by(
-        logged, None, policies, reward=reward, q_hat=q_hat, baseline=baseline, clip=clip,
-        n_bootstrap=n_bootstrap, alpha=alpha, buckets=buckets, seed=seed, id_hashes=id_hashes,
-    )
+    results = evaluate_by(logged, None, policies, **options)
     if not results:
         raise OPEError("no logged decisions to evaluate on")
     return results[None]

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from looper_common._exports import lazy_exports
 
-_EXPORTS = {
-    "ingest_events": "streams",
-    "event_streams": "streams",
-    "IngestStats": "streams",
-    "parse_entries": "parsing",
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    streams="ingest_events event_streams IngestStats",
+    parsing="parse_entries",
+)

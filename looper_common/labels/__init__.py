@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from looper_common._exports import lazy_exports
 
-_EXPORTS = {
-    "join_feedback": "join",
-    "build_examples": "windows",
-    "maturity_bounds": "days",
-    "day_bounds": "days",
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    join="join_feedback",
+    windows="build_examples",
+    days="maturity_bounds day_bounds",
+)

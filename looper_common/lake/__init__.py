@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from looper_common._exports import lazy_exports
 
-_EXPORTS = {
-    "Lake": "engine",
-    "LakeRead": "engine",
-    "blueprint_dates": "engine",
-    "TableSpec": "tables",
-    "ALL_TABLES": "tables",
-    "to_pandas": "frames",
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    engine="Lake LakeRead blueprint_dates",
+    tables="TableSpec ALL_TABLES",
+    frames="to_pandas",
+)

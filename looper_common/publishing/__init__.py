@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from looper_common._exports import lazy_exports
 
-_EXPORTS = {
-    "publish_policies": "champion",
-    "PublishRun": "champion",
-    "publish_champion": "publish",
-    "publish_policy": "redis_policy",
-    "rollback": "redis_policy",
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    champion="publish_policies PublishRun",
+    publish="publish_champion",
+    redis_policy="publish_policy rollback",
+)

@@ -208,10 +208,10 @@ class ServingPlan:
         escape = json.encoder.encode_basestring_ascii
         served_event, default_event = self._served_event, self._default_event
         distribution, served_dists = self._distribution, self._served
-        decode, encode, decode_error = _fast_decode, _fast_encode, msgspec.DecodeError
+        decode, decode_error = _fast_decode, msgspec.DecodeError
         decisions, payloads = [], []
-        # The body inlines decode_entry and encode_json (same code, same fallbacks): a
-        # Python call per decision is a measurable share of its cost.
+        # The body inlines decode_entry (same code, same fallbacks): a Python call per
+        # decision is a measurable share of its cost.
         for (unit_id, features), ts_ms, raw, decision_id in zip(requests, stamps, entries, decision_ids, strict=True):
             if raw is None:
                 dist, scores, scores_json, template = self._default_distribution(), None, b"null", default_event
@@ -226,19 +226,9 @@ class ServingPlan:
                     dist = served_dists.get(greedy) or distribution(greedy, scores)
                 except TypeError:  # an unhashable "a" in a hand-written entry
                     dist = _Distribution(action_distribution(self.spec, self._actions, greedy, scores))
-                try:
-                    scores_json = encode(scores)
-                except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
-                    scores_json = b"null"
-                if b"null" in scores_json:
-                    scores_json = _json_encode(scores).encode()
+                scores_json = encode_json(scores)
                 template, served_version, is_default = served_event, version, False
-            try:
-                features_json = encode(features)
-            except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
-                features_json = b"null"
-            if b"null" in features_json:
-                features_json = _json_encode(features).encode()
+            features_json = encode_json(features)
             id_bytes = decision_id.encode()
             u = _from_bytes(_blake2b(id_bytes, digest_size=8).digest(), "big") / _TWO_64
             cumulative = dist.cumulative

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from looper_common._exports import lazy_exports
 
-_EXPORTS = {
-    "train_blueprint": "train",
-    "load_training_frame": "examples",
-    "model_name": "registry",
-    "train_models": "training_run",
-    "TrainRun": "training_run",
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    train="train_blueprint",
+    examples="load_training_frame",
+    registry="model_name",
+    training_run="train_models TrainRun",
+)

@@ -4,8 +4,4 @@ from __future__ import annotations
 
 from looper_common._exports import lazy_exports
 
-_EXPORTS = {
-    "validate_training_set": "training_set",
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, training_set="validate_training_set")
