@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from looper_common.contracts.config import SAFE_LOADER
+
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+$", min_length=1, max_length=64)]
 RESERVED_COLUMNS = frozenset({
     "decision_id", "unit_id", "ts", "blueprint", "blueprint_version", "action", "propensity",
@@ -223,15 +225,12 @@ def parse_blueprint(data: object, source: str = "<blueprint>") -> Blueprint:
         raise BlueprintError("\n".join(lines)) from None
 
 
-# libyaml's safe loader when PyYAML was built with it (8x faster on 200 blueprints), else the pure-Python one
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 
 def load_blueprint(path: str | Path) -> Blueprint:
     """Load one blueprint file; its ``name`` must match the file name."""
     path = Path(path)
     try:
-        data = yaml.load(path.read_text(), Loader=_SAFE_LOADER)
+        data = yaml.load(path.read_text(), Loader=SAFE_LOADER)
     except FileNotFoundError:
         raise BlueprintError(f"{path}: no such blueprint file") from None
     except yaml.YAMLError as err:

@@ -89,7 +89,7 @@ def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client):
     # the OPE gate promoted it: the DR lift's lower bound over the logged policy is above 0
     promotion = next(r for r in history if r["alias"] == CHAMPION)
     assert "DR lift over logged" in promotion["reason"], promotion["reason"]
-    metrics = promotion["metrics"]
+    metrics = dict(promotion["metrics"])  # an Arrow map reads as (key, value) pairs
     assert 0 < metrics["ope.challenger.lift_dr_lower"] <= metrics["ope.challenger.lift_dr"]
     assert metrics["ope.logged.ess"] > 1000 and metrics["ope.challenger.max_weight"] > 1
     # tune_policy tuned the champion's params; the evaluate and tune runs left their reports

@@ -112,18 +112,18 @@ def test_settings_and_blueprints_are_read_once_per_parse(tmp_path, monkeypatch):
         (folder / f"{name}.yaml").write_text(yaml.safe_dump({**template, "name": name}))
     monkeypatch.setenv("LOOPER_BLUEPRINTS_DIR", str(folder))
     calls = {"load_settings": 0, "yaml": 0}
-    load, safe_load = config.load_settings, yaml.safe_load
+    load, yaml_load = config.load_settings, yaml.load
 
     def counted_load_settings(*args, **kwargs):
         calls["load_settings"] += 1
         return load(*args, **kwargs)
 
-    def counted_safe_load(stream):
-        calls["yaml"] += 1
-        return safe_load(stream)
+    def counted_load(stream, Loader):  # noqa: N803 (PyYAML's name)
+        calls["yaml"] += Loader is config.SAFE_LOADER  # Looper's reads, not Airflow's own
+        return yaml_load(stream, Loader)
 
     monkeypatch.setattr(config, "load_settings", counted_load_settings)
-    monkeypatch.setattr(yaml, "safe_load", counted_safe_load)
+    monkeypatch.setattr(yaml, "load", counted_load)
     bag = _dagbag()  # a real parse of the DAG file, importing it afresh
 
     assert bag.import_errors == {}
