@@ -28,8 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="validate only the examples matured in the last N days (default: all of them)")
     args = parser.parse_args(argv)
     ctx = setup(args, "validate_training_set")
-    from looper_common.validation import validate_training_set  # Great Expectations: after the arguments
     logging.getLogger("great_expectations").setLevel(logging.WARNING)  # one INFO line per registered method
+    from looper_common.validation import validate_training_set  # Great Expectations: after the arguments
     output_dir = Path(ctx.settings.home, "var", "validation", args.blueprint, str(args.run_date))
     report = validate_training_set(ctx.lake, ctx.blueprints[args.blueprint], args.run_date, min_rows=args.min_rows,
                                    output_dir=output_dir, lookback_days=args.lookback_days)

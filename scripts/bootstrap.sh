@@ -122,11 +122,12 @@ setup_redis() {
 }
 
 # The Spark driver's class-data archive (scripts/jvm_archive.py), rewritten when the JVM,
-# Spark or the Delta jars change: the archive only fits the JVM and classpath that wrote it.
+# Spark, the Delta jars or the script change: the archive only fits the JVM and classpath
+# that wrote it, and holds the classes of the operations the script exercises.
 setup_jvm_archive() {
     local dir="$ROOT/var/jvm" key
     local archive="$dir/spark-driver.jsa"
-    key="$(java -version 2>&1 | head -n1) $("$VENV/bin/python" -c 'import pyspark; print(pyspark.__version__)') $(cd "$JARS" && echo *.jar)"
+    key="$(java -version 2>&1 | head -n1) $("$VENV/bin/python" -c 'import pyspark; print(pyspark.__version__)') $(cd "$JARS" && echo *.jar) $(sha "$ROOT/scripts/jvm_archive.py")"
     if [[ -f "$archive" && -f "$dir/.key" && "$(cat "$dir/.key")" == "$key" ]]; then
         log "jvm class-data archive ok: var/jvm/spark-driver.jsa"
         return 0
