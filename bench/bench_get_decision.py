@@ -33,6 +33,7 @@ from looper_common.contracts.blueprint import Blueprint, load_blueprint
 from looper_common.sdk import decision_batch as DB
 from looper_common.sdk import exploration
 from looper_common.sdk.client import LooperClient
+from looper_common.sdk.requests import check_requests
 
 BLUEPRINT = "notification_send"
 VERSION = "v1"
@@ -155,7 +156,7 @@ def sdk_work_only(
             request_batches[i % len(request_batches)],
             entry_batches[i % len(entry_batches)],
         )
-        LooperClient._check_requests(compiled, requests)
+        check_requests(compiled, requests)
         plan.decide(requests, [events.to_epoch_ms(None)] * len(requests), entries)
 
     return work
@@ -184,7 +185,7 @@ def step_costs(sdk: LooperClient, blueprint: Blueprint, entry: bytes) -> list[tu
     plan = sdk._plan(compiled, VERSION, blueprint.policy.exploration)
     ts = events.to_epoch_ms(None)
     requests = [("user_1", FEATURES)] * 1_000
-    LooperClient._check_requests(compiled, requests[:1])
+    check_requests(compiled, requests[:1])
     stamps = [ts] * 1_000
     greedy, scores = DB.decode_entry(entry)
     dist = plan._served.get(greedy) or plan._distribution(greedy, scores)
@@ -196,7 +197,7 @@ def step_costs(sdk: LooperClient, blueprint: Blueprint, entry: bytes) -> list[tu
     features_json, scores_json, unit_json = DB.encode_json(FEATURES), DB.encode_json(scores), b'"user_1"'
     template = plan._served_event
     steps: list[tuple[str, Callable[[], object], int]] = [
-        ("feature checks (signature known)", lambda: LooperClient._check_requests(compiled, requests), 1_000),
+        ("feature checks (signature known)", lambda: check_requests(compiled, requests), 1_000),
         ("`ids.new_decision_ids` (one os.urandom per batch)",
          lambda: ids.new_decision_ids(compiled.tag, stamps), 1_000),
         ("entry decode (msgspec)", lambda: DB.decode_entry(entry), 1),

@@ -62,8 +62,7 @@ def setup(args: argparse.Namespace, job_name: str) -> JobContext:
         format=f"%(asctime)s {job_name} %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("py4j", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
     try:
         settings = load_settings(args.env)
         blueprints = load_blueprints(settings.blueprints_dir)

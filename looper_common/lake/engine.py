@@ -95,15 +95,16 @@ class Lake:
         """The live rows passing ``filters`` (partition or column filters), as Arrow in the spec's types."""
         started = time.perf_counter()
         table = self._table(spec)
-        version, size = table.version(), delta.selected_bytes(table, spec, filters)
-        engine = self._engine(size)
-        if engine == "delta-rs":
-            rows = delta.read(table, spec, filters, columns)
-        else:
-            rows = self._spark_read(spec, version, filters, columns)
+        size = delta.selected_bytes(table, spec, filters)
+        read = self._read(table, spec, filters, columns, self._engine(size))
         log.info("%s v%d: %d rows (%.1f MB selected) read by %s in %.2f s",
-                 spec.name, version, rows.num_rows, size / 1e6, engine, time.perf_counter() - started)
-        return LakeRead(version, rows, engine)
+                 spec.name, read.version, read.table.num_rows, size / 1e6, read.engine, time.perf_counter() - started)
+        return read
+
+    def _read(self, table, spec: TableSpec, filters, columns, engine: str) -> LakeRead:
+        if engine == "delta-rs":
+            return LakeRead(table.version(), delta.read(table, spec, filters, columns), engine)
+        return LakeRead(table.version(), self._spark_read(spec, table.version(), filters, columns), engine)
 
     def _engine(self, selected_bytes: int) -> str:
         """The choice, in one place: delta-rs up to ``local_read_max_bytes`` (or without Spark), else Spark."""
@@ -169,8 +170,9 @@ class Lake:
         the whole selection; on Spark, once per partition after a repartition by ``key``
         (``mapInArrow`` on the executors), and the results are collected.
         """
-        if self._engine(delta.selected_bytes(self._table(spec), spec, filters)) == "delta-rs":
-            return conform_to(fn(self.read(spec, filters=filters, columns=columns).table), schema)
+        table = self._table(spec)
+        if self._engine(delta.selected_bytes(table, spec, filters)) == "delta-rs":
+            return conform_to(fn(self._read(table, spec, filters, columns, "delta-rs").table), schema)
         from pyspark.sql.pandas.types import from_arrow_schema
 
         from looper_common.lake import spark

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import logging
 import operator
 import os
 import sys
@@ -62,6 +63,7 @@ def get_spark(settings: Settings, app_name: str = "looper") -> SparkSession:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # its gateway logs every connection at INFO
     return spark
 
 

@@ -15,7 +15,6 @@ import json
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -26,50 +25,15 @@ from looper_common.contracts.blueprint import Blueprint, ExplorationSpec, load_b
 from looper_common.sdk.active_policy import ActivePolicies
 from looper_common.sdk.decision_batch import Decision, ServingPlan, encode_decision_event
 from looper_common.sdk.redis_batches import BatchWriter
+from looper_common.sdk.requests import Compiled, LooperError, check_requests, compile_blueprint, observation_number
 
 __all__ = ["Decision", "LooperClient", "LooperError"]
 
 log = logging.getLogger(__name__)
 _FIELD = events.PAYLOAD_FIELD.encode()
-_MAX_SIGNATURES = 1_024  # feature name orders x value types remembered as checked
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 Timestamp = datetime | int | float | None
-_TYPE_CHECKS = {
-    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "bool": lambda v: isinstance(v, bool),
-    "category": lambda v: isinstance(v, str),
-}
-
-
-class LooperError(ValueError):
-    """Bad input from product code: unknown blueprint, bad feature or observation."""
-
-
-@dataclass
-class _Compiled:
-    """A blueprint with what the hot path needs precomputed."""
-
-    blueprint: Blueprint
-    checks: dict[str, tuple[str, object]] = field(default_factory=dict)
-    stream: str = ""
-    tag: int = 0
-    # (feature names..., value types...) of feature maps that passed the checks: the
-    # checks depend only on names and types, so a known signature needs no check.
-    signatures: set[tuple[object, ...]] = field(default_factory=set)
-    plan: ServingPlan | None = None
-
-
-def _compile(blueprint: Blueprint) -> _Compiled:
-    return _Compiled(
-        blueprint=blueprint,
-        checks={f.name: (f.type, _TYPE_CHECKS[f.type]) for f in blueprint.features},
-        stream=events.stream_key(blueprint.name),
-        tag=ids.blueprint_tag(blueprint.name),
-    )
-
-
 class LooperClient:
     """Decisions and observations for every blueprint known to this process.
 
@@ -104,7 +68,7 @@ class LooperClient:
             blueprints = blueprints if blueprints is not None else settings.blueprints_dir
         if not isinstance(blueprints, Mapping):
             blueprints = load_blueprints(blueprints)
-        self._blueprints = {name: _compile(bp) for name, bp in blueprints.items()}
+        self._blueprints = {name: compile_blueprint(bp) for name, bp in blueprints.items()}
         self._by_tag: dict[int, str] = {}
         for name, compiled in self._blueprints.items():
             other = self._by_tag.setdefault(compiled.tag, name)
@@ -137,7 +101,7 @@ class LooperClient:
         """Batch form of :meth:`get_decision`: one MGET, and one script call per 1,000 XADDs."""
         compiled = self._compiled(blueprint)
         bp = compiled.blueprint
-        self._check_requests(compiled, requests)
+        check_requests(compiled, requests)
         stamps = self._timestamps(ts, len(requests))
         version, override = self._active.get(bp.name)
         entries: list[bytes | None] = [None] * len(requests)
@@ -182,7 +146,7 @@ class LooperClient:
             compiled = self._compiled(name)
             ts_ms = events.to_epoch_ms(ts)
             for obs_name, value in observations.items():
-                number = self._number(obs_name, value)
+                number = observation_number(obs_name, value)
                 event = {
                     "kind": events.OBSERVATION,
                     "event_id": ids.observation_event_id(decision_id, obs_name, ts_ms, number),
@@ -203,7 +167,7 @@ class LooperClient:
 
     # -- internals -------------------------------------------------------------------
 
-    def _compiled(self, blueprint: str) -> _Compiled:
+    def _compiled(self, blueprint: str) -> Compiled:
         try:
             return self._blueprints[blueprint]
         except KeyError:
@@ -219,49 +183,6 @@ class LooperClient:
                 "pass blueprint= explicitly"
             ) from None
 
-    @classmethod
-    def _check_requests(cls, compiled: _Compiled, requests: Sequence[tuple[str, Mapping[str, object]]]) -> None:
-        """Check every request's features before deciding any (nothing is logged on error)."""
-        signatures = compiled.signatures
-        for unit_id, features in requests:
-            if (*features, *map(type, features.values())) not in signatures:
-                cls._check_features(compiled, unit_id, features)
-                if len(signatures) < _MAX_SIGNATURES:
-                    signatures.add((*features, *map(type, features.values())))
-
-    @staticmethod
-    def _check_features(compiled: _Compiled, unit_id: str, features: Mapping[str, object]) -> None:
-        checks = compiled.checks
-        if len(features) == len(checks):
-            try:
-                if all(checks[name][1](value) for name, value in features.items()):
-                    return
-            except KeyError:
-                pass
-        bp = compiled.blueprint.name
-        missing = [n for n in checks if n not in features]
-        if missing:
-            raise LooperError(f"{bp}: unit {unit_id!r}: missing feature(s) {missing}")
-        unknown = [n for n in features if n not in checks]
-        if unknown:
-            raise LooperError(
-                f"{bp}: unit {unit_id!r}: unknown feature(s) {unknown}; the blueprint declares {list(checks)}"
-            )
-        for name, value in features.items():
-            ftype, check = checks[name]
-            if not check(value):
-                raise LooperError(
-                    f"{bp}: unit {unit_id!r}: feature {name!r} must be {ftype}, got {value!r}"
-                )
-
-    @staticmethod
-    def _number(name: str, value: object) -> float:
-        if isinstance(value, bool):
-            return 1.0 if value else 0.0
-        if isinstance(value, (int, float)):
-            return float(value)
-        raise LooperError(f"observation {name!r} must be a number or bool, got {value!r}")
-
     @staticmethod
     def _timestamps(ts: Timestamp | Sequence[Timestamp], n: int) -> list[int]:
         if isinstance(ts, (list, tuple)):
@@ -271,7 +192,7 @@ class LooperClient:
         return [events.to_epoch_ms(ts)] * n
 
     @staticmethod
-    def _plan(compiled: _Compiled, version: str | None, spec: ExplorationSpec) -> ServingPlan:
+    def _plan(compiled: Compiled, version: str | None, spec: ExplorationSpec) -> ServingPlan:
         """The serving plan for this version and spec, rebuilt only when either changes."""
         plan = compiled.plan
         if plan is None or plan.version != version or plan.spec is not spec:
