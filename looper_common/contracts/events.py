@@ -19,13 +19,28 @@ DECISION_REQUIRED = (
     "event_id", "decision_id", "blueprint", "blueprint_version", "unit_id", "ts",
     "features", "action", "propensity", "action_probs", "is_default",
 )
-DECISION_OPTIONAL = ("scores", "policy_version")
+DECISION_OPTIONAL = ("scores", "policy_version", "default_reason")
+
+# Why a decision was served the blueprint's default action: a default decision event's
+# ``default_reason`` (DESIGN.md §3).
+NO_POLICY = "no_policy"  # no active policy version
+UNKNOWN_UNIT = "unknown_unit"  # the active version has no entry for the unit
+REDIS_ERROR = "redis_error"  # reading the pointer or the entry failed
+CORRUPT_ENTRY = "corrupt_entry"  # the unit's entry is not a valid policy entry
+CIRCUIT_OPEN = "circuit_open"  # Redis failed recently: not asked, for a back-off period
+HOLDBACK = "holdback"  # the unit is in the blueprint's holdback share
+DEFAULT_REASONS = (NO_POLICY, UNKNOWN_UNIT, REDIS_ERROR, CORRUPT_ENTRY, CIRCUIT_OPEN, HOLDBACK)
 OBSERVATION_REQUIRED = ("event_id", "decision_id", "blueprint", "name", "value", "ts")
 
 
 def stream_key(blueprint: str) -> str:
     """The Redis Stream that carries a blueprint's events."""
     return f"{STREAM_PREFIX}{blueprint}"
+
+
+def sdk_stats_key(blueprint: str) -> str:
+    """Hash of the SDK's counters for a blueprint (decisions, defaults by reason, events sent and dropped)."""
+    return f"looper:sdk:{blueprint}:stats"
 
 
 def blueprint_of_stream(key: str) -> str:

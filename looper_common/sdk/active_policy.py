@@ -37,31 +37,33 @@ class ActivePolicies:
     def get(self, blueprint: str) -> tuple[str | None, ExplorationSpec | None]:
         """``(active version or None, the version's exploration override or None)``.
 
-        On a Redis error: ``(None, None)``, not cached, so the next call retries.
+        A Redis error propagates (the caller serves the default); what was cached stays,
+        for :meth:`cached`.
         """
         now = time.monotonic()
         cached = self._cached.get(blueprint)
         if cached is not None and cached[0] > now:
             return cached[1], cached[2]
         last = cached[1] if cached is not None else None
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.get(policy_store.active_key(blueprint))
-            if last is not None:
-                pipe.hget(policy_store.meta_key(blueprint, last), policy_store.EXPLORATION_FIELD)
-            replies = pipe.execute()
-            version = replies[0].decode() if replies[0] is not None else None
-            raw = None
-            if version is not None and version == last:
-                raw = replies[1]
-            elif version is not None:  # the pointer moved: the new version's field
-                raw = self._redis.hget(policy_store.meta_key(blueprint, version), policy_store.EXPLORATION_FIELD)
-        except redis.RedisError as err:
-            log.warning("active policy lookup for %s failed: %s", blueprint, err)
-            return None, None
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.get(policy_store.active_key(blueprint))
+        if last is not None:
+            pipe.hget(policy_store.meta_key(blueprint, last), policy_store.EXPLORATION_FIELD)
+        replies = pipe.execute()
+        version = replies[0].decode() if replies[0] is not None else None
+        raw = None
+        if version is not None and version == last:
+            raw = replies[1]
+        elif version is not None:  # the pointer moved: the new version's field
+            raw = self._redis.hget(policy_store.meta_key(blueprint, version), policy_store.EXPLORATION_FIELD)
         spec = self._override(blueprint, version, raw)
         self._cached[blueprint] = (now + self._ttl, version, spec)
         return version, spec
+
+    def cached(self, blueprint: str) -> tuple[str | None, ExplorationSpec | None]:
+        """The last version and override read, however old, without asking Redis."""
+        cached = self._cached.get(blueprint)
+        return (cached[1], cached[2]) if cached is not None else (None, None)
 
     def _override(self, blueprint: str, version: str | None, raw: bytes | None) -> ExplorationSpec | None:
         if raw is None:

@@ -3,17 +3,23 @@
 A decision costs one GET (the unit's published entry) and one XADD (the decision
 event); the active-version pointer is cached for ``pointer_ttl_s``, with the
 version's own exploration spec when it was published with one (else the
-blueprint's applies). When Redis fails, the unit is unknown or nothing is published,
-the blueprint's default action is served (with the blueprint's exploration) and
-flagged ``is_default``; events that could not be sent are kept in a bounded buffer
-and retried on the next call.
+blueprint's applies). When the unit is unknown, nothing is published, the entry is
+corrupt or Redis fails, the blueprint's default action is served (with the
+blueprint's exploration), flagged ``is_default`` with a ``default_reason``
+(``events.DEFAULT_REASONS``). After a Redis failure a circuit breaker serves the
+default without asking Redis (``circuit_open``) for a back-off period that doubles
+per failure up to ``breaker_max_s``; events that could not be sent wait in a bounded
+buffer (``outbox.Outbox``) and are resent in slices; ``close()``, and process exit,
+flush them with a bounded wait. ``stats()`` counts all of it.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
-from collections import deque
+import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -23,14 +29,17 @@ import redis
 from looper_common.contracts import events, ids, policy_store
 from looper_common.contracts.blueprint import Blueprint, ExplorationSpec, load_blueprints
 from looper_common.sdk.active_policy import ActivePolicies
+from looper_common.sdk.breaker import CircuitBreaker
+from looper_common.sdk.connection import EvictionPolicyError, check_eviction_policy, connect, mask_url
 from looper_common.sdk.decision_batch import Decision, ServingPlan, encode_decision_event
+from looper_common.sdk.outbox import Outbox
 from looper_common.sdk.redis_batches import BatchWriter
 from looper_common.sdk.requests import Compiled, LooperError, check_requests, compile_blueprint, observation_number
+from looper_common.sdk.stats import SdkStats
 
 __all__ = ["Decision", "LooperClient", "LooperError"]
 
 log = logging.getLogger(__name__)
-_FIELD = events.PAYLOAD_FIELD.encode()
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 Timestamp = datetime | int | float | None
@@ -41,8 +50,17 @@ class LooperClient:
         redis_url: Redis holding published policies and event streams; defaults to the
             environment's settings (``conf/<LOOPER_ENV>.yaml``).
         blueprints: a folder of blueprint YAML files or already-loaded blueprints.
+        password: the Redis password; default ``$LOOPER_REDIS_PASSWORD`` (a password in
+            the URL wins).
         pointer_ttl_s: how long the active policy version (and its exploration) is cached.
-        max_unsent: events kept for retry while Redis is unreachable.
+        socket_timeout: seconds a Redis call may take (connect, read) before it fails.
+        max_unsent: events kept for retry while Redis is unreachable; more are dropped
+            (counted in ``stats()``).
+        resend_slice: kept events resent per call at most, besides the call's own.
+        breaker_base_s, breaker_max_s: back-off after a Redis failure, doubled per
+            further failure up to the cap; during it Redis is not asked.
+        close_timeout_s: how long ``close()`` (and process exit) try to send what is kept.
+        stats_interval_s: how often the counters are added to Redis (``events.sdk_stats_key``).
         random_bits: source of 64-bit randomness for decision ids (and so for
             exploration); pass ``random.Random(seed).getrandbits`` to make a simulation
             reproducible. Default: the OS.
@@ -57,6 +75,11 @@ class LooperClient:
         pointer_ttl_s: float = 1.0,
         socket_timeout: float = 0.5,
         max_unsent: int = 100_000,
+        resend_slice: int = 1_000,
+        breaker_base_s: float = 1.0,
+        breaker_max_s: float = 30.0,
+        close_timeout_s: float = 5.0,
+        stats_interval_s: float = 10.0,
         random_bits: Callable[[int], int] | None = None,
     ) -> None:
         if redis_url is None or blueprints is None:
@@ -74,14 +97,23 @@ class LooperClient:
             other = self._by_tag.setdefault(compiled.tag, name)
             if other != name:
                 raise LooperError(f"blueprints {other!r} and {name!r} share a decision-id tag; rename one")
-        self.redis = redis.Redis.from_url(
-            redis_url, password=password, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
-        )
+        self.redis = connect(redis_url, password, socket_timeout)
+        self._where = f"Redis at {mask_url(redis_url)}"
+        self._link = CircuitBreaker(breaker_base_s, breaker_max_s)  # Redis unreachable or hung
+        self._writes = CircuitBreaker(breaker_base_s, breaker_max_s)  # Redis refusing writes
         self._active = ActivePolicies(self.redis, pointer_ttl_s)
-        self._writer = BatchWriter(self.redis)
-        self._unsent: deque[tuple[str, bytes]] = deque(maxlen=max_unsent)
-        self.dropped_events = 0
+        self._outbox = Outbox(BatchWriter(self.redis), self._link, self._writes, max_unsent, resend_slice)
+        self._stats = SdkStats(stats_interval_s)
+        self._close_timeout_s = close_timeout_s
         self._random_bits = random_bits
+        self._closed = False
+        self._eviction_checked = False
+        try:
+            self._check_eviction()
+        except redis.RedisError as err:  # Redis is away: checked at the first call that reaches it
+            self._link.failure(err)
+            log.warning("%s is not reachable (%s): serving defaults until it is", self._where, err)
+        _LIVE.add(self)
 
     # -- decisions -------------------------------------------------------------------
 
@@ -103,20 +135,39 @@ class LooperClient:
         bp = compiled.blueprint
         check_requests(compiled, requests)
         stamps = self._timestamps(ts, len(requests))
-        version, override = self._active.get(bp.name)
-        entries: list[bytes | None] = [None] * len(requests)
-        if version is not None and requests:
+        n = len(requests)
+        entries: list[bytes | None] = [None] * n
+        if not self._link.allow():  # Redis failed recently: do not ask it
+            version, override = self._active.cached(bp.name)
+            missing = events.CIRCUIT_OPEN
+        else:
             try:
-                prefix = policy_store.entry_key(bp.name, version, "")
-                keys = [prefix + str(u) for u, _ in requests]
-                entries = self.redis.mget(keys)
+                if not self._eviction_checked:
+                    self._check_eviction()
+                version, override = self._active.get(bp.name)
+                missing = events.NO_POLICY
+                if version is not None and requests:
+                    prefix = policy_store.entry_key(bp.name, version, "")
+                    entries = self.redis.mget([prefix + str(u) for u, _ in requests])
+                    missing = events.UNKNOWN_UNIT
+                self._link.success()
             except redis.RedisError as err:
-                log.warning("policy lookup for %s failed, serving the default: %s", bp.name, err)
+                first = self._link.failure(err)
+                (log.warning if first else log.debug)(
+                    "policy lookup for %s failed, serving the default for %.1f s: %s", bp.name, self._link.backoff_s, err
+                )
+                version, override = self._active.cached(bp.name)
+                entries, missing = [None] * n, events.REDIS_ERROR
         rands = None
         if self._random_bits is not None:
-            rands = [self._random_bits(64) for _ in range(len(requests))]
+            rands = [self._random_bits(64) for _ in range(n)]
         plan = self._plan(compiled, version, override or bp.policy.exploration)
-        decisions, payloads = plan.decide(requests, stamps, entries, rands)
+        stats = self._stats
+        stats.decisions[bp.name] = stats.decisions.get(bp.name, 0) + n
+        defaults = stats.defaults.get(bp.name)
+        if defaults is None:
+            defaults = stats.defaults[bp.name] = {}
+        decisions, payloads = plan.decide(requests, stamps, entries, rands, missing, defaults)
         self._send(compiled.stream, payloads)
         return decisions
 
@@ -161,9 +212,51 @@ class LooperClient:
             self._send(stream, payloads)
 
     def flush(self) -> int:
-        """Retry events buffered while Redis was unreachable; returns how many are left."""
-        self._send(None, [])
-        return len(self._unsent)
+        """Send the events kept while Redis failed, slice by slice, until one fails; returns how many are left."""
+        return self._outbox.flush()
+
+    def close(self, timeout_s: float | None = None) -> int:
+        """Send what is kept, retrying for at most ``timeout_s`` (default ``close_timeout_s``),
+        then give up the rest (counted as dropped, logged) and disconnect. Returns how many
+        events were given up. Called at process exit for clients not closed."""
+        if self._closed:
+            return 0
+        self._closed = True
+        _LIVE.discard(self)
+        deadline = time.monotonic() + (self._close_timeout_s if timeout_s is None else timeout_s)
+        while self._outbox.flush(deadline) and time.monotonic() < deadline:
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        lost = self._outbox.drop_all(f"still unsent when the client closed, {self._where}")
+        if not (self._link.is_open or self._writes.is_open):
+            self._stats.report(self.redis, self._outbox.sent, self._outbox.dropped)
+        self.redis.close()
+        return lost
+
+    def stats(self) -> dict[str, object]:
+        """The client's counters: events sent, kept, dropped; circuit states; per-blueprint counts.
+
+        ``by_blueprint`` holds the fields this process adds to the Redis hash
+        ``events.sdk_stats_key(blueprint)`` (decisions, ``default_<reason>``, events sent
+        and dropped).
+        """
+        out = self._outbox
+        return {
+            "events_sent": sum(out.sent.values()),
+            "events_buffered": len(out),
+            "events_dropped": sum(out.dropped.values()),
+            "failed_sends": out.failed_sends,
+            "circuit": self._link.state(),
+            "writes_circuit": self._writes.state(),
+            "circuit_opened": self._link.opened,
+            "writes_circuit_opened": self._writes.opened,
+            "last_error": self._link.last_error or self._writes.last_error,
+            "by_blueprint": self._stats.counters(out.sent, out.dropped),
+        }
+
+    @property
+    def dropped_events(self) -> int:
+        """Events given up so far (buffer full, or unsent at close)."""
+        return sum(self._outbox.dropped.values())
 
     # -- internals -------------------------------------------------------------------
 
@@ -203,34 +296,29 @@ class LooperClient:
     def _decision_event(bp: Blueprint, d: Decision, features: Mapping[str, object]) -> bytes:
         return encode_decision_event(bp, d, features)
 
-    def _send(self, stream: str | None, payloads: list[bytes]) -> None:
-        """XADD the payloads (and any kept from earlier) per stream; a failed stream's events wait for the next call."""
-        by_stream: dict[str, list[bytes]]
-        if not self._unsent:  # the usual case: one stream, nothing waiting
-            if stream is None or not payloads:
-                return
-            by_stream = {stream: payloads}
-        else:
-            pending = list(self._unsent)
-            self._unsent.clear()
-            if stream is not None:
-                pending.extend((stream, p) for p in payloads)
-            by_stream = {}
-            for key, payload in pending:
-                by_stream.setdefault(key, []).append(payload)
-        kept: list[tuple[str, bytes]] = []
-        error: redis.RedisError | None = None
-        for key, batch in by_stream.items():
-            if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):  # Redis is away: keep the rest
-                kept.extend((key, p) for p in batch)
-                continue
-            try:
-                self._writer.xadd(key, _FIELD, batch)
-            except redis.RedisError as err:  # a refused write (e.g. OOM, a wrong-type key): other streams still go
-                error = err
-                kept.extend((key, p) for p in batch)
-        if error is not None:
-            overflow = max(0, len(kept) - (self._unsent.maxlen or 0))
-            self.dropped_events += overflow
-            self._unsent.extend(kept)
-            log.error("could not send %d event(s), kept %d for retry: %s", len(kept), len(self._unsent), error)
+    def _send(self, stream: str, payloads: list[bytes]) -> None:
+        """XADD the payloads (after a slice of any kept from earlier); what fails is kept."""
+        self._outbox.send(stream, payloads)
+        if self._stats.due() and not (self._link.is_open or self._writes.is_open):
+            self._stats.report(self.redis, self._outbox.sent, self._outbox.dropped)
+
+    def _check_eviction(self) -> None:
+        """Refuse a Redis that may evict streams or pointers; raises RedisError when it cannot be asked."""
+        try:
+            check_eviction_policy(self.redis, self._where)
+        except EvictionPolicyError as err:
+            raise LooperError(str(err)) from None
+        self._eviction_checked = True
+
+
+_LIVE: weakref.WeakSet[LooperClient] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """Flush every open client at process exit (bounded by each one's ``close_timeout_s``)."""
+    for client in list(_LIVE):
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001 - exit must go on; the error is logged
+            log.exception("closing a LooperClient at exit failed")

@@ -30,7 +30,6 @@ from looper_common.sdk.exploration import action_distribution, draw_action
 
 _json_encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 _fast_encode = msgspec.json.Encoder().encode
-_fast_decode = msgspec.json.Decoder().decode
 _blake2b = hashlib.blake2b
 _from_bytes = int.from_bytes
 _TWO_64 = float(1 << 64)  # u = the id's hash / 2**64, as exploration.uniform_from_id
@@ -48,28 +47,33 @@ class Decision:
     policy_version: str | None
     is_default: bool
     ts: int  # epoch milliseconds, UTC
+    default_reason: str | None = None  # why the default was served (events.DEFAULT_REASONS)
 
 
 def encode_decision_event(bp: Blueprint, d: Decision, features: Mapping[str, object]) -> bytes:
-    """The decision event (DESIGN.md §3) with ``json``: the reference the batch path matches."""
-    return _json_encode(
-        {
-            "kind": events.DECISION,
-            "event_id": d.decision_id,
-            "decision_id": d.decision_id,
-            "blueprint": bp.name,
-            "blueprint_version": bp.version,
-            "unit_id": d.unit_id,
-            "ts": d.ts,
-            "features": features,
-            "action": d.action,
-            "propensity": d.propensity,
-            "action_probs": d.action_probs,
-            "scores": d.scores,
-            "policy_version": d.policy_version,
-            "is_default": d.is_default,
-        }
-    ).encode()
+    """The decision event (DESIGN.md §3) with ``json``: the reference the batch path matches.
+
+    A default decision's event carries ``default_reason``; a served one's has none.
+    """
+    doc = {
+        "kind": events.DECISION,
+        "event_id": d.decision_id,
+        "decision_id": d.decision_id,
+        "blueprint": bp.name,
+        "blueprint_version": bp.version,
+        "unit_id": d.unit_id,
+        "ts": d.ts,
+        "features": features,
+        "action": d.action,
+        "propensity": d.propensity,
+        "action_probs": d.action_probs,
+        "scores": d.scores,
+        "policy_version": d.policy_version,
+        "is_default": d.is_default,
+    }
+    if d.is_default:
+        doc["default_reason"] = d.default_reason
+    return _json_encode(doc).encode()
 
 
 def encode_json(value: object) -> bytes:
@@ -86,13 +90,25 @@ def encode_json(value: object) -> bytes:
     return _json_encode(value).encode() if b"null" in out else out
 
 
-def decode_entry(raw: bytes) -> tuple[str, dict[str, float]]:
-    """``policy_store.decode_entry`` with msgspec; ``json`` for what msgspec refuses (1e400, NaN)."""
-    try:
-        doc = _fast_decode(raw)
-    except msgspec.DecodeError:
-        doc = json.loads(raw)
-    return doc["a"], doc["s"]
+class _Entry(msgspec.Struct, gc=False):
+    """A published entry (``policy_store.encode_entry``): ``a`` a string, ``s`` numbers or null."""
+
+    a: str
+    s: dict[str, int | float] | None
+
+
+_decode_entry = msgspec.json.Decoder(_Entry).decode
+
+
+def decode_entry(raw: bytes) -> tuple[str, dict[str, float] | None]:
+    """``policy_store.decode_entry`` checked: raises ``msgspec.DecodeError`` for a corrupt entry.
+
+    Corrupt: not JSON as ingestion reads it (no NaN, nothing beyond a double's range),
+    ``a`` missing or not a string, ``s`` missing or not an object of numbers (or null).
+    Whether ``a`` is one of the blueprint's actions the serving plan checks.
+    """
+    doc = _decode_entry(raw)
+    return doc.a, doc.s
 
 
 def _literal(value: str | None) -> bytes:
@@ -103,14 +119,14 @@ def _literal(value: str | None) -> bytes:
 # A frozen dataclass sets each field through object.__setattr__; the slots' own setters
 # build the same object in half the time (get_decisions makes one per request).
 (_SET_ID, _SET_BLUEPRINT, _SET_UNIT, _SET_ACTION, _SET_PROPENSITY, _SET_PROBS, _SET_SCORES,
- _SET_VERSION, _SET_DEFAULT, _SET_TS) = (getattr(Decision, name).__set__ for name in Decision.__slots__)
+ _SET_VERSION, _SET_DEFAULT, _SET_TS, _SET_REASON) = (getattr(Decision, name).__set__ for name in Decision.__slots__)
 _new = object.__new__
 
 
 def _decision(
     decision_id: str, blueprint: str, unit_id: str, action: str, propensity: float,
     action_probs: dict[str, float], scores: dict[str, float] | None, policy_version: str | None,
-    is_default: bool, ts: int,
+    is_default: bool, ts: int, default_reason: str | None = None,
 ) -> Decision:
     """``Decision(...)`` with the same fields, built faster (see above)."""
     d = _new(Decision)
@@ -124,6 +140,7 @@ def _decision(
     _SET_VERSION(d, policy_version)
     _SET_DEFAULT(d, is_default)
     _SET_TS(d, ts)
+    _SET_REASON(d, default_reason)
     return d
 
 
@@ -179,7 +196,11 @@ class ServingPlan:
             + b',"unit_id":%b,"ts":%d,"features":%b,%b%b,"policy_version":'
         )
         self._served_event = head + _literal(version) + b',"is_default":false}'
-        self._default_event = head + b'null,"is_default":true}'
+        self._default_events = {
+            reason: head + b'null,"is_default":true,"default_reason":' + _literal(reason) + b"}"
+            for reason in events.DEFAULT_REASONS
+        }
+        self._action_set = frozenset(self._actions)
 
     def _distribution(self, greedy: str, scores: dict[str, float] | None) -> _Distribution:
         """The served distribution; epsilon-greedy's depends on the greedy action alone."""
@@ -201,33 +222,46 @@ class ServingPlan:
         stamps: Sequence[int],
         entries: Sequence[bytes | None],
         rands: Sequence[int] | None = None,
+        missing: str = events.UNKNOWN_UNIT,
+        defaults: dict[str, int] | None = None,
     ) -> tuple[list[Decision], list[bytes]]:
-        """Decisions and their events for prefetched entries (None: serve the default)."""
+        """Decisions and their events for prefetched entries.
+
+        A None entry is served the default with reason ``missing`` (the caller knows why:
+        no such unit, no policy, Redis failed); a corrupt entry (see :func:`decode_entry`,
+        or an action the blueprint does not have) is served the default with reason
+        ``corrupt_entry``. ``defaults``, when given, counts default decisions by reason.
+        """
         bp_name, version = self.blueprint.name, self.version
         decision_ids = ids.new_decision_ids(self.tag, stamps, rands)
         escape = json.encoder.encode_basestring_ascii
-        served_event, default_event = self._served_event, self._default_event
-        distribution, served_dists = self._distribution, self._served
-        decode, decode_error = _fast_decode, msgspec.DecodeError
+        served_event, default_events = self._served_event, self._default_events
+        distribution, served_dists, actions = self._distribution, self._served, self._action_set
+        decode, decode_error = _decode_entry, msgspec.DecodeError
+        default_dist = self._default_distribution()
         decisions, payloads = [], []
-        # The body inlines decode_entry (same code, same fallbacks): a Python call per
-        # decision is a measurable share of its cost.
+        # The body inlines decode_entry: a Python call per decision is a measurable share of its cost.
         for (unit_id, features), ts_ms, raw, decision_id in zip(requests, stamps, entries, decision_ids, strict=True):
-            if raw is None:
-                dist, scores, scores_json, template = self._default_distribution(), None, b"null", default_event
-                served_version, is_default = None, True
-            else:
+            reason = missing
+            if raw is not None:
                 try:
                     doc = decode(raw)
-                except decode_error:
-                    doc = json.loads(raw)
-                greedy, scores = doc["a"], doc["s"]
-                try:
-                    dist = served_dists.get(greedy) or distribution(greedy, scores)
-                except TypeError:  # an unhashable "a" in a hand-written entry
-                    dist = _Distribution(action_distribution(self.spec, self._actions, greedy, scores))
-                scores_json = encode_json(scores)
-                template, served_version, is_default = served_event, version, False
+                    greedy, scores = doc.a, doc.s
+                    dist = served_dists.get(greedy)
+                    if dist is None:
+                        dist = distribution(greedy, scores) if greedy in actions else None
+                except (decode_error, ArithmeticError):  # ArithmeticError: softmax of extreme scores
+                    dist = None
+                if dist is not None:
+                    scores_json = encode_json(scores)
+                    template, served_version, is_default, reason = served_event, version, False, None
+                else:
+                    reason = events.CORRUPT_ENTRY
+            if reason is not None:
+                dist, scores, scores_json, template = default_dist, None, b"null", default_events[reason]
+                served_version, is_default = None, True
+                if defaults is not None:
+                    defaults[reason] = defaults.get(reason, 0) + 1
             features_json = encode_json(features)
             id_bytes = decision_id.encode()
             u = _from_bytes(_blake2b(id_bytes, digest_size=8).digest(), "big") / _TWO_64
@@ -244,7 +278,7 @@ class ServingPlan:
             decisions.append(
                 _decision(
                     decision_id, bp_name, unit, action, propensity, dist.probs.copy(),
-                    scores, served_version, is_default, ts_ms,
+                    scores, served_version, is_default, ts_ms, reason,
                 )
             )
             payloads.append(

@@ -121,7 +121,8 @@ def test_redis_down_serves_default_and_keeps_events(tmp_path):
     down = LooperClient(f"redis://127.0.0.1:{port}/0", blueprints={blueprint.name: blueprint}, socket_timeout=0.05)
     decision = down.get_decision("t_notify", "u1", FEATURES)
     assert decision.is_default and decision.action in ("send", "skip")
-    assert len(down._unsent) == 1
+    assert decision.default_reason == "circuit_open"  # the connect check already failed
+    assert down.stats()["events_buffered"] == 1
     proc = _start_redis(port, tmp_path)  # Redis is back
     try:
         assert down.flush() == 0
@@ -135,10 +136,11 @@ def test_a_refused_write_keeps_every_event_for_the_retry(redis_url, redis_client
     redis_client.set(events.stream_key("t_other"), "not a stream")  # XADD to it: WRONGTYPE
     both = LooperClient(redis_url, blueprints={"t_notify": make_blueprint(), "t_other": make_blueprint(name="t_other")})
     both.get_decisions("t_other", [("u1", FEATURES), ("u2", FEATURES)])
-    assert len(both._unsent) == 2 and both.dropped_events == 0
+    assert both.stats()["events_buffered"] == 2 and both.dropped_events == 0
     decision = both.get_decision("t_notify", "u3", FEATURES)  # sent, the other stream's events still kept
     assert [e["decision_id"] for e in _stream(redis_client)] == [decision.decision_id]
-    assert len(both._unsent) == 2
+    assert both.stats()["events_buffered"] == 2
+    assert both.stats()["circuit"] == "closed"  # one bad key is no outage
     redis_client.delete(events.stream_key("t_other"))
     assert both.flush() == 0
     assert [e["unit_id"] for e in _stream(redis_client, "t_other")] == ["u1", "u2"]

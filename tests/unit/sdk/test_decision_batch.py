@@ -25,20 +25,41 @@ def _blueprint(exploration: dict):
     )
 
 
+def _valid_entry(raw: bytes, actions) -> bool:
+    """A policy entry the SDK may serve: JSON ingestion reads, a known action, numeric scores or null."""
+    def refuse(constant):
+        raise ValueError(constant)
+
+    try:
+        doc = json.loads(raw, parse_constant=refuse)
+    except ValueError:
+        return False
+    if not isinstance(doc, dict) or "s" not in doc or not isinstance(doc.get("a"), str) or doc["a"] not in actions:
+        return False
+    scores = doc["s"]
+    if scores is None:
+        return True
+    return isinstance(scores, dict) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in scores.values()
+    )
+
+
 def _reference(bp, spec, version, requests, stamps, entries, rands):
     """The per-decision loop get_decisions ran before the batch path, step by step."""
     tag = ids.blueprint_tag(bp.name)
     decisions, payloads = [], []
     for (unit_id, features), ts_ms, raw, rand in zip(requests, stamps, entries, rands, strict=True):
         decision_id = ids.new_decision_id(tag, ts_ms, rand)
-        if raw is None:
+        reason = None
+        if raw is None or not _valid_entry(raw, bp.decision.actions):
             greedy, scores, served, served_spec = bp.decision.default_action, None, None, bp.policy.exploration
+            reason = "unknown_unit" if raw is None else "corrupt_entry"
         else:
             (greedy, scores), served, served_spec = policy_store.decode_entry(raw), version, spec
         probs = action_distribution(served_spec, bp.decision.actions, greedy, scores)
         action = draw_action(decision_id, probs)
         d = Decision(decision_id, bp.name, str(unit_id), action, probs[action], probs, scores,
-                     served, raw is None, ts_ms)
+                     served, reason is not None, ts_ms, reason)
         decisions.append(d)
         payloads.append(encode_decision_event(bp, d, features))
     return decisions, payloads
@@ -52,13 +73,30 @@ def _entries(rng: random.Random, n: int) -> list[bytes | None]:
         elif i % 11 == 0:  # no scores: softmax falls back to epsilon around the greedy action
             out.append(policy_store.encode_entry(ACTIONS[i % 3], {}))
         elif i % 13 == 0:
-            out.append(b'{"a":"send","s":{"send":NaN,"skip":1e400}}')  # only json.loads reads these
+            out.append(CORRUPT[i % len(CORRUPT)])
         elif i % 5 == 0:  # a few shared entries, floats json spells with exponents, ints
             out.append(policy_store.encode_entry("later", {"send": 1e-05, "skip": 2, "later": 1e16}))
         else:
             scores = {a: rng.uniform(-3, 3) for a in ACTIONS}
             out.append(policy_store.encode_entry(max(scores, key=scores.get), scores))
     return out
+
+
+CORRUPT = [  # entries no publish writes: each unit gets the default, the batch goes on
+    b"garbage{",
+    b'{"a":"send"}',  # no "s"
+    b'{"s":{"send":1}}',  # no "a"
+    b'{"a":5,"s":{}}',
+    b'{"a":["send"],"s":{}}',
+    b'{"a":"nope","s":{}}',  # not one of the blueprint's actions
+    b'{"a":"send","s":"high"}',
+    b'{"a":"send","s":{"send":"x"}}',
+    b'{"a":"send","s":{"send":true}}',
+    b'{"a":"send","s":{"send":NaN,"skip":1e400}}',  # ingestion would quarantine the event
+    b"[1,2]",
+    b"",
+    b"\xff\xfe",
+]
 
 
 def _parsed(payload: bytes) -> str:
@@ -140,3 +178,21 @@ def test_batch_ids_equal_single_ids():
     assert ids.new_decision_ids(tag, same_ts, rands) == [ids.new_decision_id(tag, same_ts[0], r) for r in rands]
     fresh = ids.new_decision_ids(tag, [7] * 1_000)
     assert len(set(fresh)) == 1_000 and all(ids.tag_of(i) == tag for i in fresh)
+
+
+def test_each_corrupt_entry_gets_the_default_with_its_reason():
+    bp = _blueprint({"type": "epsilon_greedy", "epsilon": 0.1})
+    plan = ServingPlan(bp, "v1", bp.policy.exploration, ids.blueprint_tag(bp.name))
+    good = policy_store.encode_entry("send", {"send": 0.9, "skip": 0.1, "later": 0.0})
+    entries = [*CORRUPT, good, None]
+    counts: dict[str, int] = {}
+    decisions, payloads = plan.decide([(f"u{i}", FEATURES) for i in range(len(entries))], [5] * len(entries),
+                                      entries, None, "unknown_unit", counts)
+    reasons = [d.default_reason for d in decisions]
+    assert reasons == ["corrupt_entry"] * len(CORRUPT) + [None, "unknown_unit"]
+    assert [d.is_default for d in decisions] == [True] * len(CORRUPT) + [False, True]
+    assert counts == {"corrupt_entry": len(CORRUPT), "unknown_unit": 1}
+    events_ = [json.loads(p) for p in payloads]
+    assert [e.get("default_reason") for e in events_] == reasons
+    assert "default_reason" not in events_[len(CORRUPT)]  # a served decision carries none
+    assert all(e["action"] in ACTIONS and e["policy_version"] is None for e in events_[: len(CORRUPT)])

@@ -1,0 +1,88 @@
+"""The SDK's Redis connection: the password from the environment, the eviction-policy check.
+
+A Redis that evicts keys under memory pressure (``allkeys-*``) can drop the event
+streams and the active-version pointers: events vanish before ingestion reads them
+and decisions fall back to the default with nothing telling why. The SDK refuses such
+a Redis once, when it first reaches it. ``volatile-*`` policies evict only keys with a
+TTL: the streams and the pointer have none, so nothing the loop cannot rebuild is lost,
+but entries of the active version (published with a TTL) may go, and their units are
+served the default (``unknown_unit``) until the next publish; that is logged as a
+warning. A managed Redis that refuses ``CONFIG GET`` is used with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+__all__ = ["PASSWORD_ENV", "check_eviction_policy", "connect", "mask_url"]
+
+log = logging.getLogger(__name__)
+
+PASSWORD_ENV = "LOOPER_REDIS_PASSWORD"
+SAFE_POLICIES = ("noeviction",)
+
+
+class EvictionPolicyError(ValueError):
+    """Redis may evict the keys the loop depends on (a ``LooperError`` in the SDK)."""
+
+
+def connect(url: str, password: str | None, socket_timeout: float) -> redis.Redis:
+    """A client for ``url``; the password is ``password``, else ``$LOOPER_REDIS_PASSWORD``.
+
+    A password inside the URL (``redis://:secret@host``) wins, as in redis-py.
+    """
+    if password is None:
+        password = os.environ.get(PASSWORD_ENV) or None
+    return redis.Redis.from_url(
+        url, password=password, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+    )
+
+
+def check_eviction_policy(client: redis.Redis, where: str) -> None:
+    """Raise :class:`EvictionPolicyError` when ``maxmemory-policy`` is ``allkeys-*``.
+
+    Connection errors propagate (the caller checks again later); a refused ``CONFIG``
+    (managed Redis, ACLs) is a warning. ``where`` names the Redis in messages (a masked URL).
+    """
+    try:
+        reply = client.config_get("maxmemory-policy")
+    except (redis.ConnectionError, redis.TimeoutError):
+        raise
+    except redis.RedisError as err:
+        log.warning("%s: cannot read maxmemory-policy (%s); make sure it is noeviction", where, err)
+        return
+    policy = reply.get("maxmemory-policy")
+    if isinstance(policy, bytes):
+        policy = policy.decode()
+    if policy is None:
+        log.warning("%s: CONFIG GET maxmemory-policy returned nothing; make sure it is noeviction", where)
+    elif policy.startswith("allkeys-"):
+        raise EvictionPolicyError(
+            f"{where}: maxmemory-policy is {policy}: Redis may evict event streams and active policy "
+            "pointers; set maxmemory-policy noeviction"
+        )
+    elif policy not in SAFE_POLICIES:
+        log.warning(
+            "%s: maxmemory-policy is %s: entries of the active policy version may be evicted "
+            "(their units get the default); noeviction is recommended", where, policy,
+        )
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (``redis://user:***@host:6379/0``)."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    except ValueError:
+        return _USERINFO.sub("***@", url)
