@@ -154,7 +154,8 @@ class LooperClient:
             except redis.RedisError as err:
                 first = self._link.failure(err)
                 (log.warning if first else log.debug)(
-                    "policy lookup for %s failed, serving the default for %.1f s: %s", bp.name, self._link.backoff_s, err
+                    "policy lookup for %s failed, serving the default for %.1f s: %s",
+                    bp.name, self._link.backoff_s, err,
                 )
                 version, override = self._active.cached(bp.name)
                 entries, missing = [None] * n, events.REDIS_ERROR

@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
 
     from looper_common.contracts.blueprint import BlueprintError, load_blueprints
     from looper_common.contracts.config import ConfigError, load_settings
-    from looper_common.sdk.client import LooperClient
+    from looper_common.sdk.client import LooperClient, LooperError
+    from looper_common.sdk.connection import mask_url
     from looper_common.simulate.base import ScenarioError
     from looper_common.simulate.simulator import Simulator
 
@@ -115,16 +116,16 @@ def run(args: argparse.Namespace) -> int:
     start = args.start_date or datetime.now(UTC).date() - timedelta(days=args.days)
     oracle_dir = Path(args.oracle_dir or Path(settings.home) / "var" / "sim")
     url = args.redis_url or settings.redis.url
-    client = LooperClient(url, blueprints=blueprints, password=settings.redis.password,
-                          socket_timeout=10.0, random_bits=random.Random(args.seed).getrandbits)
     try:
+        client = LooperClient(url, blueprints=blueprints, password=settings.redis.password,
+                              socket_timeout=10.0, random_bits=random.Random(args.seed).getrandbits)
         simulator = Simulator(client, blueprints[args.blueprint], users=args.users, seed=args.seed,
                               start=start, oracle_dir=oracle_dir)
         client.redis.ping()
-    except ScenarioError as err:
+    except (ScenarioError, LooperError) as err:
         return _fail(str(err))
     except redis.RedisError as err:
-        return _fail(f"cannot reach Redis at {url}: {err}", code=1)
+        return _fail(f"cannot reach Redis at {mask_url(url)}: {err}", code=1)
 
     print(f"{args.blueprint}: {args.users} users, seed {args.seed}, "
           f"{args.days} day(s) from {start}")
