@@ -146,8 +146,11 @@ class Outbox:
         payloads = [*first, *then] if then else first
         per_call = self._writer.per_call
         try:
-            for lo in range(0, len(payloads), per_call):
-                self._writer.xadd(stream, _FIELD, payloads[lo:lo + per_call])
+            if len(payloads) <= per_call:
+                self._writer.xadd(stream, _FIELD, payloads)
+            else:
+                for lo in range(0, len(payloads), per_call):
+                    self._writer.xadd(stream, _FIELD, payloads[lo:lo + per_call])
         except redis.RedisError as err:
             self.failed_sends += 1
             first = True
