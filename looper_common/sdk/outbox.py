@@ -66,6 +66,7 @@ class Outbox:
         self.sent: dict[str, int] = {}  # events sent, by stream
         self.dropped: dict[str, int] = {}  # events given up, by stream
         self.failed_sends = 0
+        self._overflowing = False
 
     def __len__(self) -> int:
         return len(self._unsent)
@@ -176,4 +177,9 @@ class Outbox:
         over = len(payloads) - min(room, len(payloads))
         if over:
             self.dropped[stream] = self.dropped.get(stream, 0) + over
-            log.error("event buffer full (%d kept): dropped %d event(s) for %s", self.max_unsent, over, stream)
+            # once per overflow, not per call: stats() and the Redis hash hold the count
+            (log.debug if self._overflowing else log.error)(
+                "event buffer full (%d kept): dropping new events for %s (%d so far)",
+                self.max_unsent, stream, self.dropped[stream],
+            )
+        self._overflowing = over > 0
