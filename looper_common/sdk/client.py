@@ -15,11 +15,9 @@ flush them with a bounded wait. ``stats()`` counts all of it.
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import time
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +26,7 @@ import redis
 
 from looper_common.contracts import events, ids, policy_store
 from looper_common.contracts.blueprint import Blueprint, ExplorationSpec, load_blueprints
+from looper_common.sdk import at_exit
 from looper_common.sdk.active_policy import ActivePolicies
 from looper_common.sdk.breaker import CircuitBreaker
 from looper_common.sdk.connection import EvictionPolicyError, check_eviction_policy, connect, mask_url
@@ -113,7 +112,7 @@ class LooperClient:
         except redis.RedisError as err:  # Redis is away: checked at the first call that reaches it
             self._link.failure(err)
             log.warning("%s is not reachable (%s): serving defaults until it is", self._where, err)
-        _LIVE.add(self)
+        at_exit.track(self)
 
     # -- decisions -------------------------------------------------------------------
 
@@ -223,7 +222,7 @@ class LooperClient:
         if self._closed:
             return 0
         self._closed = True
-        _LIVE.discard(self)
+        at_exit.forget(self)
         deadline = time.monotonic() + (self._close_timeout_s if timeout_s is None else timeout_s)
         while self._outbox.flush(deadline) and time.monotonic() < deadline:
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
@@ -300,6 +299,7 @@ class LooperClient:
     def _send(self, stream: str, payloads: list[bytes]) -> None:
         """XADD the payloads (after a slice of any kept from earlier); what fails is kept."""
         self._outbox.send(stream, payloads)
+        at_exit.holding(self, len(self._outbox) > 0)
         if self._stats.due() and not (self._link.is_open or self._writes.is_open):
             self._stats.report(self.redis, self._outbox.sent, self._outbox.dropped)
 
@@ -310,16 +310,3 @@ class LooperClient:
         except EvictionPolicyError as err:
             raise LooperError(str(err)) from None
         self._eviction_checked = True
-
-
-_LIVE: weakref.WeakSet[LooperClient] = weakref.WeakSet()
-
-
-@atexit.register
-def _close_at_exit() -> None:
-    """Flush every open client at process exit (bounded by each one's ``close_timeout_s``)."""
-    for client in list(_LIVE):
-        try:
-            client.close()
-        except Exception:  # noqa: BLE001 - exit must go on; the error is logged
-            log.exception("closing a LooperClient at exit failed")

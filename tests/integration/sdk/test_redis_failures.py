@@ -137,7 +137,7 @@ def test_close_gives_up_after_its_timeout_and_counts_what_is_left():
 
 
 _AT_EXIT = """
-import sys, redis
+import gc, sys, redis
 from looper_common.sdk.client import LooperClient
 from tests.conftest import FEATURES, make_blueprint
 url, bp = sys.argv[1], make_blueprint()
@@ -148,6 +148,8 @@ if sys.argv[2] == "refused-then-back":
     admin.config_set("maxmemory", 1)
 print(sdk.get_decision(bp.name, "u1", FEATURES).decision_id)
 admin.config_set("maxmemory", 0)
+del sdk  # dropped without close(): its kept event must still go out at exit
+gc.collect()
 """
 
 
