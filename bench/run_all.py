@@ -17,6 +17,7 @@ import bench_ingest
 import bench_join
 import bench_ope
 import bench_publish
+import bench_sdk_failures
 
 BENCHMARKS = {
     "get_decision": bench_get_decision.main,
@@ -24,6 +25,7 @@ BENCHMARKS = {
     "join": bench_join.main,
     "ope": bench_ope.main,
     "publish": bench_publish.main,
+    "sdk_failures": bench_sdk_failures.main,  # starts its own redis-server (it pauses and stops it)
     "dag": bench_dag.main,  # last: the whole DAG on 1M decisions, the longest
 }
 
@@ -43,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, run in BENCHMARKS.items():
         if args.only and name not in args.only:
             continue
-        extra = quick + (redis_url if name not in ("join", "ope") else [])
+        extra = quick + (redis_url if name not in ("join", "ope", "sdk_failures") else [])
         print(f"\n===== {name} {' '.join(extra)} =====", flush=True)
         start = time.perf_counter()
         code = run(extra)
