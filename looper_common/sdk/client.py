@@ -31,7 +31,7 @@ from looper_common.sdk.active_policy import ActivePolicies
 from looper_common.sdk.breaker import CircuitBreaker
 from looper_common.sdk.connection import EvictionPolicyError, check_eviction_policy, connect, mask_url
 from looper_common.sdk.decision_batch import Decision, ServingPlan, encode_decision_event
-from looper_common.sdk.outbox import Outbox
+from looper_common.sdk.outbox import Outbox, is_link_error
 from looper_common.sdk.redis_batches import BatchWriter
 from looper_common.sdk.requests import Compiled, LooperError, check_requests, compile_blueprint, observation_number
 from looper_common.sdk.stats import SdkStats
@@ -301,7 +301,9 @@ class LooperClient:
         self._outbox.send(stream, payloads)
         at_exit.holding(self, len(self._outbox) > 0)
         if self._stats.due() and not (self._link.is_open or self._writes.is_open):
-            self._stats.report(self.redis, self._outbox.sent, self._outbox.dropped)
+            err = self._stats.report(self.redis, self._outbox.sent, self._outbox.dropped)
+            if err is not None and is_link_error(err):
+                self._link.failure(err)
 
     def _check_eviction(self) -> None:
         """Refuse a Redis that may evict streams or pointers; raises RedisError when it cannot be asked."""

@@ -49,8 +49,8 @@ class SdkStats:
             out.setdefault(events.blueprint_of_stream(stream), {})["events_dropped"] = n
         return out
 
-    def report(self, client: redis.Redis, sent: dict[str, int], dropped: dict[str, int]) -> bool:
-        """Add what changed since the last report to each blueprint's hash; False if Redis refused."""
+    def report(self, client: redis.Redis, sent: dict[str, int], dropped: dict[str, int]) -> redis.RedisError | None:
+        """Add what changed since the last report to each blueprint's hash; the error if Redis failed."""
         self._next_report = time.monotonic() + self.interval_s
         deltas: list[tuple[str, str, int]] = []
         for bp, fields in self.counters(sent, dropped).items():
@@ -59,7 +59,7 @@ class SdkStats:
                 if delta:
                     deltas.append((bp, name, delta))
         if not deltas:
-            return True
+            return None
         try:
             pipe = client.pipeline(transaction=True)  # all or nothing: never counted twice
             for bp, name, delta in deltas:
@@ -68,8 +68,8 @@ class SdkStats:
                 pipe.hset(events.sdk_stats_key(bp), "updated_ms", events.to_epoch_ms(None))
             pipe.execute()
         except redis.RedisError as err:
-            log.warning("could not write the SDK's counters to Redis: %s", err)
-            return False
+            log.warning("could not write the SDK's counters to Redis (kept for the next report): %s", err)
+            return err
         for bp, name, delta in deltas:
             self._reported[(bp, name)] = self._reported.get((bp, name), 0) + delta
-        return True
+        return None

@@ -265,3 +265,18 @@ def test_a_redis_that_refuses_config_get_is_used_with_a_warning(redis_process, c
     assert "cannot read maxmemory-policy" in caplog.text and "app-pw" not in caplog.text
     assert sdk.get_decision(BP.name, "u1", FEATURES).default_reason == "no_policy"
     sdk.close()
+
+
+def test_every_client_adds_its_counts_to_the_blueprint_hash(redis_process):
+    server = redis_process()
+    _publish(server.client, {"u1": GOOD})
+    first, second = _client(server.url, stats_interval_s=0.0), _client(server.url, stats_interval_s=0.0)
+    first.get_decisions(BP.name, [("u1", FEATURES), ("nobody", FEATURES)])
+    second.get_decision(BP.name, "u1", FEATURES)
+    second.log_observations(first.get_decision(BP.name, "u1", FEATURES).decision_id, {"click": 1})
+    counters = {k.decode(): int(v) for k, v in server.client.hgetall(events.sdk_stats_key(BP.name)).items()}
+    assert counters.pop("updated_ms") > 0
+    assert counters == {"decisions": 4, "default_unknown_unit": 1, "events_sent": 5}
+    assert first.stats()["by_blueprint"] == {BP.name: {"decisions": 3, "default_unknown_unit": 1, "events_sent": 3}}
+    first.close()
+    second.close()
