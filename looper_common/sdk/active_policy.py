@@ -30,6 +30,7 @@ class ActivePolicies:
         self._redis = client
         self._ttl = ttl_s
         self._cached: dict[str, tuple[float, str | None, ExplorationSpec | None]] = {}
+        self.asked_redis = False  # whether the last get() read Redis (or answered from the cache)
         # Parsed overrides by their raw JSON: the same object for the same field, so the
         # SDK can tell "unchanged" by identity; invalid ones map to None (warned once).
         self._specs: dict[bytes, ExplorationSpec | None] = {}
@@ -42,8 +43,10 @@ class ActivePolicies:
         """
         now = time.monotonic()
         cached = self._cached.get(blueprint)
+        self.asked_redis = False
         if cached is not None and cached[0] > now:
             return cached[1], cached[2]
+        self.asked_redis = True
         last = cached[1] if cached is not None else None
         pipe = self._redis.pipeline(transaction=False)
         pipe.get(policy_store.active_key(blueprint))

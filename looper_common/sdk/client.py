@@ -141,15 +141,18 @@ class LooperClient:
             missing = events.CIRCUIT_OPEN
         else:
             try:
-                if not self._eviction_checked:
+                asked = not self._eviction_checked
+                if asked:
                     self._check_eviction()
                 version, override = self._active.get(bp.name)
+                asked = asked or self._active.asked_redis
                 missing = events.NO_POLICY
                 if version is not None and requests:
                     prefix = policy_store.entry_key(bp.name, version, "")
                     entries = self.redis.mget([prefix + str(u) for u, _ in requests])
-                    missing = events.UNKNOWN_UNIT
-                self._link.success()
+                    missing, asked = events.UNKNOWN_UNIT, True
+                if asked:  # a trial that did not reach Redis proves nothing
+                    self._link.success()
             except redis.RedisError as err:
                 first = self._link.failure(err)
                 (log.warning if first else log.debug)(
