@@ -26,7 +26,8 @@ BP = make_blueprint()
 
 def _client(url: str, **kwargs) -> LooperClient:
     kwargs.setdefault("pointer_ttl_s", 0.0)
-    kwargs.setdefault("breaker_max_s", max(30.0, kwargs.get("breaker_base_s", 1.0)))
+    if "breaker_base_s" in kwargs:
+        kwargs.setdefault("breaker_max_s", max(30.0, kwargs["breaker_base_s"]))
     return LooperClient(url, blueprints={BP.name: BP}, **kwargs)
 
 
