@@ -79,8 +79,8 @@ def _publish(r: redis.Redis) -> None:
     pipe.execute()
 
 
-def _measure(sdk: LooperClient, calls: int, budget_s: float) -> dict[str, object]:
-    """Single calls until ``calls`` or ``budget_s``; latencies in ms and what was served."""
+def _measure(sdk: LooperClient, calls: int, budget_s: float, pace_s: float = 0.0) -> dict[str, object]:
+    """Single calls, ``pace_s`` apart, until ``calls`` or ``budget_s``; latencies in ms and what was served."""
     lat, reasons = [], Counter()
     clock = time.perf_counter
     end = clock() + budget_s
@@ -89,11 +89,13 @@ def _measure(sdk: LooperClient, calls: int, budget_s: float) -> dict[str, object
         t0 = clock()
         d = sdk.get_decision(BLUEPRINT, f"user_{i % UNITS}", FEATURES)
         lat.append((clock() - t0) * 1e3)
+        if pace_s:
+            time.sleep(pace_s)
         reasons[getattr(d, "default_reason", None) or ("served" if not d.is_default else "default")] += 1
         i += 1
     return {
         "calls": len(lat), "p50": C.percentile(lat, 50), "p99": C.percentile(lat, 99), "max": max(lat),
-        "served": dict(reasons),
+        "slow": sum(x > 100 for x in lat), "span_s": clock() - end + budget_s, "served": dict(reasons),
     }
 
 
@@ -104,7 +106,7 @@ def _client(url: str, blueprint) -> LooperClient:
     return LooperClient(url, blueprints={BLUEPRINT: blueprint}, pointer_ttl_s=1.0, **kwargs)
 
 
-def run_scenarios(calls: int, budget_s: float, buffered: int) -> dict[str, dict[str, object]]:
+def run_scenarios(calls: int, budget_s: float, buffered: int, pace_s: float) -> dict[str, dict[str, object]]:
     """The four states, in order, against one redis-server."""
     blueprint = load_blueprint(C.ROOT / "blueprints" / f"{BLUEPRINT}.yaml")
     port = _free_port()
@@ -123,7 +125,7 @@ def run_scenarios(calls: int, budget_s: float, buffered: int) -> dict[str, dict[
         sdk.get_decision(BLUEPRINT, "user_1", FEATURES)  # connected, pointer cached
         os.kill(proc.pid, signal.SIGSTOP)
         try:
-            out["hung"] = _measure(sdk, calls, budget_s)
+            out["hung"] = _measure(sdk, calls, budget_s, pace_s)
         finally:
             os.kill(proc.pid, signal.SIGCONT)
 
@@ -135,7 +137,7 @@ def run_scenarios(calls: int, budget_s: float, buffered: int) -> dict[str, dict[
         for b in range(buffered // 1_000):
             sdk.get_decisions(BLUEPRINT, [(f"user_{(b + j) % UNITS}", FEATURES) for j in range(1_000)])
         fill_s = time.perf_counter() - started
-        out["refusing writes"] = _measure(sdk, calls, budget_s)
+        out["refusing writes"] = _measure(sdk, calls, budget_s, pace_s)
         out["refusing writes"]["fill_s"] = fill_s
         admin.config_set("maxmemory", 0)
 
@@ -143,7 +145,7 @@ def run_scenarios(calls: int, budget_s: float, buffered: int) -> dict[str, dict[
         sdk.get_decision(BLUEPRINT, "user_1", FEATURES)
         proc.terminate()
         proc.wait(10)
-        out["down"] = _measure(sdk, calls, budget_s)
+        out["down"] = _measure(sdk, calls, budget_s, pace_s)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(proc.pid, signal.SIGCONT)
@@ -168,22 +170,24 @@ def _cell(m: dict[str, object], key: str) -> str:
     return f"{value:.3f}" if value < 10 else f"{value:,.0f}"
 
 
-def report(results: dict[str, dict[str, dict[str, object]]], buffered: int) -> str:
+def report(results: dict[str, dict[str, dict[str, object]]], buffered: int, pace_ms: float) -> str:
     labels = list(results)
     rows = []
     for scenario in SCENARIOS:
         for label in labels:
             m = results[label][scenario]
             served = ", ".join(f"{k} {v:,}" for k, v in sorted(m["served"].items()))  # type: ignore[union-attr]
-            rows.append([scenario, label, f"{m['calls']:,}", _cell(m, "p50"), _cell(m, "p99"), _cell(m, "max"),
-                         served])
-    text = C.table(["Redis", "SDK", "calls", "p50 ms", "p99 ms", "max ms", "what was served"], rows)
+            rows.append([scenario, label, f"{m['calls']:,} in {m['span_s']:.1f} s", _cell(m, "p50"), _cell(m, "p99"),
+                         _cell(m, "max"), f"{m['slow']:,}", served])
+    text = C.table(["Redis", "SDK", "calls", "p50 ms", "p99 ms", "max ms", "calls > 100 ms", "what was served"], rows)
     fills = ", ".join(f"{label} {results[label]['refusing writes']['fill_s']:.1f} s" for label in labels)
     return (
         f"{text}\n\nRefusing writes: the client already holds {buffered:,} unsent events "
         f"(buffered by {buffered // 1_000:,} `get_decisions` calls of 1,000 under OOM, which took: {fills}). "
         "Each state starts a fresh client (default settings: 0.5 s socket timeout, back-off 1 s doubling "
-        "to 30 s); calls stop at the call count or the time budget, whichever comes first."
+        "to 30 s); calls stop at the call count or the time budget, whichever comes first. In the three failure "
+        f"states the calls are {pace_ms:g} ms apart, like steady traffic, so the run spans several back-off "
+        "periods: `calls > 100 ms` counts the calls that waited on a socket timeout."
     )
 
 
@@ -193,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--calls", type=int, help="calls per state (default 2,000; quick 200)")
     p.add_argument("--budget-s", type=float, help="seconds per state at most (default 20; quick 3)")
     p.add_argument("--buffered", type=int, help="events waiting when writes are refused (default 99,000)")
+    p.add_argument("--pace-ms", type=float, default=5.0, help="pause between calls in the failure states (5)")
     p.add_argument("--baseline-ref", help="also run the SDK of this git commit, side by side")
     p.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     C.add_docs_option(p)
@@ -200,15 +205,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     calls = args.calls or (200 if args.quick else 2_000)
     budget = args.budget_s or (3.0 if args.quick else 20.0)
     buffered = args.buffered if args.buffered is not None else (5_000 if args.quick else 99_000)
-    own = ["--calls", str(calls), "--budget-s", str(budget), "--buffered", str(buffered)]
+    own = ["--calls", str(calls), "--budget-s", str(budget), "--buffered", str(buffered),
+           "--pace-ms", str(args.pace_ms)]
     if args.json:
-        print(json.dumps(run_scenarios(calls, budget, buffered)))
+        print(json.dumps(run_scenarios(calls, budget, buffered, args.pace_ms / 1e3)))
         return 0
     results: dict[str, dict[str, dict[str, object]]] = {}
     if args.baseline_ref:
         results[f"`{args.baseline_ref}` (before)"] = run_baseline(args.baseline_ref, own)
-    results["this tree"] = run_scenarios(calls, budget, buffered)
-    body = report(results, buffered)
+    results["this tree"] = run_scenarios(calls, budget, buffered, args.pace_ms / 1e3)
+    body = report(results, buffered, args.pace_ms)
     print(body)
     if C.docs_wanted(args):
         C.write_section("sdk_failures", "SDK `get_decision` with Redis normal, hung, refusing writes, down", body)
