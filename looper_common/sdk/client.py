@@ -105,7 +105,6 @@ class LooperClient:
         self._stats = SdkStats(stats_interval_s)
         self._close_timeout_s = close_timeout_s
         self._random_bits = random_bits
-        self._closed = False
         self._eviction_checked = False
         try:
             self._check_eviction()
@@ -219,12 +218,10 @@ class LooperClient:
         return self._outbox.flush()
 
     def close(self, timeout_s: float | None = None) -> int:
-        """Send what is kept, retrying for at most ``timeout_s`` (default ``close_timeout_s``),
-        then give up the rest (counted as dropped, logged) and disconnect. Returns how many
-        events were given up. Called at process exit for clients not closed."""
-        if self._closed:
-            return 0
-        self._closed = True
+        """Send what is kept, retrying for at most ``timeout_s`` (default ``close_timeout_s``, plus
+        one socket timeout at worst), then give up the rest (counted as dropped, logged) and
+        disconnect. Returns how many events were given up. Called at process exit for clients not closed; a client used
+        after ``close()`` reconnects, and is closed again at exit if it then keeps events."""
         at_exit.forget(self)
         deadline = time.monotonic() + (self._close_timeout_s if timeout_s is None else timeout_s)
         while self._outbox.flush(deadline) and time.monotonic() < deadline:
