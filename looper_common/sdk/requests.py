@@ -74,7 +74,7 @@ def check_requests(compiled: Compiled, requests: Sequence[tuple[str, Mapping[str
 
 
 def _check_unit_id(compiled: Compiled, unit_id: object) -> None:
-    problem = event_rules.text("unit_id", unit_id)
+    problem = "missing field(s): unit_id" if unit_id is None else event_rules.text("unit_id", unit_id)
     if problem is not None:
         raise LooperError(f"{compiled.blueprint.name}: unit {unit_id!r}: {problem}")
 
