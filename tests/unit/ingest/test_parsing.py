@@ -77,7 +77,8 @@ def test_default_decision_takes_null_scores_and_policy_version(blueprints):
 def test_default_reason_is_stored_and_must_be_a_string(blueprints):
     [row] = _parse(blueprints, {**DECISION, "is_default": True, "default_reason": "no_policy"}).decisions.rows
     assert row[13] == "no_policy"
-    assert _reason(blueprints, {**DECISION, "default_reason": 3}) == "default_reason: expected a string, got the number 3"
+    reason = _reason(blueprints, {**DECISION, "default_reason": 3})
+    assert reason == "default_reason: expected a string, got the number 3"
 
 
 def test_event_time_near_its_arrival_goes_to_its_day(blueprints):
