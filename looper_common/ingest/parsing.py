@@ -42,6 +42,7 @@ class TableRows:
     rows: list[tuple] = field(default_factory=list)
     seen: dict[str, int] = field(default_factory=dict)  # event_id -> index in rows
     keys: set[tuple] = field(default_factory=set)  # partition values present, in partition_by order
+    same: int = 0  # rows given again with the same values (one row kept)
 
     def add(self, event_id: str, row: tuple, key: tuple) -> bool:
         """Add ``row`` unless ``event_id`` is there; False if it is, with another row (a conflict).
@@ -50,7 +51,10 @@ class TableRows:
         """
         at = self.seen.get(event_id)
         if at is not None:
-            return self.rows[at][:-1] == row[:-1]
+            if self.rows[at][:-1] != row[:-1]:
+                return False
+            self.same += 1
+            return True
         self.seen[event_id] = len(self.rows)
         self.rows.append(row)
         self.keys.add(key)
@@ -78,6 +82,11 @@ class ParsedBatch:
     quarantine: TableRows = field(default_factory=lambda: TableRows(QUARANTINE.partition_by))
     entries: int = 0
     payloads: dict[str, tuple[str, str, bytes | str | None]] = field(default_factory=dict)  # event_id -> entry
+
+    @property
+    def resent(self) -> int:
+        """Entries that repeated an event of the batch with the same values (kept once)."""
+        return self.decisions.same + self.observations.same + self.quarantine.same
 
 
 class _Decision(msgspec.Struct, tag_field="kind", tag=events.DECISION):

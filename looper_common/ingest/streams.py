@@ -293,7 +293,7 @@ def ingest_events(
         stats.decisions += inserted[BRONZE_DECISIONS.name]
         stats.observations += inserted[BRONZE_OBSERVATIONS.name]
         stats.quarantined += inserted[QUARANTINE.name]
-        stats.resent += inserted["resent"]
+        stats.resent += inserted["resent"] + batch.parsed.resent
         log.info(
             "batch %d: %d events committed and acknowledged in %.1f s (%s)",
             stats.batches, batch.parsed.entries, time.perf_counter() - t0, inserted,

@@ -98,10 +98,13 @@ def _located(entry_id: str, payload: bytes | None, bronze: set[str], quarantine:
     """Where an entry landed: ``quarantine`` or ``bronze``, or None if it is nowhere."""
     if f"stream:{STREAM}:{entry_id}" in quarantine:
         return "quarantine"
-    try:
-        event_id = msgspec.json.decode(payload).get("event_id") if payload else None
-    except (msgspec.DecodeError, UnicodeError, RecursionError, AttributeError):
-        event_id = None
+    event_id = None
+    for decode in (msgspec.json.decode, json.loads):  # Python's json reads NaN and lone surrogates
+        try:
+            event_id = decode(payload).get("event_id") if payload else None
+            break
+        except (ValueError, UnicodeError, RecursionError, AttributeError):
+            continue
     if not isinstance(event_id, str):
         return None
     if event_id in bronze:
