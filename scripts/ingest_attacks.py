@@ -102,6 +102,32 @@ def _count(lake: Lake) -> tuple[int, int]:
     return bronze, lake.read(QUARANTINE, columns=["event_id"]).table.num_rows
 
 
+def _full_redis(work: str) -> str:
+    """Fill a 4 MB noeviction Redis until it refuses writes (the group exists from an earlier run), ingest it."""
+    proc, client = _redis(work, "--maxmemory", "4mb", "--maxmemory-policy", "noeviction")
+    try:
+        lake = Lake(f"{work}/lake-full")
+        lake.ensure_tables()
+        client.xadd(STREAM, {"e": _json(_decision(-1))})
+        ingest_events(client, lake, {BP.name: BP}, streams=[STREAM])
+        sent, refused = 0, False
+        while not refused:
+            pipe = client.pipeline(transaction=False)
+            for i in range(sent, sent + 500):
+                pipe.xadd(STREAM, {"e": _json(_decision(i))})
+            results = pipe.execute(raise_on_error=False)
+            failed = [r for r in results if isinstance(r, redis.ResponseError)]
+            sent, refused = sent + len(results) - len(failed), bool(failed)
+        stats = ingest_events(client, lake, {BP.name: BP}, streams=[STREAM], batch_size=2_000)
+        bronze, quarantine = _count(lake)
+        bronze -= 1  # the earlier run's event
+        return (f"| Redis at maxmemory (4 MB, noeviction), group from an earlier run | {sent:,} | {bronze:,} | "
+                f"{quarantine:,} | {stats.resent:,} | {sent - bronze - quarantine - stats.resent} |")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--good", type=int, default=1_000)
@@ -127,6 +153,7 @@ def main() -> int:
             bronze, quarantine = _count(lake)
             lost = sent - bronze - quarantine - stats.resent
             print(f"| {name} | {sent:,} | {bronze:,} | {quarantine:,} | {stats.resent:,} | {lost} |")
+        print(_full_redis(work))
     finally:
         proc.terminate()
         proc.wait(10)
