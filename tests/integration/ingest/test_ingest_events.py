@@ -143,3 +143,17 @@ def test_a_date_python_cannot_hold_is_quarantined_and_the_batch_goes_on(local_la
     decisions = local_lake.read(BRONZE_DECISIONS).table  # every partition value parses as a date
     assert decisions["event_id"].to_pylist() == [near.decision_id]
     assert set(decisions["date"].to_pylist()) == {date(2026, 1, 3)}
+
+
+def test_default_reason_is_stored_in_bronze_and_null_when_absent(local_lake, redis_client, blueprints):
+    base = {
+        "kind": "decision", "blueprint": "t_notify", "blueprint_version": blueprints["t_notify"].version,
+        "unit_id": "u1", "ts": int(TS.timestamp() * 1000), "features": FEATURES, "action": "skip",
+        "propensity": 1.0, "action_probs": {"send": 0.0, "skip": 1.0}, "is_default": True,
+    }
+    redis_client.xadd(STREAM, {"e": json.dumps({**base, "event_id": "a", "decision_id": "a",
+                                                "default_reason": "circuit_open"})})
+    redis_client.xadd(STREAM, {"e": json.dumps({**base, "event_id": "b", "decision_id": "b"})})
+    assert ingest_events(redis_client, local_lake, blueprints, streams=[STREAM]).decisions == 2
+    rows = local_lake.read(BRONZE_DECISIONS, columns=["event_id", "default_reason"]).table.to_pylist()
+    assert sorted((r["event_id"], r["default_reason"]) for r in rows) == [("a", "circuit_open"), ("b", None)]
