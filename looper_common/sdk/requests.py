@@ -55,14 +55,18 @@ def compile_blueprint(blueprint: Blueprint) -> Compiled:
         checks={f.name: (f.type, _TYPE_CHECKS[f.type]) for f in blueprint.features},
         stream=events.stream_key(blueprint.name),
         tag=ids.blueprint_tag(blueprint.name),
-        # generous: 600 bytes of fixed fields, then per action its name and two 24-character numbers
-        overhead=600 + len(blueprint.name) + len(blueprint.version) + sum(3 * len(a) + 60 for a in actions),
+        # generous: 600 bytes of fixed fields, per action its name and two 24-character numbers,
+        # per feature its name and a 32-byte value
+        overhead=600 + len(blueprint.name) + len(blueprint.version) + sum(3 * len(a) + 60 for a in actions)
+        + sum(6 * len(f.name) + 32 for f in blueprint.features),
     )
 
 
 def check_requests(compiled: Compiled, requests: Sequence[tuple[str, Mapping[str, object]]]) -> None:
     """Check every request's features before deciding any (nothing is logged on error)."""
     signatures = compiled.signatures
+    # characters the texts may take: 6 bytes each bound any JSON escape (names and numbers are in overhead)
+    room = (compiled.limits.max_event_bytes - compiled.overhead) // 6
     for unit_id, features in requests:
         if type(unit_id) is not str or not unit_id.isascii():
             _check_unit_id(compiled, unit_id)
@@ -70,7 +74,16 @@ def check_requests(compiled: Compiled, requests: Sequence[tuple[str, Mapping[str
             _check_features(compiled, unit_id, features)
             if len(signatures) < _MAX_SIGNATURES:
                 signatures.add((*features, *map(type, features.values())))
-        _check_values(compiled, unit_id, features)
+        size = len(unit_id)
+        for value in features.values():
+            kind = type(value)
+            if kind is float:
+                if value - value:  # NaN or an infinity (nan is truthy, a finite x - x is 0.0)
+                    size = room + 1
+            elif kind is str:
+                size += len(value) if value.isascii() else room + 1
+        if size > room:
+            _check_values(compiled, unit_id, features)
 
 
 def _check_unit_id(compiled: Compiled, unit_id: object) -> None:
@@ -80,23 +93,7 @@ def _check_unit_id(compiled: Compiled, unit_id: object) -> None:
 
 
 def _check_values(compiled: Compiled, unit_id: str, features: Mapping[str, object]) -> None:
-    """What ingestion checks of values: finite numbers, valid Unicode, the event within max_event_bytes."""
-    size = len(unit_id)
-    for name, value in features.items():
-        kind = type(value)
-        if kind is float:
-            if value - value != 0.0:  # NaN or an infinity
-                break
-        elif kind is str:
-            if not value.isascii():
-                break
-            size += len(value) + len(name)
-        else:
-            size += len(name)
-    else:
-        # 6 bytes per character bounds any JSON escape of it; only then is the event measured
-        if compiled.overhead + 6 * size + 32 * len(features) <= compiled.limits.max_event_bytes:
-            return
+    """What ingestion checks of values, exactly: finite numbers, valid Unicode, the event within max_event_bytes."""
     problem = event_rules.feature_values(features) or _event_size(compiled, unit_id, features)
     if problem is not None:
         raise LooperError(f"{compiled.blueprint.name}: unit {unit_id!r}: {problem}")
