@@ -33,7 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     log.info("draining %d stream(s): %s", len(streams), ", ".join(streams))
     stats = ingest_events(client, ctx.lake, ctx.blueprints, streams=streams,
-                          batch_size=args.batch_size or ctx.settings.redis.ingest_batch_size)
+                          batch_size=args.batch_size or ctx.settings.redis.ingest_batch_size,
+                          limits=ctx.settings.ingest.limits,
+                          duplicate_horizon_days=ctx.settings.ingest.duplicate_horizon_days)
     log.info("done: %s", stats.summary())
     return 0
 

@@ -2,6 +2,8 @@
 # Start, stop or check the local redis-server that Looper uses in the embedded set-up.
 # Port from LOOPER_REDIS_PORT (default 6390); data, pid and log under var/redis/.
 # The server daemonizes, so it keeps running after this script (and make) exit.
+# noeviction: at maxmemory Redis refuses new writes instead of evicting event streams or
+# policy pointers (ingestion refuses a server whose policy is allkeys-*).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,7 +20,7 @@ start() {
     fi
     mkdir -p "$DIR"
     redis-server --port "$PORT" --bind 127.0.0.1 --dir "$DIR" \
-        --appendonly yes --save "" --daemonize yes \
+        --appendonly yes --save "" --maxmemory-policy noeviction --daemonize yes \
         --pidfile "$DIR/redis.pid" --logfile "$DIR/redis.log"
     for _ in $(seq 1 50); do
         if is_up; then

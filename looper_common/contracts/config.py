@@ -14,6 +14,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from looper_common.contracts import event_rules
+
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # s3a://..., mlflow-artifacts:/..., file:...
 ENV_VAR = "LOOPER_ENV"
 HOME_VAR = "LOOPER_HOME"
@@ -52,6 +54,19 @@ class RedisSettings(_Strict):
         return os.environ.get(self.password_env) or None
 
 
+class IngestSettings(_Strict):
+    """Bounds of what ingestion accepts (``contracts.event_rules``) and how far back it looks for an event_id."""
+
+    max_event_bytes: int = Field(event_rules.DEFAULT_LIMITS.max_event_bytes, ge=1)
+    ts_max_past_days: int = Field(event_rules.DEFAULT_LIMITS.ts_max_past_days, ge=0)
+    ts_max_future_s: int = Field(event_rules.DEFAULT_LIMITS.ts_max_future_s, ge=0)
+    duplicate_horizon_days: int = Field(7, ge=0)
+
+    @property
+    def limits(self) -> event_rules.EventLimits:
+        return event_rules.EventLimits(self.max_event_bytes, self.ts_max_past_days, self.ts_max_future_s)
+
+
 class MlflowSettings(_Strict):
     tracking_uri: str = "sqlite:///var/mlflow/mlflow.db"
     artifact_root: str = "var/mlflow/artifacts"
@@ -84,6 +99,7 @@ class Settings(_Strict):
     # delta-rs; a larger one on Spark (lake/engine.py). 0: every read on Spark.
     local_read_max_mb: int = Field(64, ge=0)
     redis: RedisSettings = RedisSettings()
+    ingest: IngestSettings = IngestSettings()
     mlflow: MlflowSettings = MlflowSettings()
     spark: SparkSettings = SparkSettings()
     jobs: JobsSettings = JobsSettings()

@@ -6,7 +6,11 @@ Redis Stream per blueprint. ``ts`` is integer epoch milliseconds, UTC.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
+
+from looper_common.contracts import event_rules
+from looper_common.contracts.event_rules import LooperError
 
 STREAM_PREFIX = "looper:events:"
 PAYLOAD_FIELD = "e"
@@ -47,14 +51,29 @@ def blueprint_of_stream(key: str) -> str:
     return key.removeprefix(STREAM_PREFIX)
 
 
-def to_epoch_ms(ts: datetime | int | float | None) -> int:
-    """Epoch milliseconds of ``ts`` (now when None; naive datetimes are taken as UTC)."""
+def _now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def to_epoch_ms(ts: datetime | int | float | None, limits: event_rules.EventLimits = event_rules.DEFAULT_LIMITS) -> int:
+    """Epoch milliseconds of ``ts`` (now when None; naive datetimes are taken as UTC).
+
+    A ``ts`` ingestion would quarantine (not finite, not a time, outside the window around
+    now that ``event_rules.timestamp`` allows) is a :class:`LooperError` naming ``ts``.
+    """
     if ts is None:
-        return int(datetime.now(UTC).timestamp() * 1000)
+        return _now_ms()
     if isinstance(ts, datetime):
         if ts.tzinfo is None:
             ts = ts.replace(tzinfo=UTC)
-        return int(ts.timestamp() * 1000)
-    if isinstance(ts, bool):
-        raise TypeError("ts must be a datetime or epoch milliseconds, not bool")
-    return int(ts)
+        ms = int(ts.timestamp() * 1000)
+    elif isinstance(ts, bool) or not isinstance(ts, int | float):
+        raise LooperError(f"ts: expected a datetime or epoch milliseconds, got {event_rules.kind_of(ts)}")
+    elif isinstance(ts, float) and not math.isfinite(ts):
+        raise LooperError(event_rules.finite("ts", ts))
+    else:
+        ms = int(ts)
+    problem = event_rules.timestamp(ms, _now_ms(), limits)
+    if problem is not None:
+        raise LooperError(problem)
+    return ms

@@ -9,29 +9,21 @@ training (``training.examples.typed_features``) casts back to the same value.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
+from looper_common.contracts import event_rules
+
 Check = Callable[[str, Any], "str | None"]
 _DOUBLE_MAX = sys.float_info.max
 _encode = msgspec.json.Encoder().encode
 
 
-def json_kind(value: Any) -> str:
-    """What a decoded JSON value is, as a reason names it (a number with its value)."""
-    kind = type(value)
-    if kind is str:
-        return "a string"
-    if value is None:
-        return "null"
-    if kind is bool:
-        return "a boolean"
-    if kind is int or kind is float:
-        return f"the number {value!r}"
-    return "an object" if kind is dict else "an array"
+json_kind = event_rules.kind_of  # what a decoded JSON value is, as a reason names it
 
 
 def is_number(value: Any) -> bool:
@@ -40,8 +32,7 @@ def is_number(value: Any) -> bool:
     return kind is float or (kind is int and -_DOUBLE_MAX <= value <= _DOUBLE_MAX)
 
 
-def string(name: str, value: Any) -> str | None:
-    return None if type(value) is str else f"{name}: expected a string, got {json_kind(value)}"
+string = event_rules.text  # a str with no lone surrogate
 
 
 def epoch_ms(name: str, value: Any) -> str | None:
@@ -51,7 +42,7 @@ def epoch_ms(name: str, value: Any) -> str | None:
 
 def number(name: str, value: Any) -> str | None:
     if is_number(value):
-        return None
+        return event_rules.finite(name, value)
     if type(value) is int:
         return f"{name}: the number {value} is beyond a double's range"
     return f"{name}: expected a number, got {json_kind(value)}"
@@ -72,7 +63,10 @@ def number_map(noun: str) -> Check:
         if type(value) is not dict:
             return json_object(name, value)
         bad = [key for key, item in value.items() if not is_number(item)]
-        return f"{name}: non-numeric {noun} for {', '.join(bad)}" if bad else None
+        if bad:
+            return f"{name}: non-numeric {noun} for {', '.join(bad)}"
+        bad = [key for key, item in value.items() if not math.isfinite(item)]
+        return f"{name}: non-finite {noun} for {', '.join(bad)}" if bad else None
 
     return check
 

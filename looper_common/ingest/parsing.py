@@ -1,28 +1,16 @@
 """Parse raw stream entries into bronze and quarantine rows, with a reason for every rejected one.
 
-The rules, in Python terms (docs/events-and-keys.md, "What ingestion rejects"):
-
-- The payload is UTF-8 JSON as msgspec reads it (RFC 8259: no ``NaN`` or
-  ``Infinity`` literals, no trailing text, every number within a double's range)
-  and its value is an object. Anything else is ``malformed JSON: ...``.
-- ``kind`` is ``"decision"`` or ``"observation"``; a required field that is absent
-  or null is missing.
-- Each field has the JSON type of the event contract (``_Decision``,
-  ``_Observation``): ids, names and ``action`` are strings; ``ts`` is a JSON integer
-  (epoch milliseconds; ``1.0`` or ``1e3`` is not one); ``propensity``, ``value`` and
-  the values of ``action_probs`` and ``scores`` are JSON numbers, integer or not;
-  ``is_default`` is ``true`` or ``false``; ``features`` is an object of any JSON
-  values. A field of another type is a reason naming the field and what it got
-  (``json_values``); nothing is cast.
-- Then the values: ``ts`` within what a microsecond timestamp holds, the blueprint
-  known and the one of the stream, ``propensity`` in (0, 1], ``action`` one of the
-  blueprint's, every declared feature present.
-
-Every failure goes into the quarantine row's ``reason``, so one bad field never hides
-the others. Valid events become bronze rows, one per ``event_id`` (the first in the
-batch), their features as text (``json_values.feature_texts``). The common case is
-decoded straight into the typed structs and checked for values only; an entry that
-fails is decoded again as plain JSON to name every problem.
+What is rejected, and the reason's words, is ``ingest.reasons`` (the rules themselves
+are ``contracts.event_rules``, which the SDK applies too). Valid events become bronze
+rows, one per ``event_id``, their features as text (``json_values.feature_texts``). An
+``event_id`` seen again in the batch with the same row is the same event (nothing is
+added); with a different row it is quarantined as ``duplicate_event_id_conflict``
+under the key ``stream:<stream>:<entry id>`` (``streams`` does the same against the
+table, within the configured horizon). The common case is decoded straight into the
+typed structs and checked for values only; an entry that fails, or whose payload has an
+escape that may be a lone surrogate, is decoded again as plain JSON to name every
+problem. Any other error while handling one entry quarantines that entry with the
+error's class and message; the batch goes on.
 """
 
 from __future__ import annotations
@@ -33,15 +21,17 @@ from typing import Any
 
 import msgspec
 
-from looper_common.contracts import events
+from looper_common.contracts import event_rules, events
 from looper_common.contracts.blueprint import Blueprint
 from looper_common.ingest import json_values as jv
+from looper_common.ingest.reasons import Rules, payload_reasons, value_reasons
 from looper_common.lake.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE
 
 Entry = tuple[str, str, "bytes | str | None"]  # stream, stream id, payload
 SOURCE = "ingest_events"
-_DAY_MS = 86_400_000
-_MAX_MS = (2**63 - 1) // 1000  # beyond it a millisecond timestamp has no microsecond value
+CONFLICT = "duplicate_event_id_conflict"
+_DAY_MS = event_rules.DAY_MS
+_MIN_DAY, _MAX_DAY = event_rules.MIN_TS_MS // _DAY_MS, event_rules.MAX_TS_MS // _DAY_MS
 
 
 @dataclass
@@ -50,15 +40,32 @@ class TableRows:
 
     partition_by: tuple[str, ...]
     rows: list[tuple] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
+    seen: dict[str, int] = field(default_factory=dict)  # event_id -> index in rows
     keys: set[tuple] = field(default_factory=set)  # partition values present, in partition_by order
+    same: int = 0  # rows given again with the same values (one row kept)
 
-    def add(self, event_id: str, row: tuple, key: tuple) -> None:
-        if event_id in self.seen:
-            return
-        self.seen.add(event_id)
+    def add(self, event_id: str, row: tuple, key: tuple) -> bool:
+        """Add ``row`` unless ``event_id`` is there; False if it is, with another row (a conflict).
+
+        Rows are compared without their last column, the date (for quarantine the arrival's).
+        """
+        at = self.seen.get(event_id)
+        if at is not None:
+            if self.rows[at][:-1] != row[:-1]:
+                return False
+            self.same += 1
+            return True
+        self.seen[event_id] = len(self.rows)
         self.rows.append(row)
         self.keys.add(key)
+        return True
+
+    def remove(self, event_ids: set[str]) -> list[tuple]:
+        """Take the rows of ``event_ids`` out (found in the table already); returns them."""
+        taken = [row for row in self.rows if row[0] in event_ids]
+        self.rows = [row for row in self.rows if row[0] not in event_ids]
+        self.seen = {row[0]: i for i, row in enumerate(self.rows)}
+        return taken
 
     @property
     def partitions(self) -> dict[str, set]:
@@ -74,26 +81,16 @@ class ParsedBatch:
     observations: TableRows = field(default_factory=lambda: TableRows(BRONZE_OBSERVATIONS.partition_by))
     quarantine: TableRows = field(default_factory=lambda: TableRows(QUARANTINE.partition_by))
     entries: int = 0
+    payloads: dict[str, tuple[str, str, bytes | str | None]] = field(default_factory=dict)  # event_id -> entry
 
-
-@dataclass(frozen=True)
-class _Rules:
-    actions: dict[str, frozenset[str]]
-    features: dict[str, tuple[str, ...]]  # in the blueprint's order, for the reason
-    feature_sets: dict[str, frozenset[str]]  # the same, for one subset test per event
-
-    @classmethod
-    def of(cls, blueprints: Mapping[str, Blueprint]) -> _Rules:
-        features = {n: tuple(dict.fromkeys(f.name for f in bp.features)) for n, bp in blueprints.items()}
-        return cls(
-            {n: frozenset(bp.decision.actions) for n, bp in blueprints.items()},
-            features,
-            {n: frozenset(names) for n, names in features.items()},
-        )
+    @property
+    def resent(self) -> int:
+        """Entries that repeated an event of the batch with the same values (kept once)."""
+        return self.decisions.same + self.observations.same + self.quarantine.same
 
 
 class _Decision(msgspec.Struct, tag_field="kind", tag=events.DECISION):
-    """A decision event whose every field has its JSON type (the checks of ``_FIELD_CHECKS``)."""
+    """A decision event whose every field has its JSON type (the checks of ``reasons.FIELD_CHECKS``)."""
 
     event_id: str
     decision_id: str
@@ -108,6 +105,7 @@ class _Decision(msgspec.Struct, tag_field="kind", tag=events.DECISION):
     is_default: bool
     scores: dict[str, float] | None = None
     policy_version: str | None = None
+    default_reason: str | None = None
 
 
 class _Observation(msgspec.Struct, tag_field="kind", tag=events.OBSERVATION):
@@ -124,170 +122,135 @@ class _Observation(msgspec.Struct, tag_field="kind", tag=events.OBSERVATION):
 _decode_typed = msgspec.json.Decoder(_Decision | _Observation).decode
 _decode_json = msgspec.json.Decoder().decode
 
-# Each field's type check, in the order the reason lists them; the same types as the structs.
-_FIELD_CHECKS: dict[str, dict[str, jv.Check]] = {
-    events.DECISION: {
-        "event_id": jv.string, "decision_id": jv.string, "blueprint": jv.string,
-        "blueprint_version": jv.string, "unit_id": jv.string, "ts": jv.epoch_ms,
-        "features": jv.json_object, "action": jv.string, "propensity": jv.number,
-        "action_probs": jv.number_map("probability"), "scores": jv.number_map("score"),
-        "policy_version": jv.string, "is_default": jv.boolean,
-    },
-    events.OBSERVATION: {
-        "event_id": jv.string, "decision_id": jv.string, "blueprint": jv.string,
-        "name": jv.string, "value": jv.number, "ts": jv.epoch_ms,
-    },
-}
-_REQUIRED = {events.DECISION: events.DECISION_REQUIRED, events.OBSERVATION: events.OBSERVATION_REQUIRED}
-# Checked whatever the kind, so an event of an unknown kind is still placed and explained.
-_COMMON_CHECKS = {name: _FIELD_CHECKS[events.DECISION][name] for name in ("event_id", "blueprint", "ts")}
+
+def _may_hold_surrogate(payload: bytes | str) -> bool:
+    """A ``\\udXXX`` escape (a lone surrogate needs one; msgspec decodes it into the str)."""
+    if isinstance(payload, bytes):
+        return b"\\ud" in payload or b"\\uD" in payload
+    return "\\ud" in payload or "\\uD" in payload or not payload.isascii()
 
 
-def _value_reasons(
-    blueprint: str | None, ts: int | None, stream_blueprint: str, rules: _Rules,
-    action: str | None = None, propensity: float | None = None, features: dict | None = None,
-) -> list[str]:
-    """The value checks of an event; None is a value absent or of the wrong type (reported already).
-
-    An observation has no ``action``, ``propensity`` or ``features``.
-    """
-    reasons = []
-    if ts is not None and not -_MAX_MS <= ts <= _MAX_MS:
-        reasons.append(f"ts: {ts} is out of range for epoch milliseconds")
-    actions = rules.actions.get(blueprint)
-    if blueprint is not None:
-        if actions is None:
-            reasons.append(f"unknown blueprint {blueprint}")
-        if blueprint != stream_blueprint:
-            reasons.append(f"blueprint {blueprint} sent on the stream of {stream_blueprint}")
-    if propensity is not None and not 0.0 < propensity <= 1.0:
-        reasons.append(f"propensity: {propensity!r} outside (0, 1]")
-    if actions is not None:
-        if action is not None and action not in actions:
-            reasons.append(f"action: {action} is not an action of {blueprint}")
-        if features is not None and not features.keys() >= rules.feature_sets[blueprint]:
-            absent = [name for name in rules.features[blueprint] if name not in features]
-            reasons.append("features: missing " + ", ".join(absent))
-    return reasons
-
-
-def _json_reasons(doc: dict[str, Any], stream_blueprint: str, rules: _Rules) -> list[str]:
-    """Every failure of a decoded JSON object: kind, missing fields, wrong types, then values."""
-    kind = doc.get("kind")
-    checks = _FIELD_CHECKS.get(kind) if type(kind) is str else None
-    reasons = []
-    if checks is None:
-        shown = kind if type(kind) is str else jv.json_kind(kind)
-        reasons.append(f"kind: {shown} is not decision or observation")
-        checks = _COMMON_CHECKS
-    else:
-        missing = [name for name in _REQUIRED[kind] if doc.get(name) is None]
-        if missing:
-            reasons.append("missing field(s): " + ", ".join(missing))
-    valid = {}
-    for name, check in checks.items():
-        value = doc.get(name)
-        if value is not None:
-            problem = check(name, value)
-            if problem is None:
-                valid[name] = value
-            else:
-                reasons.append(problem)
-    get = valid.get
-    reasons += _value_reasons(
-        get("blueprint"), get("ts"), stream_blueprint, rules, get("action"), get("propensity"), get("features")
-    )
-    return reasons
-
-
-def _payload_reasons(payload: bytes | str | None, stream_blueprint: str, rules: _Rules) -> tuple[list[str], dict]:
-    """The reasons a payload is rejected and the object it holds (empty unless it is one)."""
-    if not payload:
-        return ["malformed JSON: empty payload"], {}
-    try:
-        doc = _decode_json(payload)
-    except UnicodeError as error:
-        return [f"malformed JSON: not UTF-8 ({error.reason})"], {}
-    except msgspec.DecodeError as error:
-        message = str(error).removeprefix("JSON is malformed: ")
-        return [f"malformed JSON: {message[:1].lower()}{message[1:]}"], {}
-    if type(doc) is not dict:
-        return [f"malformed JSON: payload is {jv.json_kind(doc)}, not an object"], {}
-    return _json_reasons(doc, stream_blueprint, rules), doc
-
-
-def parse_entries(entries: Iterable[Entry], blueprints: Mapping[str, Blueprint]) -> ParsedBatch:
+def parse_entries(
+    entries: Iterable[Entry], blueprints: Mapping[str, Blueprint],
+    limits: event_rules.EventLimits = event_rules.DEFAULT_LIMITS,
+) -> ParsedBatch:
     """Entries ``(stream, stream_id, payload)`` to bronze rows and quarantine rows with reasons."""
-    rules = _Rules.of(blueprints)
+    rules = Rules.of(blueprints, limits)
     batch = ParsedBatch()
     stream_blueprints: dict[str, str] = {}
+    max_bytes = limits.max_event_bytes
     for stream, stream_id, payload in entries:
         batch.entries += 1
-        stream_blueprint = stream_blueprints.get(stream)
-        if stream_blueprint is None:
-            stream_blueprint = stream_blueprints[stream] = events.blueprint_of_stream(stream)
-        error: Exception | None = None
-        if payload:
-            try:
-                event = _decode_typed(payload)
-            except (msgspec.DecodeError, UnicodeError) as exc:
-                error = exc
-            else:
-                if type(event) is _Decision:
-                    if not _value_reasons(
-                        event.blueprint, event.ts, stream_blueprint, rules, event.action, event.propensity,
-                        event.features,
-                    ):
-                        _add_decision(batch, event)
+        try:
+            stream_blueprint = stream_blueprints.get(stream)
+            if stream_blueprint is None:
+                stream_blueprint = stream_blueprints[stream] = events.blueprint_of_stream(stream)
+            arrival_ms = int(stream_id.split("-", 1)[0])
+            error: Exception | None = None
+            if payload and len(payload) <= max_bytes:
+                try:
+                    event = _decode_typed(payload)
+                except (msgspec.DecodeError, UnicodeError, RecursionError) as exc:
+                    error = exc
+                else:
+                    if _may_hold_surrogate(payload) and event_rules.invalid_value(_decode_json(payload)):
+                        pass
+                    elif type(event) is _Decision:
+                        if not value_reasons(
+                            event.blueprint, event.ts, arrival_ms, stream_blueprint, rules, event.action,
+                            event.propensity, event.features,
+                        ):
+                            _add_decision(batch, event, stream, stream_id, payload)
+                            continue
+                    elif not value_reasons(event.blueprint, event.ts, arrival_ms, stream_blueprint, rules):
+                        _add_observation(batch, event, stream, stream_id, payload)
                         continue
-                elif not _value_reasons(event.blueprint, event.ts, stream_blueprint, rules):
-                    _add_observation(batch, event)
-                    continue
-        _add_rejected(batch, rules, stream, stream_id, payload, stream_blueprint, error)
+            _add_rejected(batch, rules, stream, stream_id, payload, stream_blueprint, arrival_ms, error)
+        except Exception as exc:  # noqa: BLE001 - one entry's failure is that entry's quarantine reason
+            quarantine_entry(batch, stream, stream_id, payload, [f"{type(exc).__name__}: {exc}"])
     return batch
 
 
-def _add_decision(batch: ParsedBatch, event: _Decision) -> None:
+def _add_decision(batch: ParsedBatch, event: _Decision, stream: str, stream_id: str, payload: Any) -> None:
     ts = event.ts
     date = ts // _DAY_MS
     row = (
         event.event_id, event.decision_id, event.blueprint, event.blueprint_version, event.unit_id, ts,
         jv.feature_texts(event.features), event.action, event.propensity, event.action_probs, event.scores,
-        event.policy_version, event.is_default, date,
+        event.policy_version, event.is_default, event.default_reason, date,
     )
-    batch.decisions.add(event.event_id, row, (event.blueprint, date))
+    if not batch.decisions.add(event.event_id, row, (event.blueprint, date)):
+        conflict(batch, stream, stream_id, payload, event.event_id)
+    else:
+        batch.payloads.setdefault(event.event_id, (stream, stream_id, payload))
 
 
-def _add_observation(batch: ParsedBatch, event: _Observation) -> None:
+def _add_observation(batch: ParsedBatch, event: _Observation, stream: str, stream_id: str, payload: Any) -> None:
     ts = event.ts
     date = ts // _DAY_MS
     row = (event.event_id, event.decision_id, event.blueprint, event.name, event.value, ts, date)
-    batch.observations.add(event.event_id, row, (event.blueprint, date))
+    if not batch.observations.add(event.event_id, row, (event.blueprint, date)):
+        conflict(batch, stream, stream_id, payload, event.event_id)
+    else:
+        batch.payloads.setdefault(event.event_id, (stream, stream_id, payload))
+
+
+def conflict(batch: ParsedBatch, stream: str, stream_id: str, payload: Any, event_id: str, where: str = "") -> None:
+    """Quarantine an entry whose event_id another event holds (in this batch, or ``where``)."""
+    reason = f"{CONFLICT}: event_id {event_id} is taken by a different event{where}"
+    quarantine_entry(batch, stream, stream_id, payload, [reason])
+
+
+def _text(value: object) -> str | None:
+    return value if event_rules.is_text(value) else None
+
+
+def _arrival_day(stream_id: str) -> int:
+    """The entry's arrival date (days), within what a date holds."""
+    try:
+        day = int(stream_id.split("-", 1)[0]) // _DAY_MS
+    except ValueError:
+        return 0
+    return min(max(day, _MIN_DAY), _MAX_DAY)
+
+
+def quarantine_entry(
+    batch: ParsedBatch, stream: str, stream_id: str, payload: bytes | str | None, reasons: list[str],
+    doc: Mapping[str, Any] | None = None, stream_blueprint: str | None = None, limit: int | None = None,
+) -> None:
+    """One quarantine row for an entry: its event_id (else ``stream:<stream>:<id>``), reasons, payload as text.
+
+    A payload longer than ``limit`` is kept up to it; a text that cannot be stored is replaced.
+    """
+    doc = doc or {}
+    event_id = _text(doc.get("event_id"))
+    if event_id is None or reasons[0].startswith(CONFLICT):
+        event_id = f"stream:{stream}:{stream_id}"
+    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    if text is not None and not event_rules.is_text(text):
+        text = text.encode("utf-8", "replace").decode()
+    if text is not None and limit is not None and len(text) > limit:
+        text = text[:limit]
+        reasons = [*reasons, f"payload kept up to its first {limit} characters"]
+    arrival = _arrival_day(stream_id)
+    blueprint = _text(doc.get("blueprint")) or stream_blueprint or events.blueprint_of_stream(stream)
+    row = (event_id, blueprint, _text(doc.get("kind")), "; ".join(reasons), text or None, SOURCE, arrival)
+    if not batch.quarantine.add(event_id, row, (arrival,)):
+        # another bad event under the same event_id: kept under its entry's key
+        key = f"stream:{stream}:{stream_id}"
+        batch.quarantine.add(key, (key, *row[1:]), (arrival,))
 
 
 def _add_rejected(
-    batch: ParsedBatch, rules: _Rules, stream: str, stream_id: str, payload: bytes | str | None,
-    stream_blueprint: str, error: Exception | None,
+    batch: ParsedBatch, rules: Rules, stream: str, stream_id: str, payload: bytes | str | None,
+    stream_blueprint: str, arrival_ms: int, error: Exception | None,
 ) -> None:
     """Quarantine an entry the typed path did not take, with every reason it fails.
 
     A payload the typed decoder refused for nothing the checks name (a key given twice,
     once with the wrong type) keeps msgspec's message as its reason.
     """
-    reasons, doc = _payload_reasons(payload, stream_blueprint, rules)
+    reasons, doc = payload_reasons(payload, arrival_ms, stream_blueprint, rules)
     if not reasons:
         reasons = [f"invalid event: {error}"]
-    event_id, blueprint, kind = doc.get("event_id"), doc.get("blueprint"), doc.get("kind")
-    if type(event_id) is not str:
-        event_id = f"stream:{stream}:{stream_id}"
-    arrival = int(stream_id.split("-", 1)[0]) // _DAY_MS
-    row = (
-        event_id,
-        blueprint if type(blueprint) is str else stream_blueprint,
-        kind if type(kind) is str else None,
-        "; ".join(reasons),
-        (payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload) or None,
-        SOURCE,
-        arrival,
-    )
-    batch.quarantine.add(event_id, row, (arrival,))
+    quarantine_entry(batch, stream, stream_id, payload, reasons, doc, stream_blueprint, rules.limits.max_event_bytes)

@@ -6,7 +6,8 @@ between the commit and the acknowledgement leaves the entries pending; the next 
 reads them again and finds them already present, so nothing is written twice.
 
 The entries are parsed in Python as they are read (``ingest.parsing``) into Arrow
-tables, which :meth:`Lake.insert_new` writes in this process with delta-rs: one
+tables (``ingest.arrow_batch``); event ids the tables already hold within the horizon
+are settled first (``ingest.known_events``); then :meth:`Lake.insert_new` writes in this process with delta-rs: one
 insert-only MERGE per table, restricted to the partitions the batch touches. A MERGE
 that meets a concurrent commit to those partitions fails and runs again on the new
 version, so two ingestions at once insert each event_id once. A reader thread reads
@@ -26,13 +27,15 @@ from datetime import date, timedelta
 import pyarrow as pa
 import redis
 
-from looper_common.contracts import events
+from looper_common.contracts import event_rules, events
 from looper_common.contracts.blueprint import Blueprint
+from looper_common.ingest.arrow_batch import TABLES, to_tables
+from looper_common.ingest.known_events import settle_known_ids
 from looper_common.ingest.parsing import Entry, ParsedBatch, TableRows, parse_entries
 from looper_common.ingest.read_ahead import read_ahead
-from looper_common.lake.arrow_rows import rows_to_arrow
+from looper_common.ingest.redis_checks import check_eviction_policy, ensure_group
 from looper_common.lake.engine import Lake
-from looper_common.lake.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE, TableSpec
+from looper_common.lake.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE
 
 log = logging.getLogger(__name__)
 CONSUMER = "ingest"
@@ -46,6 +49,7 @@ class IngestStats:
     decisions: int = 0
     observations: int = 0
     quarantined: int = 0
+    resent: int = 0  # events whose event_id the tables held already with the same values
     batches: int = 0
     seconds: float = 0.0
     per_stream: dict[str, int] = field(default_factory=dict)
@@ -55,7 +59,7 @@ class IngestStats:
         return (
             f"{self.events} events in {self.batches} batch(es), {self.seconds:.1f} s ({rate:,.0f}/s): "
             f"{self.decisions} new decisions, {self.observations} new observations, "
-            f"{self.quarantined} quarantined"
+            f"{self.quarantined} quarantined, {self.resent} already ingested"
         )
 
 
@@ -65,15 +69,13 @@ def event_streams(client: redis.Redis, blueprint: str | None = None) -> list[str
         key = events.stream_key(blueprint)
         return [key] if client.exists(key) else []
     found = client.scan_iter(match=f"{events.STREAM_PREFIX}*", count=1000, _type="STREAM")
-    return sorted(k.decode() if isinstance(k, bytes) else k for k in found)
-
-
-def _ensure_group(client: redis.Redis, stream: str) -> None:
-    try:
-        client.xgroup_create(stream, events.INGEST_GROUP, id="0", mkstream=True)
-    except redis.ResponseError as err:
-        if "BUSYGROUP" not in str(err):
-            raise
+    names = []
+    for key in found:
+        try:
+            names.append(key.decode() if isinstance(key, bytes) else key)
+        except UnicodeDecodeError:
+            log.error("stream key %r is not UTF-8 and is not drained; rename it to a blueprint's stream", key)
+    return sorted(names)
 
 
 def _next_id(stream_id: str) -> str:
@@ -123,7 +125,7 @@ class _StreamCursor:
     def __init__(self, client: redis.Redis, stream: str) -> None:
         self.client, self.stream = client, stream
         self.reader = _raw_reader(client)
-        _ensure_group(client, stream)
+        ensure_group(client, stream)
         info = client.xinfo_stream(stream)
         last = info["last-generated-id"]
         self.end = _id_key(last.decode() if isinstance(last, bytes) else last)
@@ -194,13 +196,9 @@ def _partitions(rows: TableRows) -> dict[str, list]:
     return found
 
 
-_TABLES: tuple[tuple[TableSpec, str], ...] = (
-    (BRONZE_DECISIONS, "decisions"), (BRONZE_OBSERVATIONS, "observations"), (QUARANTINE, "quarantine"),
-)
-
-
 def _read_batch(
-    cursors: Sequence[_StreamCursor], batch_size: int, blueprints: Mapping[str, Blueprint]
+    cursors: Sequence[_StreamCursor], batch_size: int, blueprints: Mapping[str, Blueprint],
+    limits: event_rules.EventLimits,
 ) -> _Batch | None:
     """Read up to ``batch_size`` entries across the streams and parse them (None when all are drained).
 
@@ -231,24 +229,28 @@ def _read_batch(
     gc.disable()  # millions of new containers and no cycles: collections would only rescan them
     try:
         with contextlib.closing(entries()) as stream:  # on an error, stop the chunk thread now
-            parsed = parse_entries(stream, blueprints)
+            parsed = parse_entries(stream, blueprints, limits)
         if not parsed.entries:
             return None
-        tables = {
-            table.name: rows_to_arrow(getattr(parsed, attr).rows, table.schema)
-            for table, attr in _TABLES
-            if getattr(parsed, attr).rows
-        }
+        tables = to_tables(parsed)
     finally:
         if collecting:
             gc.enable()
     return _Batch(parsed, ids, tables)
 
 
-def write_batch(lake: Lake, batch: _Batch) -> dict[str, int]:
-    """Insert one parsed batch into bronze and quarantine (new event_ids only); returns rows inserted per table."""
-    inserted = {}
-    for table, attr in _TABLES:
+def write_batch(lake: Lake, batch: _Batch, horizon_days: int = 7) -> dict[str, int]:
+    """Insert one parsed batch into bronze and quarantine (new event_ids only); returns rows inserted per table.
+
+    Event ids the tables hold within ``horizon_days`` of the batch's dates are settled
+    first (``known_events``): the same event is dropped, a different one quarantined.
+    Runs after the previous batch's commit, so an id in consecutive batches is seen.
+    """
+    resent, changed = settle_known_ids(lake, batch.parsed, horizon_days)
+    inserted = {"resent": resent}
+    if changed:
+        batch.tables.update(to_tables(batch.parsed, changed))
+    for table, attr in TABLES:
         rows = getattr(batch.parsed, attr)
         if not rows.rows:
             inserted[table.name] = 0
@@ -264,19 +266,23 @@ def ingest_events(
     *,
     streams: Sequence[str],
     batch_size: int = 200_000,
+    limits: event_rules.EventLimits = event_rules.DEFAULT_LIMITS,
+    duplicate_horizon_days: int = 7,
     on_committed: Callable[[int], None] | None = None,
 ) -> IngestStats:
     """Drain ``streams`` into the lake, one committed-then-acknowledged batch at a time.
 
+    Refuses a Redis whose eviction policy can drop stream entries (``redis_checks``).
     ``on_committed(batch_number)`` runs after a batch is in Delta and before it is
     acknowledged (the crash window a test can exercise).
     """
     stats = IngestStats()
     started = time.perf_counter()
+    check_eviction_policy(client)
     cursors = {s: _StreamCursor(client, s) for s in streams}
-    for batch in read_ahead(lambda: _read_batch(list(cursors.values()), batch_size, blueprints)):
+    for batch in read_ahead(lambda: _read_batch(list(cursors.values()), batch_size, blueprints, limits)):
         t0 = time.perf_counter()
-        inserted = write_batch(lake, batch)
+        inserted = write_batch(lake, batch, duplicate_horizon_days)
         stats.batches += 1
         if on_committed is not None:
             on_committed(stats.batches)
@@ -287,6 +293,7 @@ def ingest_events(
         stats.decisions += inserted[BRONZE_DECISIONS.name]
         stats.observations += inserted[BRONZE_OBSERVATIONS.name]
         stats.quarantined += inserted[QUARANTINE.name]
+        stats.resent += inserted["resent"] + batch.parsed.resent
         log.info(
             "batch %d: %d events committed and acknowledged in %.1f s (%s)",
             stats.batches, batch.parsed.entries, time.perf_counter() - t0, inserted,

@@ -50,6 +50,21 @@ def create(uri: str, spec: TableSpec, storage_options: Mapping[str, str] | None 
     missing = {k: v for k, v in spec.properties if current.get(k) != v}
     if missing:
         table.alter.set_table_properties(missing)
+    _add_new_columns(table, spec)
+
+
+def _add_new_columns(table: DeltaTable, spec: TableSpec) -> None:
+    """Add the spec's nullable columns a table created before them lacks (older rows read them as null)."""
+    present = set(_arrow_schema(table).names)
+    new = [f for f in spec.schema if f.name not in present and f.nullable]
+    if new:
+        from deltalake.schema import Field as DeltaField
+
+        table.alter.add_columns([DeltaField.from_arrow(f) for f in new])
+
+
+def _arrow_schema(table: DeltaTable) -> pa.Schema:
+    return pa.schema(table.schema().to_arrow())
 
 
 def conform(table: pa.Table, spec: TableSpec, columns: Sequence[str] | None) -> pa.Table:

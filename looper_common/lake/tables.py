@@ -26,7 +26,9 @@ DECISIONS_SCHEMA = _schema(
     ("blueprint_version", pa.string(), False), ("unit_id", pa.string(), False), ("ts", TIMESTAMP, False),
     ("features", TEXT_MAP, False), ("action", pa.string(), False), ("propensity", pa.float64(), False),
     ("action_probs", NUMBER_MAP, False), ("scores", NUMBER_MAP, True), ("policy_version", pa.string(), True),
-    ("is_default", pa.bool_(), False), ("date", pa.date32(), False),
+    ("is_default", pa.bool_(), False),
+    ("default_reason", pa.string(), True),  # why the default was served (DESIGN.md §3); null otherwise
+    ("date", pa.date32(), False),
 )
 OBSERVATIONS_SCHEMA = _schema(
     ("event_id", pa.string(), False), ("decision_id", pa.string(), False), ("blueprint", pa.string(), False),

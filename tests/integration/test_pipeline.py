@@ -59,10 +59,11 @@ def _log_crafted_traffic(client: LooperClient, redis_client) -> dict[str, str]:
     redis_client.xadd(stream, {"e": "{not json"})
     redis_client.xadd(stream, {"e": json.dumps({"kind": "observation", "event_id": "o-bad",
                                                 "decision_id": dec["d1"], "blueprint": "t_notify",
-                                                "name": "click", "ts": 1})})
+                                                "name": "click", "ts": int(at(2, 10).timestamp() * 1000)})})
     redis_client.xadd(stream, {"e": json.dumps({
         "kind": "decision", "event_id": "d-bad", "decision_id": "d-bad", "blueprint": "t_notify",
-        "blueprint_version": "x", "unit_id": "u", "ts": 1, "features": FEATURES, "action": "send",
+        "blueprint_version": "x", "unit_id": "u", "ts": int(at(2, 10).timestamp() * 1000), "features": FEATURES,
+        "action": "send",
         "propensity": 0, "action_probs": {"send": 1.0}, "is_default": False})})
     redis_client.xadd(events.stream_key("ghost"), {"e": json.dumps({"kind": "observation"})})
     return dec

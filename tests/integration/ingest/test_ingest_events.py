@@ -6,10 +6,8 @@ import json
 import threading
 from datetime import UTC, date, datetime
 
-import pyarrow as pa
 import pytest
 import redis
-from deltalake import DeltaTable, QueryBuilder
 
 from looper_common.contracts import events
 from looper_common.ingest.streams import event_streams, ingest_events
@@ -51,7 +49,8 @@ def test_ingests_bronze_and_quarantine_once_without_spark(local_lake, redis_clie
     _send(redis_url, blueprints)
     redis_client.xadd(STREAM, {"e": "{not json"})
     redis_client.xadd(STREAM, {"e": json.dumps({"kind": "observation", "event_id": "o-bad", "decision_id": "x",
-                                                "blueprint": "t_notify", "name": "click", "ts": 1})})
+                                                "blueprint": "t_notify", "name": "click",
+                                                "ts": int(TS.timestamp() * 1000)})})
     first = ingest_events(redis_client, local_lake, blueprints, streams=event_streams(redis_client), batch_size=30)
     assert (first.events, first.decisions, first.observations, first.quarantined) == (72, 50, 20, 2)
     assert first.batches == 3
@@ -121,23 +120,40 @@ def test_two_ingestions_at_once_duplicate_nothing(tmp_path, redis_client, redis_
     assert redis_client.xpending(STREAM, events.INGEST_GROUP)["pending"] == 0
 
 
-def test_a_date_python_cannot_hold_does_not_stop_the_batch(local_lake, redis_client, redis_url, blueprints):
+def test_a_date_python_cannot_hold_is_quarantined_and_the_batch_goes_on(local_lake, redis_client, redis_url,
+                                                                        blueprints):
     client = LooperClient(redis_url, blueprints=blueprints)
-    far = 253_402_300_800_000  # 10000-01-01 in epoch milliseconds: date32 holds it, datetime.date does not
     near = client.get_decision("t_notify", "u1", FEATURES, ts=TS)
     payload = {
-        "kind": "decision", "event_id": "far-future", "decision_id": "far-future", "blueprint": "t_notify",
-        "blueprint_version": blueprints["t_notify"].version, "unit_id": "u2", "ts": far, "features": FEATURES,
+        "kind": "decision", "decision_id": "far", "blueprint": "t_notify",
+        "blueprint_version": blueprints["t_notify"].version, "unit_id": "u2", "features": FEATURES,
         "action": "send", "propensity": 0.5, "action_probs": {"send": 0.5, "skip": 0.5}, "is_default": False,
     }
-    redis_client.xadd(STREAM, {"e": json.dumps(payload)})
+    far = {  # 10000-01-01 (date32 holds it, datetime.date does not), year -283229, 1e20 ms
+        "far-future": 253_402_300_800_000, "far-past": -9_000_000_000_000_000, "1e20": 10**20,
+    }
+    for event_id, ts in far.items():
+        redis_client.xadd(STREAM, {"e": json.dumps({**payload, "event_id": event_id, "ts": ts})})
     stats = ingest_events(redis_client, local_lake, blueprints, streams=[STREAM])
-    assert (stats.events, stats.decisions) == (2, 2)
+    assert (stats.events, stats.decisions, stats.quarantined) == (4, 1, 3)
     assert ingest_events(redis_client, local_lake, blueprints, streams=[STREAM]).events == 0
     assert redis_client.xlen(STREAM) == 0
-    # delta-rs' pyarrow reader (Lake.read) parses partition values with datetime.date and fails on
-    # this partition; its SQL engine reads the table
-    table = DeltaTable(local_lake.path(BRONZE_DECISIONS))
-    rows = QueryBuilder().register("t", table).execute("SELECT event_id, CAST(date AS STRING) AS day FROM t")
-    found = {row["event_id"]: row["day"] for row in pa.table(rows.read_all()).to_pylist()}
-    assert found == {near.decision_id: "2026-01-03", "far-future": "+10000-01-01"}
+    reasons = {r["event_id"]: r["reason"] for r in local_lake.read(QUARANTINE).table.to_pylist()}
+    assert reasons == {event_id: f"ts: {ts} is outside years 1-9999" for event_id, ts in far.items()}
+    decisions = local_lake.read(BRONZE_DECISIONS).table  # every partition value parses as a date
+    assert decisions["event_id"].to_pylist() == [near.decision_id]
+    assert set(decisions["date"].to_pylist()) == {date(2026, 1, 3)}
+
+
+def test_default_reason_is_stored_in_bronze_and_null_when_absent(local_lake, redis_client, blueprints):
+    base = {
+        "kind": "decision", "blueprint": "t_notify", "blueprint_version": blueprints["t_notify"].version,
+        "unit_id": "u1", "ts": int(TS.timestamp() * 1000), "features": FEATURES, "action": "skip",
+        "propensity": 1.0, "action_probs": {"send": 0.0, "skip": 1.0}, "is_default": True,
+    }
+    redis_client.xadd(STREAM, {"e": json.dumps({**base, "event_id": "a", "decision_id": "a",
+                                                "default_reason": "circuit_open"})})
+    redis_client.xadd(STREAM, {"e": json.dumps({**base, "event_id": "b", "decision_id": "b"})})
+    assert ingest_events(redis_client, local_lake, blueprints, streams=[STREAM]).decisions == 2
+    rows = local_lake.read(BRONZE_DECISIONS, columns=["event_id", "default_reason"]).table.to_pylist()
+    assert sorted((r["event_id"], r["default_reason"]) for r in rows) == [("a", "circuit_open"), ("b", None)]

@@ -100,3 +100,16 @@ def test_insert_new_inserts_each_key_once(spark, tmp_path, source):
     values = dict(zip(*(lake.read(spec).table[c].to_pylist() for c in ("id", "value")), strict=True))
     assert values == {"a": 1.0, "b": 1.0, "c": 2.0}  # the first write of a key stays
     assert lake.version(spec) in (version, version + 1)  # a rerun changes no row
+
+
+def test_a_table_created_before_a_nullable_column_gains_it(tmp_path):
+    from looper_common.lake.tables import BRONZE_DECISIONS
+
+    lake = Lake(str(tmp_path / "lake"))
+    old_schema = pa.schema([f for f in BRONZE_DECISIONS.schema if f.name != "default_reason"])
+    lake.ensure_tables([TableSpec(BRONZE_DECISIONS.name, old_schema, BRONZE_DECISIONS.partition_by, ("event_id",))])
+    lake.ensure_tables([BRONZE_DECISIONS])
+    assert "default_reason" in DeltaTable(lake.path(BRONZE_DECISIONS)).schema().to_arrow().names
+    version = DeltaTable(lake.path(BRONZE_DECISIONS)).version()
+    lake.ensure_tables([BRONZE_DECISIONS])
+    assert DeltaTable(lake.path(BRONZE_DECISIONS)).version() == version  # present: no new commit

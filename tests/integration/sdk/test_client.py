@@ -86,9 +86,11 @@ def test_unknown_blueprint(client):
 
 def test_observations_find_their_blueprint_from_the_decision_id(client, redis_client):
     decision = client.get_decision("t_notify", "u1", FEATURES)
-    client.log_observations(decision.decision_id, {"click": True, "purchase": 12.5}, ts=5)
+    later = decision.ts + 5
+    client.log_observations(decision.decision_id, {"click": True, "purchase": 12.5}, ts=later)
     observations = [e for e in _stream(redis_client) if e["kind"] == "observation"]
-    assert {(o["name"], o["value"], o["ts"]) for o in observations} == {("click", 1.0, 5), ("purchase", 12.5, 5)}
+    assert {(o["name"], o["value"], o["ts"]) for o in observations} == {
+        ("click", 1.0, later), ("purchase", 12.5, later)}
     assert all(o["blueprint"] == "t_notify" and o["decision_id"] == decision.decision_id for o in observations)
     with pytest.raises(LooperError, match="must be a number or bool"):
         client.log_observations(decision.decision_id, {"click": "yes"})

@@ -1,0 +1,120 @@
+"""Ingestion on a full Redis (maxmemory, noeviction) and on one that would evict streams, with real redis-servers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from datetime import UTC, datetime
+
+import pytest
+import redis
+
+from looper_common.contracts import events
+from looper_common.ingest.redis_checks import RedisPolicyError, check_eviction_policy
+from looper_common.ingest.streams import ingest_events
+from looper_common.lake.engine import Lake
+from looper_common.lake.tables import BRONZE_DECISIONS
+from tests.conftest import FEATURES, _free_port, make_blueprint
+
+pytestmark = pytest.mark.integration
+STREAM = events.stream_key("t_notify")
+TS = int(datetime(2026, 1, 3, 9, tzinfo=UTC).timestamp() * 1000)
+
+
+@pytest.fixture
+def start_redis(tmp_path):
+    """Start a redis-server with extra arguments; every one started is stopped at the end."""
+    started = []
+
+    def start(*args: str) -> redis.Redis:
+        port = _free_port()
+        proc = subprocess.Popen(
+            [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(tmp_path), *args],
+            stdout=subprocess.DEVNULL,
+        )
+        started.append(proc)
+        client = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                return client
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        pytest.fail("redis-server did not start")
+
+    yield start
+    for proc in started:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def blueprints():
+    blueprint = make_blueprint()
+    return {blueprint.name: blueprint}
+
+
+def _payload(blueprints, i: int) -> str:
+    return json.dumps({
+        "kind": "decision", "event_id": f"d{i}", "decision_id": f"d{i}", "blueprint": "t_notify",
+        "blueprint_version": blueprints["t_notify"].version, "unit_id": f"u{i}", "ts": TS, "features": FEATURES,
+        "action": "send", "propensity": 0.5, "action_probs": {"send": 0.5, "skip": 0.5}, "is_default": False,
+    })
+
+
+def _fill_until_refused(client: redis.Redis, blueprints) -> int:
+    """XADD events until Redis refuses with OOM; returns how many it took."""
+    sent = 0
+    while True:
+        pipe = client.pipeline(transaction=False)
+        for i in range(sent, sent + 500):
+            pipe.xadd(STREAM, {"e": _payload(blueprints, i)})
+        results = pipe.execute(raise_on_error=False)
+        refused = [r for r in results if isinstance(r, redis.ResponseError)]
+        sent += len(results) - len(refused)
+        if refused:
+            assert all(isinstance(r, redis.OutOfMemoryError) for r in refused), refused[0]
+            return sent
+
+
+def test_a_full_redis_with_noeviction_is_drained(start_redis, tmp_path, blueprints):
+    client = start_redis("--maxmemory", "4mb", "--maxmemory-policy", "noeviction")
+    lake = Lake(str(tmp_path / "lake"))
+    lake.ensure_tables()
+    client.xadd(STREAM, {"e": _payload(blueprints, -1)})
+    ingest_events(client, lake, blueprints, streams=[STREAM])  # an earlier run: the group exists
+    sent = _fill_until_refused(client, blueprints)
+    assert sent > 1_000
+    with pytest.raises(redis.OutOfMemoryError):  # what made the old job fail on every run
+        client.xgroup_create(STREAM, events.INGEST_GROUP, id="0", mkstream=True)
+
+    stats = ingest_events(client, lake, blueprints, streams=[STREAM], batch_size=2_000)
+    assert (stats.events, stats.decisions, stats.quarantined) == (sent, sent, 0)
+    assert lake.read(BRONZE_DECISIONS, columns=["event_id"]).table.num_rows == sent + 1
+    assert client.xlen(STREAM) == 0
+    client.xadd(STREAM, {"e": _payload(blueprints, sent)})  # room again for the SDK's writes
+
+
+def test_a_full_redis_without_the_group_is_a_clear_error(start_redis, tmp_path, blueprints):
+    client = start_redis("--maxmemory", "4mb", "--maxmemory-policy", "noeviction")
+    lake = Lake(str(tmp_path / "lake"))
+    _fill_until_refused(client, blueprints)
+    with pytest.raises(RedisPolicyError, match="at maxmemory and refused to create the consumer group"):
+        ingest_events(client, lake, blueprints, streams=[STREAM])
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-lfu", "allkeys-random"])
+def test_a_redis_that_evicts_any_key_is_refused(start_redis, tmp_path, blueprints, policy):
+    client = start_redis("--maxmemory-policy", policy)
+    client.xadd(STREAM, {"e": _payload(blueprints, 0)})
+    with pytest.raises(RedisPolicyError, match=f"maxmemory-policy is {policy}: .* set it to noeviction"):
+        ingest_events(client, Lake(str(tmp_path / "lake")), blueprints, streams=[STREAM])
+    assert client.xlen(STREAM) == 1  # nothing read, nothing lost
+
+
+@pytest.mark.parametrize("policy", ["noeviction", "volatile-lru", "volatile-ttl"])
+def test_a_redis_that_never_evicts_a_stream_is_accepted(start_redis, policy):
+    assert check_eviction_policy(start_redis("--maxmemory-policy", policy)) == policy
