@@ -103,10 +103,14 @@ def join_deadline(blueprint: Blueprint, run_date: date) -> datetime:
     return day_bounds(run_date)[1] + timedelta(seconds=blueprint.allowed_lateness_seconds)
 
 
+def watermark_passed(lake: Lake, blueprint: str, deadline: datetime) -> bool:
+    """Whether ingestion's recorded watermark for ``blueprint`` is at or past ``deadline``."""
+    mark = read_watermarks(lake).get(blueprint)
+    log.info("%s: watermark %s, waiting for %s", blueprint, mark.isoformat() if mark else "none yet",
+             deadline.isoformat())
+    return mark is not None and mark >= deadline
+
+
 def join_is_due(lake: Lake, blueprint: Blueprint, run_date: date) -> bool:
     """Whether ingestion's watermark for ``blueprint`` has passed ``run_date``'s deadline."""
-    mark = read_watermarks(lake).get(blueprint.name)
-    deadline = join_deadline(blueprint, run_date)
-    log.info("%s %s: watermark %s, join waits for %s", blueprint.name, run_date,
-             mark.isoformat() if mark else "none yet", deadline.isoformat())
-    return mark is not None and mark >= deadline
+    return watermark_passed(lake, blueprint.name, join_deadline(blueprint, run_date))
