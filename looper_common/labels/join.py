@@ -72,7 +72,7 @@ def _median_first_feedback(folded: DataFrame) -> float | None:
 
 def join_feedback(lake: Lake, blueprint: Blueprint, run_date: date) -> dict[str, object]:
     """Build the run date's examples and statistics, then account for late feedback; returns the statistics."""
-    from looper_common.labels.late import account_late_feedback
+    from looper_common.labels.late import account_late_feedback  # late.py rebuilds days with build_day
 
     stats = build_day(lake, blueprint, run_date)
     account_late_feedback(lake, blueprint, run_date)
