@@ -4,8 +4,13 @@
 Every file in the blueprints folder becomes a DAG `looper_<blueprint>` that closes the
 loop for one decision point, over one data interval (the run date):
 
-`ingest_events` → `join_feedback` → `validate_training_set` → `train_models` →
-`evaluate_models` → `tune_policy` → `publish_policies`
+`ingest_events` → `wait_for_watermark` → `join_feedback` → `validate_training_set` →
+`train_models` → `evaluate_models` → `tune_policy` → `publish_policies`
+
+`wait_for_watermark` holds the join for day D until ingestion's watermark (the arrival
+time through which the blueprint's stream is in the lake) has passed the end of D plus
+the blueprint's `allowed_lateness`; each poke that finds it short drains the stream
+once more (`jobs/ingest_events.py`), which advances it.
 
 Each task runs the job of the same name (`jobs.dir` of `conf/<env>.yaml`). Only
 `join_feedback` is a `spark-submit` (master from the `spark_default` connection,
@@ -28,7 +33,7 @@ from pathlib import Path
 import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.standard.operators.bash import BashOperator
-from airflow.sdk import DAG, BaseOperator, CronDataIntervalTimetable, Param, chain
+from airflow.sdk import DAG, BaseOperator, BaseSensorOperator, CronDataIntervalTimetable, Param, chain
 
 from looper_common.contracts.blueprint import Blueprint, load_blueprints
 from looper_common.contracts.config import OVERRIDES, Settings, load_settings
@@ -39,6 +44,8 @@ SPARK_JOBS = frozenset({"join_feedback"})  # the delayed-feedback join is work a
 RUN_DATE = "{{ params.run_date or ds }}"
 START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
 HOME = Path(os.environ.get("LOOPER_HOME") or Path(__file__).resolve().parent.parent)
+WATERMARK_POKE = timedelta(minutes=5)
+WATERMARK_STALL = timedelta(hours=6)  # past the deadline: ingestion is stuck, the sensor fails
 
 
 def job_environment(settings: Settings) -> dict[str, str]:
@@ -100,6 +107,63 @@ def python_job(job: str, name: str, settings: Settings, env: dict[str, str]) -> 
     )
 
 
+def poke_watermark(blueprint: str, run_date: str, allowed_lateness_s: int, lake_root: str,
+                   ingest: list[str], env: dict[str, str]) -> bool:
+    """The sensor's poke: has the watermark passed the run date's end plus the allowed lateness?
+
+    When it has not, one more ingestion run drains what arrived since (and records the
+    watermark), and the answer is read again.
+    """
+    import subprocess
+    from datetime import date, datetime, time
+
+    from looper_common.ingest.watermark import watermark_passed
+    from looper_common.lake.engine import Lake
+
+    lake = Lake(lake_root)
+    deadline = datetime.combine(date.fromisoformat(run_date), time.min, pendulum.UTC) + timedelta(
+        days=1, seconds=allowed_lateness_s)
+    if watermark_passed(lake, blueprint, deadline):
+        return True
+    subprocess.run(ingest, env={**os.environ, **env}, check=True)
+    return watermark_passed(lake, blueprint, deadline)
+
+
+class WatermarkSensor(BaseSensorOperator):
+    """Waits until ``run_date``'s feedback is all in the lake: :func:`poke_watermark`, rescheduled."""
+
+    template_fields = ("run_date",)
+
+    def __init__(self, *, blueprint: str, run_date: str, allowed_lateness_s: int, lake_root: str,
+                 ingest: list[str], env: dict[str, str], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.blueprint, self.run_date, self.allowed_lateness_s = blueprint, run_date, allowed_lateness_s
+        self.lake_root, self.ingest, self.env = lake_root, ingest, env
+
+    def poke(self, context) -> bool:
+        return poke_watermark(self.blueprint, self.run_date, self.allowed_lateness_s, self.lake_root,
+                              self.ingest, self.env)
+
+
+def watermark_sensor(name: str, blueprint: Blueprint, settings: Settings, env: dict[str, str]) -> BaseOperator:
+    """The blueprint's sensor: a poke every ``WATERMARK_POKE``, failing ``WATERMARK_STALL`` after the deadline."""
+    lateness = timedelta(seconds=blueprint.allowed_lateness_seconds)
+    return WatermarkSensor(
+        task_id="wait_for_watermark",
+        blueprint=name,
+        run_date=RUN_DATE,
+        allowed_lateness_s=blueprint.allowed_lateness_seconds,
+        lake_root=settings.lake_root,
+        ingest=[settings.jobs.python, f"{settings.jobs.dir}/ingest_events.py", "--blueprint", name,
+                "--env", settings.env],
+        env=env,
+        mode="reschedule",
+        poke_interval=WATERMARK_POKE,
+        timeout=lateness + WATERMARK_STALL,
+        doc_md=f"Waits for the watermark to pass the run date's end + {blueprint.allowed_lateness}.",
+    )
+
+
 def timetable(schedule: str) -> str | CronDataIntervalTimetable:
     """The blueprint's cron schedule with data intervals, in UTC.
 
@@ -114,7 +178,7 @@ def timetable(schedule: str) -> str | CronDataIntervalTimetable:
 
 
 def build_dag(name: str, blueprint: Blueprint, settings: Settings, jars: str | None) -> DAG:
-    """The DAG of one blueprint: its seven jobs in a line."""
+    """The DAG of one blueprint: its seven jobs in a line, the join behind the watermark sensor."""
     env = job_environment(settings)
     with DAG(
         dag_id=f"looper_{name}",
@@ -137,6 +201,7 @@ def build_dag(name: str, blueprint: Blueprint, settings: Settings, jars: str | N
             spark_job(job, name, settings, jars, env) if job in SPARK_JOBS else python_job(job, name, settings, env)
             for job in JOBS
         ]
+        tasks.insert(JOBS.index("join_feedback"), watermark_sensor(name, blueprint, settings, env))
         chain(*tasks)
     return dag
 

@@ -5,7 +5,8 @@ bronze/observations, each event_id once (an event_id already there is skipped, a
 insert-only MERGE would); malformed ones go to quarantine/events with the reason.
 Entries are acknowledged and trimmed from the stream only after the commit, so the
 job can be killed and rerun at any time. The lake writes the batches with delta-rs in
-this process: the job starts no Spark session.
+this process: the job starts no Spark session. Each blueprint's watermark (arrivals
+through it are committed) then goes to monitoring/ingest_watermark.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 import redis
 
 from looper_common.ingest import event_streams, ingest_events
+from looper_common.ingest.watermark import record_watermarks
 from looper_common.jobrunner import job_parser, setup
 
 log = logging.getLogger("ingest_events")
@@ -28,15 +30,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ctx = setup(args, "ingest_events")
     client = redis.Redis.from_url(ctx.settings.redis.url, password=ctx.settings.redis.password)
     streams = event_streams(client, args.blueprint)
-    if not streams:
+    if streams:
+        log.info("draining %d stream(s): %s", len(streams), ", ".join(streams))
+        stats = ingest_events(client, ctx.lake, ctx.blueprints, streams=streams,
+                              batch_size=args.batch_size or ctx.settings.redis.ingest_batch_size,
+                              limits=ctx.settings.ingest.limits,
+                              duplicate_horizon_days=ctx.settings.ingest.duplicate_horizon_days)
+        log.info("done: %s", stats.summary())
+    else:
         log.info("no event streams to drain%s", f" for {args.blueprint}" if args.blueprint else "")
-        return 0
-    log.info("draining %d stream(s): %s", len(streams), ", ".join(streams))
-    stats = ingest_events(client, ctx.lake, ctx.blueprints, streams=streams,
-                          batch_size=args.batch_size or ctx.settings.redis.ingest_batch_size,
-                          limits=ctx.settings.ingest.limits,
-                          duplicate_horizon_days=ctx.settings.ingest.duplicate_horizon_days)
-    log.info("done: %s", stats.summary())
+    record_watermarks(client, ctx.lake, [args.blueprint] if args.blueprint else sorted(ctx.blueprints))
     return 0
 
 

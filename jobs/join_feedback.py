@@ -5,7 +5,10 @@ during D, aggregates the observations inside each label window (the label's defa
 when none arrived) and replaces silver/examples for (blueprint, D). Observations of D
 that came after their window are counted as late; those whose decision is unknown
 are counted and kept aside in quarantine/events. Statistics go to
-monitoring/join_stats. Idempotent: rerunning for D gives the same tables.
+monitoring/join_stats. Then the days of the blueprint's late_horizon before D are
+checked for feedback that arrived after their examples were written: counted per
+label (late_after_join), or with late_feedback: relabel written into those examples.
+Idempotent: rerunning for D gives the same tables.
 """
 
 from __future__ import annotations

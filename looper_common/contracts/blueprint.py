@@ -175,6 +175,13 @@ class Blueprint(_Strict):
     objectives: Objectives
     promotion: PromotionSpec = PromotionSpec()
     schedule: str = "@daily"
+    # event time vs arrival (DESIGN.md §3): the join for day D waits until ingestion's
+    # watermark has passed D's end plus ``allowed_lateness``; feedback that arrives after
+    # its examples were written, within ``late_horizon`` days of them, is counted late
+    # (``count``) or rewrites those examples on the next run (``relabel``)
+    allowed_lateness: Duration = "1h"
+    late_feedback: Literal["count", "relabel"] = "count"
+    late_horizon: Duration = "7d"
 
     @model_validator(mode="after")
     def _consistent(self) -> Blueprint:
@@ -201,6 +208,15 @@ class Blueprint(_Strict):
         """Content hash of the normalized blueprint (12 hex characters)."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    @property
+    def allowed_lateness_seconds(self) -> int:
+        return int(parse_duration(self.allowed_lateness).total_seconds())
+
+    @property
+    def late_horizon_days(self) -> int:
+        """Run dates back from the current one whose examples are checked for late feedback."""
+        return max(1, -(-int(parse_duration(self.late_horizon).total_seconds()) // 86400))
 
     @property
     def max_window_seconds(self) -> int:

@@ -9,4 +9,5 @@ __all__, __getattr__, __dir__ = lazy_exports(
     join="join_feedback",
     windows="build_examples",
     days="maturity_bounds day_bounds",
+    late="account_late_feedback",
 )

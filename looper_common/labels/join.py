@@ -2,7 +2,9 @@
 
 Writes ``silver/examples`` (replacing the run date's partition), keeps the day's
 orphan observations aside in ``quarantine/events`` and records join statistics in
-``monitoring/join_stats``. Rerunning for the same date gives the same tables.
+``monitoring/join_stats``. Then it looks back over the blueprint's ``late_horizon`` for
+feedback that reached bronze after an earlier day's examples were written
+(:mod:`looper_common.labels.late`). Rerunning for the same date gives the same tables.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import DataFrame, Observation
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
 from looper_common.contracts.blueprint import Blueprint
@@ -38,7 +40,8 @@ log = logging.getLogger(__name__)
 BROADCAST_MAX_DECISIONS = 5_000_000
 
 
-def _orphans(classified: DataFrame, run_date: date) -> DataFrame:
+def orphans(classified: DataFrame, day: Column) -> DataFrame:
+    """Classified orphan observations as quarantine rows dated ``day``."""
     return classified.where(F.col("outcome") == "orphan").select(
         "event_id",
         "blueprint",
@@ -46,7 +49,7 @@ def _orphans(classified: DataFrame, run_date: date) -> DataFrame:
         F.lit("orphan observation: no decision with this decision_id").alias("reason"),
         F.to_json(F.struct("event_id", "decision_id", "blueprint", "name", "value", "ts")).alias("payload"),
         F.lit("join_feedback").alias("source"),
-        F.lit(run_date).alias("date"),
+        day.alias("date"),
     )
 
 
@@ -68,7 +71,21 @@ def _median_first_feedback(folded: DataFrame) -> float | None:
 
 
 def join_feedback(lake: Lake, blueprint: Blueprint, run_date: date) -> dict[str, object]:
-    """Build the run date's examples and statistics on Spark; returns the statistics."""
+    """Build the run date's examples and statistics, then account for late feedback; returns the statistics."""
+    from looper_common.labels.late import account_late_feedback  # late.py rebuilds days with build_day
+
+    stats = build_day(lake, blueprint, run_date)
+    account_late_feedback(lake, blueprint, run_date)
+    return stats
+
+
+def build_day(
+    lake: Lake, blueprint: Blueprint, run_date: date, relabelled: dict[str, int] | None = None
+) -> dict[str, object]:
+    """The run date's examples and statistics on Spark, from bronze as it is now; returns the statistics.
+
+    ``relabelled`` (label -> observations) is recorded when a relabel rebuilds the day.
+    """
     decisions = lake.dataframe(BRONZE_DECISIONS).where(F.col("blueprint") == blueprint.name)
     observations = lake.dataframe(BRONZE_OBSERVATIONS).where(F.col("blueprint") == blueprint.name)
     rules = label_rules(lake.session(), blueprint)
@@ -110,7 +127,7 @@ def join_feedback(lake: Lake, blueprint: Blueprint, run_date: date) -> dict[str,
                 for r in classified.groupBy("outcome").agg(F.count(F.lit(1)).alias("n")).collect()
             }
             if outcomes.get("orphan"):
-                lake.insert_new(QUARANTINE, _orphans(classified, run_date), {"date": [run_date]})
+                lake.insert_new(QUARANTINE, orphans(classified, F.lit(run_date)), {"date": [run_date]})
         finally:
             classified.unpersist()
     finally:
@@ -128,6 +145,9 @@ def join_feedback(lake: Lake, blueprint: Blueprint, run_date: date) -> dict[str,
         "orphan_observations": int(outcomes.get("orphan", 0)),
         "median_feedback_delay_s": median_delay,
         "date": run_date,
+        # as an Arrow map reads back: (label, count) pairs; none is late when the day is built
+        "late_after_join": [(label.name, 0) for label in blueprint.labels],
+        "relabelled_after_join": [(label.name, (relabelled or {}).get(label.name, 0)) for label in blueprint.labels],
     }
     row = pa.Table.from_pylist([stats], schema=JOIN_STATS.schema)
     lake.replace_partition(JOIN_STATS, row, {"blueprint": blueprint.name, "date": run_date})

@@ -15,6 +15,7 @@ import pyarrow as pa
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 TEXT_MAP = pa.map_(pa.string(), pa.string())
 NUMBER_MAP = pa.map_(pa.string(), pa.float64())
+COUNT_MAP = pa.map_(pa.string(), pa.int64())
 
 
 def _schema(*fields: tuple[str, pa.DataType, bool]) -> pa.Schema:
@@ -55,6 +56,13 @@ JOIN_STATS_SCHEMA = _schema(
     ("late_observations", pa.int64(), False), ("early_observations", pa.int64(), False),
     ("orphan_observations", pa.int64(), False), ("median_feedback_delay_s", pa.float64(), True),
     ("date", pa.date32(), False),
+    # feedback that reached bronze after this date's examples were written (labels/late.py):
+    # per label, in-window observations missing from the examples (count), and those a
+    # relabel run has since written into them (relabel)
+    ("late_after_join", COUNT_MAP, True), ("relabelled_after_join", COUNT_MAP, True),
+)
+INGEST_WATERMARK_SCHEMA = _schema(
+    ("blueprint", pa.string(), False), ("watermark", TIMESTAMP, False), ("updated_at", TIMESTAMP, False),
 )
 ALIAS_HISTORY_SCHEMA = _schema(
     ("model", pa.string(), False), ("version", pa.string(), True),  # null: the alias was removed
@@ -91,4 +99,8 @@ SILVER_EXAMPLES = TableSpec(
 JOIN_STATS = TableSpec("monitoring/join_stats", JOIN_STATS_SCHEMA, ("blueprint", "date"), ("blueprint", "date"))
 ALIAS_HISTORY = TableSpec("gold/alias_history", ALIAS_HISTORY_SCHEMA, (), ("model", "version", "alias", "ts"))
 
-ALL_TABLES = (BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE, SILVER_EXAMPLES, JOIN_STATS, ALIAS_HISTORY)
+# per blueprint, the arrival time through which its stream is committed (ingest/watermark.py)
+INGEST_WATERMARK = TableSpec("monitoring/ingest_watermark", INGEST_WATERMARK_SCHEMA, ("blueprint",), ("blueprint",))
+
+ALL_TABLES = (BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE, SILVER_EXAMPLES, JOIN_STATS, ALIAS_HISTORY,
+              INGEST_WATERMARK)

@@ -81,6 +81,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where oracle tables go (default: <home>/var/sim)")
     parser.add_argument("--no-flush", action="store_true",
                         help="leave observations due after the last day unsent")
+    add_arrival_arguments(parser)
+
+
+def _duration(text: str) -> timedelta:
+    from looper_common.contracts.blueprint import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _outage(text: str) -> tuple[datetime, datetime]:
+    try:
+        start, end = (datetime.fromisoformat(part).replace(tzinfo=UTC) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not START/END like 2026-01-02T06:00/2026-01-03T06:00") from None
+    if not start < end:
+        raise argparse.ArgumentTypeError(f"outage {text!r} must end after it starts")
+    return start, end
+
+
+def add_arrival_arguments(parser: argparse.ArgumentParser) -> None:
+    """When observations reach Redis (late feedback, ``simulate/arrival.py``)."""
+    parser.add_argument("--arrival-lag", type=_duration, default=None,
+                        help="send each observation only this long after its event time (e.g. 3h)")
+    parser.add_argument("--outage", type=_outage, default=None,
+                        help="UTC START/END during which no observation is sent; held ones go after it")
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -102,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
     from looper_common.contracts.config import ConfigError, load_settings
     from looper_common.sdk.client import LooperClient, LooperError
     from looper_common.sdk.connection import mask_url
+    from looper_common.simulate.arrival import Arrival
     from looper_common.simulate.base import ScenarioError
     from looper_common.simulate.simulator import Simulator
 
@@ -120,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
         client = LooperClient(url, blueprints=blueprints, password=settings.redis.password,
                               socket_timeout=10.0, random_bits=random.Random(args.seed).getrandbits)
         simulator = Simulator(client, blueprints[args.blueprint], users=args.users, seed=args.seed,
-                              start=start, oracle_dir=oracle_dir)
+                              start=start, oracle_dir=oracle_dir,
+                              arrival=Arrival(lag=args.arrival_lag or timedelta(0), outage=args.outage))
         client.redis.ping()
     except (ScenarioError, LooperError) as err:
         return _fail(str(err))

@@ -21,6 +21,7 @@ import numpy as np
 
 from looper_common.contracts.blueprint import Blueprint
 from looper_common.sdk.client import Decision, LooperClient
+from looper_common.simulate.arrival import Arrival
 from looper_common.simulate.oracle import oracle_path, write_oracle_table
 from looper_common.simulate.scenarios import Features, Scenario, get_scenario
 
@@ -67,6 +68,7 @@ class Simulator:
         start: the UTC date of day 0.
         oracle_dir: when set, each day's oracle table is written under it.
         chunk_size: decisions per ``get_decisions`` call.
+        arrival: when observations are sent (lag, outage); default: as soon as due.
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class Simulator:
         start: date,
         oracle_dir: str | Path | None = None,
         chunk_size: int = 2000,
+        arrival: Arrival | None = None,
     ) -> None:
         if users < 1 or seed < 0 or chunk_size < 1:
             raise ValueError("users and chunk_size must be positive and seed non-negative")
@@ -89,6 +92,7 @@ class Simulator:
         self.start = start
         self.oracle_dir = Path(oracle_dir) if oracle_dir is not None else None
         self.chunk_size = chunk_size
+        self.arrival = arrival or Arrival()
         self.unit_ids = [f"u{i:06d}" for i in range(users)]
         self.users = self.scenario.make_users(users, self._rng(_USERS_STREAM))
         # (ts_ms, sequence, decision_id, name, value): a min-heap on delivery time
@@ -101,7 +105,7 @@ class Simulator:
         return len(self._queue)
 
     def run_day(self, day: int) -> DayStats:
-        """Serve day ``day`` (0 = ``start``) and send the observations due by its end."""
+        """Serve day ``day`` (0 = ``start``) and send the observations due by its end (after ``arrival``)."""
         the_date = self.start + timedelta(days=day)
         begin = day_start_ms(the_date)
         rng = self._rng(_DAY_STREAM, day)
@@ -129,7 +133,7 @@ class Simulator:
                 self._queue_outcomes(decision, x, u[i], z[i])
                 rows.append((decision.decision_id, decision.unit_id, decision.ts, decision.action,
                              [rewards[a] for a in actions]))
-        sent = self._send_due(begin + DAY_MS)
+        sent = self._send_due(self.arrival.cutoff_ms(begin + DAY_MS))
         if self.oracle_dir is not None:
             path = oracle_path(self.oracle_dir, self.blueprint.name, the_date)
             write_oracle_table(path, actions, rows)

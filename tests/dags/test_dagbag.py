@@ -66,8 +66,22 @@ def test_dag_shape(dagbag, blueprint):
     # "@daily" with data intervals: the midnight run's logical date (ds) is the day before
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
     assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("0 0 * * *", "UTC")
-    assert [t.task_id for t in dag.topological_sort()] == JOBS
+    assert [t.task_id for t in dag.topological_sort()] == [*JOBS[:1], "wait_for_watermark", *JOBS[1:]]
     assert all(task.retries == 2 for task in dag.tasks)
+
+
+def test_the_join_waits_for_the_watermark(dagbag, settings):
+    from airflow.sdk import BaseSensorOperator
+
+    sensor = dagbag.dags["looper_notification_send"].get_task("wait_for_watermark")
+    assert isinstance(sensor, BaseSensorOperator) and sensor.mode == "reschedule"
+    assert [t.task_id for t in sensor.downstream_list] == ["join_feedback"]
+    assert [t.task_id for t in sensor.upstream_list] == ["ingest_events"]
+    # allowed_lateness defaults to 1h; a watermark stalled 6 h past the deadline fails the run
+    assert sensor.poke_interval == 300 and sensor.timeout == 7 * 3600
+    assert (sensor.run_date, sensor.allowed_lateness_s, sensor.lake_root) == (RUN_DATE, 3600, settings.lake_root)
+    assert sensor.ingest == [settings.jobs.python, f"{settings.jobs.dir}/ingest_events.py",
+                             "--blueprint", "notification_send", "--env", "local"]
 
 
 def test_only_join_feedback_is_a_spark_submit(dagbag, settings):

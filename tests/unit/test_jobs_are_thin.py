@@ -13,7 +13,7 @@ MAX_LINES = 45
 SHARED = {"job_parser", "setup"}
 # Finding the streams to drain stays in the job until looper_common.ingest, whose API is
 # changing to take the lake, offers the one call.
-ALSO_CALLED = {"ingest_events": {"event_streams"}}
+ALSO_CALLED = {"ingest_events": {"event_streams", "record_watermarks"}}  # the watermark: ingest/watermark.py
 
 
 def _looper_names(tree: ast.Module) -> set[str]:
