@@ -5,6 +5,10 @@ gets published, ``challenger`` the newest candidate. Every alias move, by a job 
 by a reviewer in the MLflow UI (detected on the next run), is appended to
 ``gold/alias_history`` with who moved it, why and the metrics, so "what was in
 production on date D" always has an answer.
+
+Models load only through :func:`load_model`: the sklearn flavor in skops format, with
+every type the file holds in :data:`TRUSTED_TYPES`, a list kept here and never read
+from the artifact (whoever can register a model can write its MLmodel file).
 """
 
 from __future__ import annotations
@@ -23,6 +27,25 @@ from looper_common.lake.tables import ALIAS_HISTORY
 
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
+
+# Types outside skops' own trusted set that Looper's models hold (families.py, uplift.py),
+# found with skops.io.get_untrusted_types on a fitted model of every family and learner.
+# functools.partial wraps check_array inside scikit-learn's encoders; skops checks the
+# function it wraps against this list too.
+TRUSTED_TYPES = frozenset({
+    "functools.partial",
+    "looper_common.training.uplift.DRLearner",
+    "looper_common.training.uplift.SLearner",
+    "looper_common.training.uplift.TLearner",
+    "looper_common.training.uplift.XLearner",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.tree._tree.Tree",
+    "sklearn.utils.validation.check_array",
+})
+
+
+class UntrustedModelError(RuntimeError):
+    """A registered model that is not skops, or holds a type outside :data:`TRUSTED_TYPES`."""
 
 
 def model_name(blueprint: str, label: str) -> str:
@@ -120,3 +143,45 @@ def move_alias(
         run_date=run_date,
     )
     return True
+
+
+def _model_version(uri: str) -> tuple[str, str]:
+    """``(name, version)`` of ``models:/<name>/<version>`` or ``models:/<name>@<alias>``."""
+    path = uri.removeprefix("models:/")
+    if path == uri:
+        raise ValueError(f"{uri!r} is not a models:/ URI of the registry")
+    if "@" in path:
+        name, alias = path.rsplit("@", 1)
+        return name, str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
+    name, version = path.rsplit("/", 1)
+    return name, version
+
+
+def load_model(uri: str) -> object:
+    """The scikit-learn model at a ``models:/`` URI, loaded as skops with Looper's trusted types only.
+
+    Raises :class:`UntrustedModelError` naming the model and version when the artifact
+    is another flavor or format (a pickle runs code on load) or holds any type not in
+    :data:`TRUSTED_TYPES`; nothing from the artifact is deserialized before the check.
+    """
+    import skops.io
+    from mlflow.models import Model
+
+    name, version = _model_version(uri)
+    local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}")
+    flavor = Model.load(os.path.join(local, "MLmodel")).flavors.get("sklearn")
+    form = flavor.get("serialization_format") if flavor else None
+    if form != "skops":
+        found = "no sklearn flavor" if flavor is None else f"serialization_format {form!r}"
+        raise UntrustedModelError(
+            f"{name} version {version}: refused to load, {found}; Looper loads only sklearn models saved as "
+            "skops (re-register it with mlflow.sklearn.log_model(..., serialization_format='skops'))"
+        )
+    path = os.path.join(local, flavor["pickled_model"])
+    untrusted = sorted(set(skops.io.get_untrusted_types(file=path)) - TRUSTED_TYPES)
+    if untrusted:
+        raise UntrustedModelError(
+            f"{name} version {version}: refused to load, it holds types outside "
+            f"registry.TRUSTED_TYPES: {', '.join(untrusted)}"
+        )
+    return skops.io.load(path, trusted=sorted(TRUSTED_TYPES))
