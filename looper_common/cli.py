@@ -34,6 +34,7 @@ it is refused when there is none or its entries have expired. SDK clients follow
 within their pointer cache (1 s by default). The version left is marked so that
 rerunning its publish does not bring it back, but the next day's publish_policies
 publishes the champion again: move the champion alias if the model is at fault.
+The move is appended to gold/alias_history (who, why), like every publish.
 
 example:
   looper rollback --blueprint notification_send
@@ -44,14 +45,20 @@ def _rollback_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--blueprint", required=True, help="blueprint name, e.g. notification_send")
     parser.add_argument("--env", default=None,
                         help="settings environment (conf/<env>.yaml); default $LOOPER_ENV or local")
+    parser.add_argument("--reason", default="operator rollback",
+                        help="why, recorded in gold/alias_history (default: %(default)s)")
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    """Roll the blueprint's active policy back; 1 when refused or Redis fails, 2 on bad settings."""
+    """Roll the blueprint's active policy back and record it; 1 when refused or failing, 2 on bad settings."""
+    import getpass
+
     import redis
 
     from looper_common.contracts.config import ConfigError, load_settings
+    from looper_common.jobrunner import open_lake
     from looper_common.publishing.redis_policy import RollbackError, rollback
+    from looper_common.training.registry import record_pointer_move
 
     try:
         settings = load_settings(args.env)
@@ -65,6 +72,13 @@ def _rollback(args: argparse.Namespace) -> int:
         print(f"looper rollback: error: {err}", file=sys.stderr)
         return 1
     print(f"{args.blueprint}: active policy {left} -> {restored}")
+    try:
+        record_pointer_move(open_lake(settings, "looper-rollback"), blueprint=args.blueprint, version=restored,
+                            previous=left, actor=f"looper rollback ({getpass.getuser()})", reason=args.reason)
+    except Exception as err:  # the rollback stands; say loudly that its record is missing
+        print(f"looper rollback: error: rolled back, but not recorded in gold/alias_history: "
+              f"{type(err).__name__}: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

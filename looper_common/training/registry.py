@@ -3,8 +3,10 @@
 Registered models are ``looper.<blueprint>.<label>``; the alias ``champion`` is what
 gets published, ``challenger`` the newest candidate. Every alias move, by a job or
 by a reviewer in the MLflow UI (detected on the next run), is appended to
-``gold/alias_history`` with who moved it, why and the metrics, so "what was in
-production on date D" always has an answer.
+``gold/alias_history`` with who moved it, why and the metrics. So is every move of a
+blueprint's active Redis pointer (``publish_policies``, ``looper rollback``), as alias
+``active_policy`` of ``looper.<blueprint>.policy``: :func:`live_at` answers which
+policy version was served at any time.
 
 Models load only through :func:`load_model`: the sklearn flavor in skops format, with
 every type the file holds in :data:`TRUSTED_TYPES`, a list kept here and never read
@@ -44,12 +46,20 @@ TRUSTED_TYPES = frozenset({
 })
 
 
+ACTIVE_POLICY = "active_policy"  # the alias of a blueprint's active-pointer rows
+
+
 class UntrustedModelError(RuntimeError):
     """A registered model that is not skops, or holds a type outside :data:`TRUSTED_TYPES`."""
 
 
 def model_name(blueprint: str, label: str) -> str:
     return f"looper.{blueprint}.{label}"
+
+
+def policy_pointer(blueprint: str) -> str:
+    """The ``model`` of a blueprint's active-pointer rows in ``gold/alias_history``."""
+    return f"looper.{blueprint}.policy"
 
 
 def configure_mlflow(settings: Settings, blueprint: str) -> str:
@@ -101,15 +111,37 @@ def recorded_alias(lake: Lake, name: str, alias: str) -> str | None:
 def record_alias_move(
     lake: Lake, *, name: str, alias: str, version: str | None,
     previous: str | None, actor: str, reason: str, metrics: dict[str, float] | None,
-    blueprint: str, blueprint_version: str | None, run_date: date | None,
+    blueprint: str, blueprint_version: str | None, run_date: date | None, ts: datetime | None = None,
 ) -> None:
-    """Append one alias move to ``gold/alias_history``."""
+    """Append one alias move to ``gold/alias_history``; ``ts`` is when it was made (default: now)."""
     row = {
-        "model": name, "version": version, "alias": alias, "ts": datetime.now(UTC), "previous_version": previous,
+        "model": name, "version": version, "alias": alias, "ts": ts or datetime.now(UTC), "previous_version": previous,
         "actor": actor, "reason": reason, "metrics": {k: float(v) for k, v in (metrics or {}).items()},
         "blueprint": blueprint, "blueprint_version": blueprint_version, "run_date": run_date,
     }
     lake.append(ALIAS_HISTORY, pa.Table.from_pylist([row], schema=ALIAS_HISTORY.schema))
+
+
+def record_pointer_move(
+    lake: Lake, *, blueprint: str, version: str | None, previous: str | None, actor: str, reason: str,
+    metrics: dict[str, float] | None = None, blueprint_version: str | None = None, run_date: date | None = None,
+) -> None:
+    """Append one move of the blueprint's active policy pointer to ``gold/alias_history``."""
+    record_alias_move(
+        lake, name=policy_pointer(blueprint), alias=ACTIVE_POLICY, version=version, previous=previous,
+        actor=actor, reason=reason, metrics=metrics, blueprint=blueprint, blueprint_version=blueprint_version,
+        run_date=run_date,
+    )
+
+
+def live_at(lake: Lake, blueprint: str, ts: datetime) -> str | None:
+    """The policy version the blueprint's active pointer held at ``ts`` (None: the default was served)."""
+    moves = lake.read(ALIAS_HISTORY, filters=[("model", "=", policy_pointer(blueprint)), ("alias", "=", ACTIVE_POLICY)],
+                      columns=("ts", "version")).table
+    moves = moves.filter(pc.less_equal(moves["ts"], pa.scalar(ts, moves.schema.field("ts").type)))
+    if moves.num_rows == 0:
+        return None
+    return moves["version"][pc.index(moves["ts"], pc.max(moves["ts"])).as_py()].as_py()
 
 
 def detect_reviewer_moves(lake: Lake, name: str, blueprint: str, run_date: date) -> list[str]:
