@@ -153,7 +153,8 @@ def detect_reviewer_moves(lake: Lake, name: str, blueprint: str, run_date: date)
             record_alias_move(
                 lake, name=name, alias=alias, version=current, previous=recorded,
                 actor="reviewer (detected by evaluate_models)",
-                reason="alias moved outside Looper, e.g. in the MLflow UI",
+                # MLflow stores no time for an alias move: this row's ts is when it was found
+                reason="alias moved outside Looper, e.g. in the MLflow UI (time found; MLflow keeps none)",
                 metrics=None, blueprint=blueprint, blueprint_version=None, run_date=run_date,
             )
             found.append(f"{alias}: {recorded} -> {current}")
@@ -162,7 +163,7 @@ def detect_reviewer_moves(lake: Lake, name: str, blueprint: str, run_date: date)
 
 def move_alias(
     lake: Lake, *, name: str, alias: str, version: str, actor: str,
-    reason: str, metrics: dict[str, float], blueprint: str, blueprint_version: str, run_date: date,
+    reason: str, metrics: dict[str, float], blueprint: str, blueprint_version: str | None, run_date: date | None,
 ) -> bool:
     """Point ``alias`` at ``version`` in MLflow and record it; False when it already points there."""
     previous = alias_version(name, alias)
