@@ -40,7 +40,7 @@ lint: bootstrap ## ruff check
 bench: bootstrap ## run the benchmarks (ratios against a baseline)
 	$(PYTHON) bench/run_all.py
 
-airflow: bootstrap ## start Airflow (api-server + UI, scheduler, dag-processor) with the Looper DAGs
+airflow: bootstrap ## start Airflow (api-server + UI on 127.0.0.1:$AIRFLOW_PORT, default 8080; scheduler, dag-processor)
 	@bash scripts/airflow.sh start
 
 airflow-stop: ## stop the Airflow services started by `make airflow`

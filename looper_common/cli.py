@@ -34,6 +34,7 @@ it is refused when there is none or its entries have expired. SDK clients follow
 within their pointer cache (1 s by default). The version left is marked so that
 rerunning its publish does not bring it back, but the next day's publish_policies
 publishes the champion again: move the champion alias if the model is at fault.
+The move is appended to gold/alias_history (who, why), like every publish.
 
 example:
   looper rollback --blueprint notification_send
@@ -44,14 +45,20 @@ def _rollback_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--blueprint", required=True, help="blueprint name, e.g. notification_send")
     parser.add_argument("--env", default=None,
                         help="settings environment (conf/<env>.yaml); default $LOOPER_ENV or local")
+    parser.add_argument("--reason", default="operator rollback",
+                        help="why, recorded in gold/alias_history (default: %(default)s)")
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    """Roll the blueprint's active policy back; 1 when refused or Redis fails, 2 on bad settings."""
+    """Roll the blueprint's active policy back and record it; 1 when refused or failing, 2 on bad settings."""
+    import getpass
+
     import redis
 
     from looper_common.contracts.config import ConfigError, load_settings
+    from looper_common.jobrunner import open_lake
     from looper_common.publishing.redis_policy import RollbackError, rollback
+    from looper_common.training.registry import record_pointer_move
 
     try:
         settings = load_settings(args.env)
@@ -65,6 +72,73 @@ def _rollback(args: argparse.Namespace) -> int:
         print(f"looper rollback: error: {err}", file=sys.stderr)
         return 1
     print(f"{args.blueprint}: active policy {left} -> {restored}")
+    try:
+        record_pointer_move(open_lake(settings, "looper-rollback"), blueprint=args.blueprint, version=restored,
+                            previous=left, actor=f"looper rollback ({getpass.getuser()})", reason=args.reason)
+    except Exception as err:  # the rollback stands; say loudly that its record is missing
+        print(f"looper rollback: error: rolled back, but not recorded in gold/alias_history: "
+              f"{type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+PROMOTE_DESCRIPTION = """\
+Point a model's alias (champion by default) at a version, as a reviewer, and record it.
+
+The move is made in the MLflow registry and appended to gold/alias_history at the
+time it is made, with who made it and why. MLflow itself keeps no time for an alias:
+a move made in the MLflow UI is recorded by the next evaluate_models, at that time.
+The next publish_policies serves the new champion.
+
+example:
+  looper promote --blueprint notification_send --label clicked --version 7 --reason "reviewed the OPE report"
+"""
+
+
+def _promote_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--blueprint", required=True, help="blueprint name, e.g. notification_send")
+    parser.add_argument("--label", required=True, help="the label whose model moves, e.g. clicked")
+    parser.add_argument("--version", required=True, help="the registered model version to point the alias at")
+    parser.add_argument("--alias", default="champion", choices=("champion", "challenger"))
+    parser.add_argument("--reason", required=True, help="why, recorded in gold/alias_history")
+    parser.add_argument("--env", default=None,
+                        help="settings environment (conf/<env>.yaml); default $LOOPER_ENV or local")
+
+
+def _promote(args: argparse.Namespace) -> int:
+    """Move the alias in MLflow and record it; 1 when MLflow refuses, 2 on bad settings or names."""
+    import getpass
+
+    import mlflow
+
+    from looper_common.contracts.blueprint import BlueprintError, load_blueprints
+    from looper_common.contracts.config import ConfigError, load_settings
+    from looper_common.jobrunner import open_lake
+    from looper_common.training.registry import model_name, move_alias
+
+    try:
+        settings = load_settings(args.env)
+        blueprint = load_blueprints(settings.blueprints_dir, strict=False).get(args.blueprint)
+    except (ConfigError, BlueprintError) as err:
+        print(f"looper promote: error: {err}", file=sys.stderr)
+        return 2
+    if blueprint is None or args.label not in {label.name for label in blueprint.labels}:
+        print(f"looper promote: error: no label {args.label!r} in a valid blueprint {args.blueprint!r}",
+              file=sys.stderr)
+        return 2
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow.tracking_uri)
+    name = model_name(args.blueprint, args.label)
+    try:
+        moved = move_alias(
+            open_lake(settings, "looper-promote"), name=name, alias=args.alias, version=args.version,
+            actor=f"reviewer {getpass.getuser()} (looper promote)", reason=args.reason, metrics={},
+            blueprint=args.blueprint, blueprint_version=blueprint.version, run_date=None,
+        )
+    except mlflow.exceptions.MlflowException as err:
+        print(f"looper promote: error: {err.message}", file=sys.stderr)
+        return 1
+    print(f"{name}: {args.alias} -> version {args.version}" + ("" if moved else " (already there)"))
     return 0
 
 
@@ -80,6 +154,12 @@ COMMANDS: dict[str, Command] = {
         description=ROLLBACK_DESCRIPTION,
         add_arguments=_rollback_arguments,
         run=_rollback,
+    ),
+    "promote": Command(
+        summary="point a model's champion (or challenger) alias at a version and record it",
+        description=PROMOTE_DESCRIPTION,
+        add_arguments=_promote_arguments,
+        run=_promote,
     ),
 }
 

@@ -69,6 +69,8 @@ def setup(args: argparse.Namespace, job_name: str) -> JobContext:
     except (ConfigError, BlueprintError) as err:
         raise SystemExit(f"{job_name}: {err}") from None
     name = getattr(args, "blueprint", None)
+    if name is not None and name in blueprints.invalid:  # the others' jobs keep running
+        raise SystemExit(f"{job_name}: {blueprints.invalid[name]}")
     if name is not None and name not in blueprints:
         raise SystemExit(
             f"{job_name}: --blueprint {name!r} not found in {settings.blueprints_dir} "

@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
 # Airflow on the embedded stack: SQLite under var/airflow, DAGs from dags/, the Spark
 # connection pointing at local[*]. Usage: scripts/airflow.sh {init|start|stop|status|run ARGS...}
+#
+# Every service binds 127.0.0.1: the api-server (no login, every user admin) on
+# AIRFLOW_PORT (default 8080), and the tasks reach its execution API on that same port.
+# The scheduler runs without its log server (Airflow binds that one to every interface,
+# with no setting for the host); the api-server reads task logs from $AIRFLOW_HOME/logs,
+# on this machine. AIRFLOW_LOG_PORT (default AIRFLOW_PORT + 1) is the port Airflow would
+# use for it, so two stacks on one machine never share one.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="$ROOT/.venv"
+VENV="${LOOPER_VENV:-$ROOT/.venv}"
 export LOOPER_HOME="$ROOT"
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$ROOT/var/airflow}"
 export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS:-True}"
+export AIRFLOW__API__HOST=127.0.0.1
 export AIRFLOW__API__PORT="${AIRFLOW_PORT:-8080}"
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:${AIRFLOW__API__PORT}/execution/"
+export AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="${AIRFLOW_LOG_PORT:-$((AIRFLOW__API__PORT + 1))}"
+READY_TIMEOUT="${AIRFLOW_READY_TIMEOUT:-180}"   # seconds the scheduler waits for the api-server
 export AIRFLOW__LOGGING__LOGGING_LEVEL="${AIRFLOW__LOGGING__LOGGING_LEVEL:-INFO}"
 export AIRFLOW_CONN_SPARK_DEFAULT="${AIRFLOW_CONN_SPARK_DEFAULT:-{\"conn_type\": \"spark\", \"host\": \"local[*]\"}}"
 export PATH="$VENV/bin:$PATH"   # spark-submit comes with pyspark in the venv
@@ -33,17 +44,41 @@ init() {
   fi
 }
 
+# Wait until the api-server answers its health check, so that no task starts against an
+# execution API that is not listening yet (they would fail their first try).
+wait_for_api() {
+  local url="http://127.0.0.1:${AIRFLOW__API__PORT}/api/v2/monitor/health" pid
+  pid="$(cat "$AIRFLOW_HOME/api-server.pid")"
+  echo "[airflow] waiting for the api-server on $url (up to ${READY_TIMEOUT}s)"
+  for _ in $(seq "$READY_TIMEOUT"); do
+    if python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$url" 2>/dev/null; then
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 1
+  done
+  echo "[airflow] the api-server is not ready; last lines of its log:" >&2
+  tail -20 "$AIRFLOW_HOME/logs/api-server.log" >&2
+  exit 1
+}
+
+start_service() {
+  local service="$1"; shift
+  local pidfile="$AIRFLOW_HOME/$service.pid"
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    echo "[airflow] $service already running (pid $(cat "$pidfile"))"; return 0
+  fi
+  nohup airflow "$service" "$@" >"$AIRFLOW_HOME/logs/$service.log" 2>&1 &
+  echo $! >"$pidfile"
+  echo "[airflow] started $service (log: $AIRFLOW_HOME/logs/$service.log)"
+}
+
 start() {
   init
-  for service in api-server scheduler dag-processor; do
-    local pidfile="$AIRFLOW_HOME/$service.pid"
-    if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-      echo "[airflow] $service already running (pid $(cat "$pidfile"))"; continue
-    fi
-    nohup airflow "$service" >"$AIRFLOW_HOME/logs/$service.log" 2>&1 &
-    echo $! >"$pidfile"
-    echo "[airflow] started $service (log: $AIRFLOW_HOME/logs/$service.log)"
-  done
+  start_service api-server
+  wait_for_api
+  start_service scheduler --skip-serve-logs
+  start_service dag-processor
   echo "[airflow] UI: http://127.0.0.1:${AIRFLOW__API__PORT}  (local stack: no login, every user is admin;"
   echo "          set AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=False to require the generated"
   echo "          passwords in $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated)"

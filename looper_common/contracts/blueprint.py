@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from datetime import timedelta
 from functools import cached_property
@@ -28,6 +29,8 @@ from pydantic import (
 )
 
 from looper_common.contracts.config import SAFE_LOADER
+
+log = logging.getLogger(__name__)
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+$", min_length=1, max_length=64)]
 RESERVED_COLUMNS = frozenset({
@@ -259,20 +262,39 @@ def load_blueprint(path: str | Path) -> Blueprint:
     return blueprint
 
 
-def load_blueprints(directory: str | Path) -> dict[str, Blueprint]:
-    """Load every ``*.yaml`` in ``directory``, keyed by name; all errors are reported together."""
+class BlueprintSet(dict[str, Blueprint]):
+    """The valid blueprints of a folder keyed by name; ``invalid`` maps each bad file's stem to its error.
+
+    A dict, so callers use it as one; ``invalid`` lets them say why a blueprint they
+    were asked for is missing.
+    """
+
+    def __init__(self, valid: dict[str, Blueprint], invalid: dict[str, str]):
+        super().__init__(valid)
+        self.invalid = invalid
+
+
+def load_blueprints(directory: str | Path, *, strict: bool = False) -> BlueprintSet:
+    """Load every ``*.yaml`` in ``directory``, keyed by name.
+
+    A bad file is logged (file name, field, reason) and left out, so one blueprint's
+    mistake never stops the others: the SDK, the jobs and the DAG factory all load
+    through here. ``strict`` raises :class:`BlueprintError` with every error instead.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise BlueprintError(f"{directory}: blueprints folder does not exist")
     blueprints: dict[str, Blueprint] = {}
-    errors: list[str] = []
+    invalid: dict[str, str] = {}
     for path in sorted(directory.glob("*.y*ml")):
         try:
             blueprint = load_blueprint(path)
         except BlueprintError as err:
-            errors.append(str(err))
+            invalid[path.stem] = str(err)
             continue
         blueprints[blueprint.name] = blueprint
-    if errors:
-        raise BlueprintError("\n".join(errors))
-    return blueprints
+    if invalid and strict:
+        raise BlueprintError("\n".join(invalid.values()))
+    for error in invalid.values():
+        log.error("invalid blueprint, left out (every other blueprint keeps working): %s", error)
+    return BlueprintSet(blueprints, invalid)

@@ -26,7 +26,7 @@ from looper_common.decision_science.policies import policy_labels
 from looper_common.decision_science.policy_tuning import Trial, TuningResult, flat_params, pareto_figure, tune
 from looper_common.decision_science.tuning_run import TuningRun
 from looper_common.publishing.publish import POLICY_PARAMS_TAG, TUNED_DATE_TAG
-from looper_common.training.registry import CHAMPION, alias_version, model_name
+from looper_common.training.registry import CHAMPION, alias_version, load_model, model_name
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -46,7 +46,7 @@ def champion_models(blueprint: Blueprint) -> dict[str, object]:
     for label in sorted(labels):
         name = model_name(blueprint.name, label)
         if label in {lb.name for lb in blueprint.labels} and alias_version(name, CHAMPION) is not None:
-            models[label] = mlflow.sklearn.load_model(f"models:/{name}@{CHAMPION}")
+            models[label] = load_model(f"models:/{name}@{CHAMPION}")
     return models
 
 

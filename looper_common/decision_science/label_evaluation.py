@@ -35,7 +35,7 @@ from looper_common.decision_science.evaluation import (
 from looper_common.decision_science.policies import policy_labels
 from looper_common.decision_science.promotion_run import LabelEvaluation
 from looper_common.lake.engine import Lake
-from looper_common.training.registry import CHALLENGER, CHAMPION, alias_version, model_name, move_alias
+from looper_common.training.registry import CHALLENGER, CHAMPION, alias_version, load_model, model_name, move_alias
 
 log = logging.getLogger(__name__)
 Sections = list[tuple[str, str]]  # (heading, HTML) of the report
@@ -49,7 +49,7 @@ def other_policy_models(blueprint: Blueprint) -> dict[str, object] | None:
         version = alias_version(name, CHAMPION) or alias_version(name, CHALLENGER)
         if version is None:
             return None
-        models[label] = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+        models[label] = load_model(f"models:/{name}/{version}")
     return models
 
 
@@ -123,9 +123,9 @@ def evaluate_label(
 ) -> LabelEvaluation:
     """Judge ``challenger`` against ``champion`` (None: the first model) and promote it when the rule says so."""
     name = model_name(blueprint.name, label.name)
-    models = {"challenger": mlflow.sklearn.load_model(f"models:/{name}/{challenger}")}
+    models = {"challenger": load_model(f"models:/{name}/{challenger}")}
     if champion is not None:
-        models["champion"] = mlflow.sklearn.load_model(f"models:/{name}/{champion}")
+        models["champion"] = load_model(f"models:/{name}/{champion}")
     verdict, sections = judge(models, holdout, blueprint, label, n_bootstrap=n_bootstrap)
     log_evaluation(models, holdout, blueprint, label, run_date, challenger=challenger, champion=champion,
                    verdict=verdict, sections=sections)

@@ -49,16 +49,33 @@ def under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+LOOPBACK = "127.0.0.1"
+
+
+def loopback_conf(master: str) -> dict[str, str]:
+    """The driver's addresses for a local master when ``SPARK_LOCAL_IP`` is unset: 127.0.0.1.
+
+    Spark otherwise binds the driver (RPC, block manager, UI) to every interface. A
+    cluster master keeps Spark's choice: its executors must reach the driver.
+    """
+    if not master.startswith("local") or os.environ.get("SPARK_LOCAL_IP"):
+        return {}
+    return {"spark.driver.bindAddress": LOOPBACK, "spark.driver.host": LOOPBACK}
+
+
 def get_spark(settings: Settings, app_name: str = "looper") -> SparkSession:
     """Get or create the session with Delta and the configured master and settings."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
+    defaults = {"spark.sql.warehouse.dir": os.path.join(settings.home, "var", "spark-warehouse")}
     if not under_spark_submit():  # spark-submit already chose the master and shipped the jars
         builder = builder.master(settings.spark.master)
         jars = delta_jars(settings)
         if jars:
             builder = builder.config("spark.jars", ",".join(jars))
-    defaults = {"spark.sql.warehouse.dir": os.path.join(settings.home, "var", "spark-warehouse")}
+        defaults.update(loopback_conf(settings.spark.master))
+        if defaults.get("spark.driver.bindAddress") == LOOPBACK:  # the UI binds to SPARK_LOCAL_IP only
+            os.environ["SPARK_LOCAL_IP"] = LOOPBACK
     for key, value in {**defaults, **DELTA_CONF, **settings.spark.conf}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

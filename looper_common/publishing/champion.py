@@ -3,7 +3,8 @@
 The champion of ``looper.<blueprint>.<objectives.maximize>`` is published under the
 params ``tune_policy`` chose (its ``policy_params`` tag; the blueprint's without it).
 A ``weighted_sum`` policy needs a champion of every other label it weighs. Without
-the champions the blueprint's default action keeps being served.
+the champions the blueprint's default action keeps being served. Every move of the
+active pointer is appended to ``gold/alias_history`` (``registry.live_at`` reads it).
 """
 
 from __future__ import annotations
@@ -28,7 +29,15 @@ from looper_common.publishing.publish import (
     find_champion,
     publish_champion,
 )
-from looper_common.training.registry import CHAMPION, alias_version, model_name
+from looper_common.training.registry import (
+    ACTIVE_POLICY,
+    CHAMPION,
+    alias_version,
+    model_name,
+    policy_pointer,
+    record_pointer_move,
+    recorded_alias,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,5 +90,29 @@ def publish_policies(settings: Settings, lake: Lake, blueprint: Blueprint, run_d
         ttl_seconds=settings.redis.policy_ttl_days * 86_400, params=params, extra_models=extra,
     )
     active = client.get(policy_store.active_key(blueprint.name))
-    return PublishRun(blueprint.name, run_date, f"{champion.name} v{champion.version}", stats,
-                      active.decode() if active else stats.version)
+    active = active.decode() if active else stats.version
+    record_active_pointer(lake, blueprint, run_date, stats, active, f"{champion.name} v{champion.version}")
+    return PublishRun(blueprint.name, run_date, f"{champion.name} v{champion.version}", stats, active)
+
+
+def record_active_pointer(
+    lake: Lake, blueprint: Blueprint, run_date: date, stats: PublishStats, active: str, source: str
+) -> bool:
+    """Append the active pointer to ``gold/alias_history`` unless the history already ends with it.
+
+    Comparing with the history, not only trusting ``stats.switched``, also records a move
+    whose row was lost (the job failed between the switch and the append) on the rerun.
+    """
+    recorded = recorded_alias(lake, policy_pointer(blueprint.name), ACTIVE_POLICY)
+    if recorded == active:
+        return False
+    moved_here = stats.switched and stats.version == active
+    reason = (f"published {source}" if moved_here else
+              f"the active pointer was {active} while the history said {recorded}: recorded when found")
+    record_pointer_move(
+        lake, blueprint=blueprint.name, version=active, previous=stats.previous if moved_here else recorded,
+        actor="publish_policies", reason=reason, metrics={"units": float(stats.units)} if moved_here else None,
+        blueprint_version=blueprint.version, run_date=run_date,
+    )
+    log.info("%s: active policy %s -> %s recorded in gold/alias_history", blueprint.name, recorded, active)
+    return True

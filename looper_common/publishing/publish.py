@@ -88,17 +88,16 @@ def publish_champion(
     other labels to model URIs, for a ``weighted_sum`` policy. ``units`` is
     :func:`load_units` already started in the background (see ``jobs/publish_policies.py``).
     """
-    import mlflow.sklearn
-
     from looper_common.decision_science.policies import exploration_spec, policy_frame
     from looper_common.publishing.units import load_units
+    from looper_common.training.registry import load_model
 
     started = time.perf_counter()
     if units is None:
         units = in_background(lambda: load_units(lake, blueprint, run_date), "units")
     # the models load (scikit-learn, skops: seconds of imports) while the features are read
-    models = {blueprint.objectives.maximize: mlflow.sklearn.load_model(model_uri)}
-    models.update({label: mlflow.sklearn.load_model(uri) for label, uri in (extra_models or {}).items()})
+    models = {blueprint.objectives.maximize: load_model(model_uri)}
+    models.update({label: load_model(uri) for label, uri in (extra_models or {}).items()})
     wide = units.result()
     if wide.empty:
         raise ValueError(f"{blueprint.name}: no decisions up to {run_date}; nothing to publish")

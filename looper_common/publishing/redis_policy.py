@@ -6,7 +6,9 @@ the blueprint's active pointer switch, in one atomic step that keeps the previou
 version in a history list for ``looper rollback``, so a reader never follows the
 pointer to a half-written version. Publishing the same version again rewrites the
 same entries and leaves the pointer and history alone; so does publishing a version
-that was rolled back (rerunning the task must not undo an operator's rollback).
+that was rolled back (rerunning the task must not undo an operator's rollback), and a
+version whose run date (its meta hash's ``run_date``) is older than the active one's:
+rerunning an old day's publish never brings an old policy back.
 """
 
 from __future__ import annotations
@@ -31,23 +33,6 @@ HISTORY_LENGTH = 20
 ROLLED_BACK = "rolled_back_at"  # meta field set on the version a rollback left
 meta_key = policy_store.meta_key  # defined next to the keys the SDK reads
 
-# KEYS: active pointer, history, the new version's meta hash; ARGV: version, history
-# length, the rolled-back field. Returns {1 switched / 0 already active / -1 rolled back,
-# the previously active version or ''}.
-_SWITCH = """
-local current = redis.call('GET', KEYS[1])
-if current == ARGV[1] then return {0, current} end
-if redis.call('HEXISTS', KEYS[3], ARGV[3]) == 1 then return {-1, current or ''} end
-redis.call('LREM', KEYS[2], 0, ARGV[1])
-if current then
-  redis.call('LPUSH', KEYS[2], current)
-  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
-end
-redis.call('SET', KEYS[1], ARGV[1])
-return {1, current or ''}
-"""
-
-
 class RollbackError(RuntimeError):
     """No version to roll back to, or its entries have expired."""
 
@@ -60,7 +45,7 @@ class PublishStats:
     batches: int
     seconds: float
     previous: str | None  # the active version before this publish
-    switched: bool  # False when the version was already active (a rerun) or rolled back
+    switched: bool  # False when the version was already active (a rerun), rolled back or older
 
     def summary(self) -> str:
         rate = self.units / self.seconds if self.seconds else 0.0
@@ -133,10 +118,12 @@ def publish_policy(
     if ttl_seconds < 1 or batch_size < 1:
         raise ValueError("ttl_seconds and batch_size must be positive")
     mkey = meta_key(bp, version)
-    if client.hexists(mkey, ROLLED_BACK):
-        log.warning("%s: version %s was rolled back; not publishing it again", bp, version)
-        current = client.get(policy_store.active_key(bp))
-        return PublishStats(bp, version, 0, 0, 0.0, current and current.decode(), False)
+    run_date = str(meta["run_date"]) if meta and meta.get("run_date") is not None else None
+    refused = _refusal(client, bp, version, run_date)
+    if refused is not None:
+        code, current = refused
+        log.warning("%s: %s; not publishing it", bp, _REFUSED[code].format(version=version, current=current))
+        return PublishStats(bp, version, 0, 0, 0.0, current, False)
 
     started = time.perf_counter()
     values = encode_entries(units, blueprint)
@@ -154,9 +141,10 @@ def publish_policy(
             last_log = time.perf_counter()
             log.info("%s: %d/%d entries of %s written (%d batches, %.0f/s)",
                      bp, hi, len(keys), version, batches, hi / (last_log - started))
-    code, previous = _switch(client, bp, version)
-    if code == -1:
-        log.warning("%s: %s was rolled back meanwhile; pointer left at %s", bp, version, previous)
+    code, previous = _switch(client, bp, version, run_date)
+    if code < 0:
+        log.warning("%s: %s meanwhile; pointer left at %s",
+                    bp, _REFUSED[code].format(version=version, current=previous), previous)
     stats = PublishStats(
         bp, version, len(keys), batches, time.perf_counter() - started, previous, code == 1
     )
@@ -164,13 +152,62 @@ def publish_policy(
     return stats
 
 
-def _switch(client: redis.Redis, bp: str, version: str) -> tuple[int, str | None]:
-    """Atomically make ``version`` active, pushing the previous one onto the history."""
-    keys = [policy_store.active_key(bp), policy_store.history_key(bp), meta_key(bp, version)]
-    code, previous = client.register_script(_SWITCH)(
-        keys=keys, args=[version, HISTORY_LENGTH, ROLLED_BACK]
-    )
-    return int(code), previous.decode() or None
+ROLLED_BACK_CODE, OLDER_CODE = -1, -2
+_REFUSED = {
+    ROLLED_BACK_CODE: "version {version} was rolled back",
+    OLDER_CODE: "version {version} is for an older run date than the active {current}",
+}
+
+
+def _refusal(
+    client: redis.Redis | redis.client.Pipeline, bp: str, version: str, run_date: str | None
+) -> tuple[int, str | None] | None:
+    """Why ``version`` must not become active, as ``(code, active version)``; None when it may."""
+    current = client.get(policy_store.active_key(bp))
+    current = current.decode() if current is not None else None
+    if current == version:
+        return None
+    if client.hexists(meta_key(bp, version), ROLLED_BACK):
+        return ROLLED_BACK_CODE, current
+    if current is not None and run_date is not None:
+        active_date = client.hget(meta_key(bp, current), "run_date")
+        if active_date is not None and active_date.decode() > run_date:  # ISO dates sort by time
+            return OLDER_CODE, current
+    return None
+
+
+def _switch(client: redis.Redis, bp: str, version: str, run_date: str | None) -> tuple[int, str | None]:
+    """Atomically make ``version`` active, pushing the previous one onto the history.
+
+    Returns ``(1, previous)`` when switched, ``(0, version)`` when it was already active,
+    or a refusal code of :func:`_refusal`. An optimistic transaction (WATCH on the
+    pointer, the history and both meta hashes), like :func:`rollback`.
+    """
+    active, history = policy_store.active_key(bp), policy_store.history_key(bp)
+    outcome: list[tuple[int, str | None]] = []
+
+    def attempt(pipe: redis.client.Pipeline) -> None:
+        current = pipe.get(active)
+        current = current.decode() if current is not None else None
+        if current is not None:
+            pipe.watch(meta_key(bp, current))
+        if current == version:
+            outcome[:] = [(0, current)]
+            return
+        refused = _refusal(pipe, bp, version, run_date)
+        if refused is not None:
+            outcome[:] = [refused]
+            return
+        pipe.multi()
+        pipe.lrem(history, 0, version)
+        if current is not None:
+            pipe.lpush(history, current)
+            pipe.ltrim(history, 0, HISTORY_LENGTH - 1)
+        pipe.set(active, version)
+        outcome[:] = [(1, current)]
+
+    client.transaction(attempt, active, history, meta_key(bp, version))
+    return outcome[0]
 
 
 def rollback(client: redis.Redis, blueprint_name: str) -> tuple[str | None, str]:

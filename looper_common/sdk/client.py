@@ -91,6 +91,7 @@ class LooperClient:
         if not isinstance(blueprints, Mapping):
             blueprints = load_blueprints(blueprints)
         self._blueprints = {name: compile_blueprint(bp) for name, bp in blueprints.items()}
+        self._invalid: dict[str, str] = getattr(blueprints, "invalid", {})  # bad files: load_blueprints
         self._by_tag: dict[int, str] = {}
         for name, compiled in self._blueprints.items():
             other = self._by_tag.setdefault(compiled.tag, name)
@@ -264,6 +265,8 @@ class LooperClient:
         try:
             return self._blueprints[blueprint]
         except KeyError:
+            if blueprint in self._invalid:
+                raise LooperError(f"blueprint {blueprint!r} is invalid: {self._invalid[blueprint]}") from None
             known = ", ".join(sorted(self._blueprints)) or "none"
             raise LooperError(f"unknown blueprint {blueprint!r} (known: {known})") from None
 

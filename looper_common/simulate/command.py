@@ -139,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         blueprints = load_blueprints(args.blueprints_dir or settings.blueprints_dir)
     except (ConfigError, BlueprintError) as err:
         return _fail(str(err))
+    if args.blueprint in blueprints.invalid:
+        return _fail(blueprints.invalid[args.blueprint])
     if args.blueprint not in blueprints:
         known = ", ".join(sorted(blueprints)) or "none"
         return _fail(f"unknown blueprint {args.blueprint!r} (known: {known})")

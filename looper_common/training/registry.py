@@ -3,8 +3,14 @@
 Registered models are ``looper.<blueprint>.<label>``; the alias ``champion`` is what
 gets published, ``challenger`` the newest candidate. Every alias move, by a job or
 by a reviewer in the MLflow UI (detected on the next run), is appended to
-``gold/alias_history`` with who moved it, why and the metrics, so "what was in
-production on date D" always has an answer.
+``gold/alias_history`` with who moved it, why and the metrics. So is every move of a
+blueprint's active Redis pointer (``publish_policies``, ``looper rollback``), as alias
+``active_policy`` of ``looper.<blueprint>.policy``: :func:`live_at` answers which
+policy version was served at any time.
+
+Models load only through :func:`load_model`: the sklearn flavor in skops format, with
+every type the file holds in :data:`TRUSTED_TYPES`, a list kept here and never read
+from the artifact (whoever can register a model can write its MLmodel file).
 """
 
 from __future__ import annotations
@@ -24,9 +30,36 @@ from looper_common.lake.tables import ALIAS_HISTORY
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
 
+# Types outside skops' own trusted set that Looper's models hold (families.py, uplift.py),
+# found with skops.io.get_untrusted_types on a fitted model of every family and learner.
+# functools.partial wraps check_array inside scikit-learn's encoders; skops checks the
+# function it wraps against this list too.
+TRUSTED_TYPES = frozenset({
+    "functools.partial",
+    "looper_common.training.uplift.DRLearner",
+    "looper_common.training.uplift.SLearner",
+    "looper_common.training.uplift.TLearner",
+    "looper_common.training.uplift.XLearner",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.tree._tree.Tree",
+    "sklearn.utils.validation.check_array",
+})
+
+
+ACTIVE_POLICY = "active_policy"  # the alias of a blueprint's active-pointer rows
+
+
+class UntrustedModelError(RuntimeError):
+    """A registered model that is not skops, or holds a type outside :data:`TRUSTED_TYPES`."""
+
 
 def model_name(blueprint: str, label: str) -> str:
     return f"looper.{blueprint}.{label}"
+
+
+def policy_pointer(blueprint: str) -> str:
+    """The ``model`` of a blueprint's active-pointer rows in ``gold/alias_history``."""
+    return f"looper.{blueprint}.policy"
 
 
 def configure_mlflow(settings: Settings, blueprint: str) -> str:
@@ -78,15 +111,37 @@ def recorded_alias(lake: Lake, name: str, alias: str) -> str | None:
 def record_alias_move(
     lake: Lake, *, name: str, alias: str, version: str | None,
     previous: str | None, actor: str, reason: str, metrics: dict[str, float] | None,
-    blueprint: str, blueprint_version: str | None, run_date: date | None,
+    blueprint: str, blueprint_version: str | None, run_date: date | None, ts: datetime | None = None,
 ) -> None:
-    """Append one alias move to ``gold/alias_history``."""
+    """Append one alias move to ``gold/alias_history``; ``ts`` is when it was made (default: now)."""
     row = {
-        "model": name, "version": version, "alias": alias, "ts": datetime.now(UTC), "previous_version": previous,
+        "model": name, "version": version, "alias": alias, "ts": ts or datetime.now(UTC), "previous_version": previous,
         "actor": actor, "reason": reason, "metrics": {k: float(v) for k, v in (metrics or {}).items()},
         "blueprint": blueprint, "blueprint_version": blueprint_version, "run_date": run_date,
     }
     lake.append(ALIAS_HISTORY, pa.Table.from_pylist([row], schema=ALIAS_HISTORY.schema))
+
+
+def record_pointer_move(
+    lake: Lake, *, blueprint: str, version: str | None, previous: str | None, actor: str, reason: str,
+    metrics: dict[str, float] | None = None, blueprint_version: str | None = None, run_date: date | None = None,
+) -> None:
+    """Append one move of the blueprint's active policy pointer to ``gold/alias_history``."""
+    record_alias_move(
+        lake, name=policy_pointer(blueprint), alias=ACTIVE_POLICY, version=version, previous=previous,
+        actor=actor, reason=reason, metrics=metrics, blueprint=blueprint, blueprint_version=blueprint_version,
+        run_date=run_date,
+    )
+
+
+def live_at(lake: Lake, blueprint: str, ts: datetime) -> str | None:
+    """The policy version the blueprint's active pointer held at ``ts`` (None: the default was served)."""
+    moves = lake.read(ALIAS_HISTORY, filters=[("model", "=", policy_pointer(blueprint)), ("alias", "=", ACTIVE_POLICY)],
+                      columns=("ts", "version")).table
+    moves = moves.filter(pc.less_equal(moves["ts"], pa.scalar(ts, moves.schema.field("ts").type)))
+    if moves.num_rows == 0:
+        return None
+    return moves["version"][pc.index(moves["ts"], pc.max(moves["ts"])).as_py()].as_py()
 
 
 def detect_reviewer_moves(lake: Lake, name: str, blueprint: str, run_date: date) -> list[str]:
@@ -98,7 +153,8 @@ def detect_reviewer_moves(lake: Lake, name: str, blueprint: str, run_date: date)
             record_alias_move(
                 lake, name=name, alias=alias, version=current, previous=recorded,
                 actor="reviewer (detected by evaluate_models)",
-                reason="alias moved outside Looper, e.g. in the MLflow UI",
+                # MLflow stores no time for an alias move: this row's ts is when it was found
+                reason="alias moved outside Looper, e.g. in the MLflow UI (time found; MLflow keeps none)",
                 metrics=None, blueprint=blueprint, blueprint_version=None, run_date=run_date,
             )
             found.append(f"{alias}: {recorded} -> {current}")
@@ -107,7 +163,7 @@ def detect_reviewer_moves(lake: Lake, name: str, blueprint: str, run_date: date)
 
 def move_alias(
     lake: Lake, *, name: str, alias: str, version: str, actor: str,
-    reason: str, metrics: dict[str, float], blueprint: str, blueprint_version: str, run_date: date,
+    reason: str, metrics: dict[str, float], blueprint: str, blueprint_version: str | None, run_date: date | None,
 ) -> bool:
     """Point ``alias`` at ``version`` in MLflow and record it; False when it already points there."""
     previous = alias_version(name, alias)
@@ -120,3 +176,45 @@ def move_alias(
         run_date=run_date,
     )
     return True
+
+
+def _model_version(uri: str) -> tuple[str, str]:
+    """``(name, version)`` of ``models:/<name>/<version>`` or ``models:/<name>@<alias>``."""
+    path = uri.removeprefix("models:/")
+    if path == uri:
+        raise ValueError(f"{uri!r} is not a models:/ URI of the registry")
+    if "@" in path:
+        name, alias = path.rsplit("@", 1)
+        return name, str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
+    name, version = path.rsplit("/", 1)
+    return name, version
+
+
+def load_model(uri: str) -> object:
+    """The scikit-learn model at a ``models:/`` URI, loaded as skops with Looper's trusted types only.
+
+    Raises :class:`UntrustedModelError` naming the model and version when the artifact
+    is another flavor or format (a pickle runs code on load) or holds any type not in
+    :data:`TRUSTED_TYPES`; nothing from the artifact is deserialized before the check.
+    """
+    import skops.io
+    from mlflow.models import Model
+
+    name, version = _model_version(uri)
+    local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}")
+    flavor = Model.load(os.path.join(local, "MLmodel")).flavors.get("sklearn")
+    form = flavor.get("serialization_format") if flavor else None
+    if form != "skops":
+        found = "no sklearn flavor" if flavor is None else f"serialization_format {form!r}"
+        raise UntrustedModelError(
+            f"{name} version {version}: refused to load, {found}; Looper loads only sklearn models saved as "
+            "skops (re-register it with mlflow.sklearn.log_model(..., serialization_format='skops'))"
+        )
+    path = os.path.join(local, flavor["pickled_model"])
+    untrusted = sorted(set(skops.io.get_untrusted_types(file=path)) - TRUSTED_TYPES)
+    if untrusted:
+        raise UntrustedModelError(
+            f"{name} version {version}: refused to load, it holds types outside "
+            f"registry.TRUSTED_TYPES: {', '.join(untrusted)}"
+        )
+    return skops.io.load(path, trusted=sorted(TRUSTED_TYPES))

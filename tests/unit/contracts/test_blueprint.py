@@ -58,7 +58,7 @@ def test_folder_reports_every_bad_file(tmp_path: Path):
     for path in BAD[:3]:
         (tmp_path / path.name).write_text(path.read_text())
     with pytest.raises(BlueprintError) as err:
-        load_blueprints(tmp_path)
+        load_blueprints(tmp_path, strict=True)
     assert all(p.name in str(err.value) for p in BAD[:3])
 
 
