@@ -1,0 +1,86 @@
+"""Serving health of one day's decisions: versions served, defaults and why, logged propensities, replay.
+
+A default is *unexpected* unless its reason is one the platform intends (``no_policy``
+before the first publish, ``holdback``). Where the decisions carry no
+``default_reason``, a default counts as unexpected on a day a policy served others.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from looper_common.monitoring.metrics import Metric
+from looper_common.sdk.exploration import replay
+
+EXPECTED_DEFAULTS = frozenset({"no_policy", "holdback"})
+TOLERANCE = 1e-9
+
+
+def logged_action_probability(action_probs: pa.ChunkedArray, action: pa.ChunkedArray) -> np.ndarray:
+    """``action_probs[action]`` of every decision (NaN where the action has no entry)."""
+    probs = pa.concat_arrays([c for c in action_probs.chunks]) if action_probs.num_chunks else pa.array(
+        [], action_probs.type)
+    offsets = probs.offsets.to_numpy(zero_copy_only=False)
+    parents = np.repeat(np.arange(len(probs)), np.diff(offsets))
+    keys = probs.keys.to_numpy(zero_copy_only=False)
+    values = probs.items.to_numpy(zero_copy_only=False)
+    if len(keys) != len(parents):  # a sliced array's keys are its whole child's
+        keys, values = keys[offsets[0]:offsets[-1]], values[offsets[0]:offsets[-1]]
+    chosen = np.asarray(action.to_numpy(zero_copy_only=False), dtype=object)
+    match = keys == chosen[parents]
+    out = np.full(len(chosen), np.nan)
+    out[parents[match]] = values[match]
+    return out
+
+
+def _default_metrics(decisions: pa.Table) -> list[Metric]:
+    n = decisions.num_rows
+    is_default = decisions["is_default"].to_numpy(zero_copy_only=False).astype(bool)
+    if "default_reason" in decisions.column_names:
+        reasons = Counter(r or "unknown" for r, d in zip(decisions["default_reason"].to_pylist(), is_default,
+                                                          strict=True) if d)
+        unexpected = sum(c for r, c in reasons.items() if r not in EXPECTED_DEFAULTS)
+        detail = "by default_reason"
+    else:
+        reasons = Counter()
+        unexpected = int(is_default.sum()) if not is_default.all() else 0
+        detail = "no default_reason logged: defaults on a day a policy served others"
+    out = [Metric("default_share", unexpected / n, None, detail),
+           Metric("default_share_all", float(is_default.mean()))]
+    out += [Metric("default_reason_share", count / n, reason) for reason, count in sorted(reasons.items())]
+    return out
+
+
+def replay_sample(decisions: pa.Table, size: int) -> pa.Table:
+    """The ``size`` decisions with the smallest ids (a fixed sample: a rerun replays the same ones)."""
+    if decisions.num_rows <= size:
+        return decisions
+    order = pc.sort_indices(decisions["decision_id"])[:size]
+    return decisions.take(order)
+
+
+def serving_health(decisions: pa.Table, actions: Sequence[str], sample_size: int) -> list[Metric]:
+    """Decisions per version, default shares, propensity == action_probs[action], replayed draws."""
+    if decisions.num_rows == 0:
+        return [Metric("decisions", 0.0)]
+    out = [Metric("decisions", float(decisions.num_rows))]
+    versions = Counter(v or "default" for v in decisions["policy_version"].to_pylist())
+    out += [Metric("decisions_by_version", float(c), v) for v, c in sorted(versions.items())]
+    out += _default_metrics(decisions)
+    logged = logged_action_probability(decisions["action_probs"], decisions["action"])
+    propensity = decisions["propensity"].to_numpy(zero_copy_only=False)
+    bad = ~(np.abs(logged - propensity) <= TOLERANCE)
+    out.append(Metric("propensity_mismatch", float(bad.sum()), None, f"of {decisions.num_rows} decisions"))
+    sample = replay_sample(decisions.select(["decision_id", "action", "action_probs"]), sample_size)
+    mismatches = sum(
+        replay({"decision_id": row["decision_id"], "action_probs": dict(row["action_probs"])}, actions)
+        != row["action"]
+        for row in sample.to_pylist()
+    )
+    out.append(Metric("replay_mismatch", float(mismatches), None, f"of {sample.num_rows} replayed"))
+    return out
