@@ -24,6 +24,7 @@ from looper_common.contracts import events, ids, policy_store
 from looper_common.contracts.blueprint import Blueprint, ExplorationSpec, load_blueprints
 from looper_common.sdk.active_policy import ActivePolicies
 from looper_common.sdk.decision_batch import Decision, ServingPlan, encode_decision_event
+from looper_common.sdk.holdback import withhold
 from looper_common.sdk.redis_batches import BatchWriter
 from looper_common.sdk.requests import Compiled, LooperError, check_requests, compile_blueprint, observation_number
 
@@ -112,6 +113,7 @@ class LooperClient:
                 entries = self.redis.mget(keys)
             except redis.RedisError as err:
                 log.warning("policy lookup for %s failed, serving the default: %s", bp.name, err)
+        entries = withhold(bp, requests, entries)  # the holdback's units get the default
         rands = None
         if self._random_bits is not None:
             rands = [self._random_bits(64) for _ in range(len(requests))]

@@ -9,6 +9,7 @@ versions and processes, and the monitor recomputes the membership from the unit 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 from looper_common.contracts.blueprint import Blueprint
 
@@ -26,3 +27,12 @@ def holdback_draw(blueprint: str, unit_id: str) -> float:
 def in_holdback(blueprint: Blueprint, unit_id: str) -> bool:
     """Whether ``blueprint`` serves ``unit_id`` the default because it is in the holdback."""
     return blueprint.holdback is not None and holdback_draw(blueprint.name, unit_id) < blueprint.holdback.share
+
+
+def withhold(blueprint: Blueprint, requests: Sequence[tuple[str, object]],
+             entries: list[bytes | None]) -> list[bytes | None]:
+    """``entries`` with the held-back units' set to None, so the SDK serves them the default."""
+    if blueprint.holdback is None:
+        return entries
+    return [None if in_holdback(blueprint, str(unit_id)) else entry
+            for (unit_id, _), entry in zip(requests, entries, strict=True)]
