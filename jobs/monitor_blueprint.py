@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = job_parser(__doc__).parse_args(argv)
     ctx = setup(args, "monitor_blueprint")
     run = monitor_blueprint(ctx.settings, ctx.lake, ctx.blueprints[args.blueprint], args.run_date)
-    print(f"monitor {args.blueprint} {args.run_date}: {run.summary()}")
+    print(f"monitor {args.blueprint} {args.run_date}: {run.summary()}; dashboard {run.dashboard}")
     if run.critical:
         print(f"monitor_blueprint: {run.critical_message()}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -59,6 +60,7 @@ class MonitorRun:
     freshness: list[Metric] = field(default_factory=list)
     online: list[OnlineValue] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    dashboard: Path | None = None  # the page written for the day, when one was
 
     @property
     def critical(self) -> list[Alert]:

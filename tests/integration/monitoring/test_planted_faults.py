@@ -86,3 +86,24 @@ def test_a_rerun_of_a_day_replaces_its_rows(tmp_path, redis_url, redis_client):
     record_day(lake, load_blueprints(ROOT / "blueprints")[BLUEPRINT], date(2026, 3, 4), redis_client)
     assert lake.read(MONITOR_SERVING).table.num_rows == before
     assert len(lake.read(MONITOR_ALERTS).table) == 1
+
+
+def test_the_monitor_task_writes_its_dashboard_and_mlflow_run(tmp_path, redis_url, redis_client, settings):
+    import mlflow
+
+    from looper_common.monitoring.run import monitor_blueprint
+
+    lake, _ = _run(tmp_path, redis_url, redis_client, FAULTS["default"][0])
+    mlflow_settings = settings.mlflow.model_copy(update={"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db",
+                                                         "artifact_root": str(tmp_path / "artifacts")})
+    local = settings.model_copy(update={"lake_root": lake.root, "mlflow": mlflow_settings,
+                                        "redis": settings.redis.model_copy(update={"url": redis_url})})
+    blueprint = load_blueprints(ROOT / "blueprints")[BLUEPRINT]
+    for _ in range(2):  # a rerun logs to the same MLflow run and rewrites the same page
+        run = monitor_blueprint(local, lake, blueprint, date(2026, 3, 4))
+    assert run.dashboard == tmp_path / "monitoring" / BLUEPRINT / "2026-03-04" / "dashboard.html"
+    page = run.dashboard.read_text()
+    assert page.count("data:image/png;base64,") == 7 and "default_share" in page and "critical" in page
+    [logged] = mlflow.search_runs(experiment_names=[f"looper/{BLUEPRINT}"], output_format="list")
+    assert logged.data.tags["job"] == "monitor_blueprint" and logged.data.metrics["alerts_critical"] == 1
+    assert [a.path for a in mlflow.MlflowClient().list_artifacts(logged.info.run_id)] == ["dashboard.html"]
