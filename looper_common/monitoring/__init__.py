@@ -14,5 +14,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
     online="online_value OnlineValue",
     alerts="evaluate_alerts Alert",
     monitor="record_day measure MonitorRun",
-    run="monitor_blueprint",
+    run="monitor_blueprint dashboard_folder",
+    report="day_line",
+    dashboard="render_dashboard write_dashboard",
 )

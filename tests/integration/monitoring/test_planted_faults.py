@@ -18,6 +18,7 @@ from looper_common.ingest.streams import event_streams, ingest_events
 from looper_common.lake.engine import Lake
 from looper_common.lake.tables import MONITOR_ALERTS, MONITOR_DRIFT, MONITOR_SERVING
 from looper_common.monitoring.monitor import record_day
+from looper_common.monitoring.report import day_line
 from looper_common.publishing.redis_policy import publish_policy
 from looper_common.sdk.client import LooperClient
 from looper_common.simulate import Simulator
@@ -86,6 +87,9 @@ def test_a_rerun_of_a_day_replaces_its_rows(tmp_path, redis_url, redis_client):
     record_day(lake, load_blueprints(ROOT / "blueprints")[BLUEPRINT], date(2026, 3, 4), redis_client)
     assert lake.read(MONITOR_SERVING).table.num_rows == before
     assert len(lake.read(MONITOR_ALERTS).table) == 1
+    line = day_line(lake, BLUEPRINT, date(2026, 3, 4))
+    assert line.startswith("alerts: critical default_share=0.") and "default share 47.4%" in line, line
+    assert day_line(lake, BLUEPRINT, date(2026, 3, 3)).startswith("alerts: none; default share 0.0%")
 
 
 def test_the_monitor_task_writes_its_dashboard_and_mlflow_run(tmp_path, redis_url, redis_client, settings):
