@@ -134,7 +134,10 @@ def measure(lake: Lake, blueprint: Blueprint, run_date: date, client: redis.Redi
     run.drift = (feature_drift(blueprint.features, reference["features"], today["features"])
                  + score_drift(blueprint.decision.actions, reference["scores"], today["scores"])
                  + label_health(blueprint, examples, ref_examples))
-    run.serving = serving_health(today, blueprint.decision.actions, blueprint.monitoring.replay_sample)
+    before = lake.read(BRONZE_DECISIONS, columns=["unit_id"], filters=blueprint_dates(
+        name, run_date - timedelta(days=blueprint.monitoring.reference_days), run_date - timedelta(days=1))).table
+    run.serving = serving_health(today, blueprint.decision.actions, blueprint.monitoring.replay_sample,
+                                 pc.unique(before["unit_id"]))
 
     observations = lake.read(BRONZE_OBSERVATIONS, filters=blueprint_dates(name, first, run_date),
                              columns=["ts", "date"]).table

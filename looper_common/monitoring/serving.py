@@ -38,18 +38,22 @@ def logged_action_probability(action_probs: pa.ChunkedArray, action: pa.ChunkedA
     return out
 
 
-def _default_metrics(decisions: pa.Table) -> list[Metric]:
+def _default_metrics(decisions: pa.Table, known_units: pa.Array | None) -> list[Metric]:
     n = decisions.num_rows
     is_default = decisions["is_default"].to_numpy(zero_copy_only=False).astype(bool)
+    # a unit first seen today has no entry yet: its default is expected (a new user, not a fault)
+    known = (np.ones(n, bool) if known_units is None
+             else pc.is_in(decisions["unit_id"], value_set=known_units).to_numpy(zero_copy_only=False).astype(bool))
     if "default_reason" in decisions.column_names:
-        reasons = Counter(r or "unknown" for r, d in zip(decisions["default_reason"].to_pylist(), is_default,
-                                                          strict=True) if d)
-        unexpected = sum(c for r, c in reasons.items() if r not in EXPECTED_DEFAULTS)
-        detail = "by default_reason"
+        reason = np.asarray([r or "unknown" for r in decisions["default_reason"].to_pylist()], dtype=object)
+        reasons = Counter(reason[is_default].tolist())
+        intended = np.isin(reason, list(EXPECTED_DEFAULTS)) | ((reason == "unknown_unit") & ~known)
+        unexpected = int((is_default & ~intended).sum())
+        detail = "by default_reason; unknown_unit of a unit first seen today is expected"
     else:
         reasons = Counter()
-        unexpected = int(is_default.sum()) if not is_default.all() else 0
-        detail = "no default_reason logged: defaults on a day a policy served others"
+        unexpected = int((is_default & known).sum()) if not is_default.all() else 0
+        detail = "no default_reason logged: defaults of units seen before, on a day a policy served others"
     out = [Metric("default_share", unexpected / n, None, detail),
            Metric("default_share_all", float(is_default.mean()))]
     out += [Metric("default_reason_share", count / n, reason) for reason, count in sorted(reasons.items())]
@@ -64,14 +68,18 @@ def replay_sample(decisions: pa.Table, size: int) -> pa.Table:
     return decisions.take(order)
 
 
-def serving_health(decisions: pa.Table, actions: Sequence[str], sample_size: int) -> list[Metric]:
-    """Decisions per version, default shares, propensity == action_probs[action], replayed draws."""
+def serving_health(decisions: pa.Table, actions: Sequence[str], sample_size: int,
+                   known_units: pa.Array | None = None) -> list[Metric]:
+    """Decisions per version, default shares, propensity == action_probs[action], replayed draws.
+
+    ``known_units``: the units decided for before today (None: every unit counts as known).
+    """
     if decisions.num_rows == 0:
         return [Metric("decisions", 0.0)]
     out = [Metric("decisions", float(decisions.num_rows))]
     versions = Counter(v or "default" for v in decisions["policy_version"].to_pylist())
     out += [Metric("decisions_by_version", float(c), v) for v, c in sorted(versions.items())]
-    out += _default_metrics(decisions)
+    out += _default_metrics(decisions, known_units)
     logged = logged_action_probability(decisions["action_probs"], decisions["action"])
     propensity = decisions["propensity"].to_numpy(zero_copy_only=False)
     bad = ~(np.abs(logged - propensity) <= TOLERANCE)

@@ -64,3 +64,14 @@ def test_logged_action_probability_over_chunks_and_null_maps():
                               pa.array([[("x", 1.0)], [("a", 0.4), ("b", 0.6)]], NUMBER_MAP).slice(1)])
     values = logged_action_probability(probs, pa.chunked_array([["b", "a", "a"]]))
     assert values[0] == 0.7 and values[1] != values[1] and values[2] == 0.4
+
+
+def test_a_default_for_a_unit_first_seen_today_is_expected():
+    decisions = _decisions(100, default_every=4)
+    decisions = decisions.append_column("unit_id", pa.array([f"u{i}" for i in range(100)]))
+    known = pa.array([f"u{i}" for i in range(50)])  # u50.. are new today
+    metrics = {m.name: m.value for m in serving_health(decisions, ACTIONS, 10, known)}
+    assert metrics["default_share"] == 0.13  # the defaults of u0, u4, ..., u48
+    reasons = ["unknown_unit" if i % 4 == 0 else None for i in range(100)]
+    with_reasons = decisions.append_column("default_reason", pa.array(reasons, pa.string()))
+    assert {m.name: m.value for m in serving_health(with_reasons, ACTIONS, 10, known)}["default_share"] == 0.13
