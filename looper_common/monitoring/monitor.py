@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import redis
@@ -42,6 +43,7 @@ from looper_common.monitoring.labels import label_health
 from looper_common.monitoring.metrics import Metric, metric_rows
 from looper_common.monitoring.online import OnlineValue, online_value, ope_promises
 from looper_common.monitoring.serving import serving_health
+from looper_common.sdk.holdback import in_holdback
 
 log = logging.getLogger(__name__)
 _DECISION_COLUMNS = ["decision_id", "unit_id", "action", "propensity", "action_probs", "scores",
@@ -98,6 +100,13 @@ def reference_window(lake: Lake, blueprint: Blueprint, run_date: date, model: st
     return last - timedelta(days=blueprint.monitoring.reference_days - 1), last
 
 
+def held_back(blueprint: Blueprint, unit_ids: pa.ChunkedArray) -> np.ndarray | None:
+    """Which of ``unit_ids`` are in the blueprint's holdback (None without one)."""
+    if blueprint.holdback is None:
+        return None
+    return np.fromiter((in_holdback(blueprint, u) for u in unit_ids.to_pylist()), bool, len(unit_ids))
+
+
 def _online_rows(values: list[OnlineValue], blueprint: Blueprint, day: date) -> pa.Table:
     rows = [{**v.__dict__, "blueprint": blueprint.name, "label": blueprint.objectives.maximize,
              "blueprint_version": blueprint.version, "date": day} for v in values]
@@ -137,7 +146,7 @@ def measure(lake: Lake, blueprint: Blueprint, run_date: date, client: redis.Redi
     before = lake.read(BRONZE_DECISIONS, columns=["unit_id"], filters=blueprint_dates(
         name, run_date - timedelta(days=blueprint.monitoring.reference_days), run_date - timedelta(days=1))).table
     run.serving = serving_health(today, blueprint.decision.actions, blueprint.monitoring.replay_sample,
-                                 pc.unique(before["unit_id"]))
+                                 pc.unique(before["unit_id"]), held_back(blueprint, today["unit_id"]))
 
     observations = lake.read(BRONZE_OBSERVATIONS, filters=blueprint_dates(name, first, run_date),
                              columns=["ts", "date"]).table

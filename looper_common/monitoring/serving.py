@@ -38,9 +38,13 @@ def logged_action_probability(action_probs: pa.ChunkedArray, action: pa.ChunkedA
     return out
 
 
-def _default_metrics(decisions: pa.Table, known_units: pa.Array | None) -> list[Metric]:
+def _default_metrics(decisions: pa.Table, known_units: pa.Array | None, held: np.ndarray | None) -> list[Metric]:
     n = decisions.num_rows
     is_default = decisions["is_default"].to_numpy(zero_copy_only=False).astype(bool)
+    if held is not None:  # the holdback's defaults are intended whatever reason they carry
+        is_default_unintended = is_default & ~held
+    else:
+        is_default_unintended = is_default
     # a unit first seen today has no entry yet: its default is expected (a new user, not a fault)
     known = (np.ones(n, bool) if known_units is None
              else pc.is_in(decisions["unit_id"], value_set=known_units).to_numpy(zero_copy_only=False).astype(bool))
@@ -48,11 +52,11 @@ def _default_metrics(decisions: pa.Table, known_units: pa.Array | None) -> list[
         reason = np.asarray([r or "unknown" for r in decisions["default_reason"].to_pylist()], dtype=object)
         reasons = Counter(reason[is_default].tolist())
         intended = np.isin(reason, list(EXPECTED_DEFAULTS)) | ((reason == "unknown_unit") & ~known)
-        unexpected = int((is_default & ~intended).sum())
+        unexpected = int((is_default_unintended & ~intended).sum())
         detail = "by default_reason; unknown_unit of a unit first seen today is expected"
     else:
         reasons = Counter()
-        unexpected = int((is_default & known).sum()) if not is_default.all() else 0
+        unexpected = int((is_default_unintended & known).sum()) if not is_default.all() else 0
         detail = "no default_reason logged: defaults of units seen before, on a day a policy served others"
     out = [Metric("default_share", unexpected / n, None, detail),
            Metric("default_share_all", float(is_default.mean()))]
@@ -69,17 +73,18 @@ def replay_sample(decisions: pa.Table, size: int) -> pa.Table:
 
 
 def serving_health(decisions: pa.Table, actions: Sequence[str], sample_size: int,
-                   known_units: pa.Array | None = None) -> list[Metric]:
+                   known_units: pa.Array | None = None, held: np.ndarray | None = None) -> list[Metric]:
     """Decisions per version, default shares, propensity == action_probs[action], replayed draws.
 
-    ``known_units``: the units decided for before today (None: every unit counts as known).
+    ``known_units``: the units decided for before today (None: every unit counts as known);
+    ``held``: which decisions' units are in the blueprint's holdback.
     """
     if decisions.num_rows == 0:
         return [Metric("decisions", 0.0)]
     out = [Metric("decisions", float(decisions.num_rows))]
     versions = Counter(v or "default" for v in decisions["policy_version"].to_pylist())
     out += [Metric("decisions_by_version", float(c), v) for v, c in sorted(versions.items())]
-    out += _default_metrics(decisions, known_units)
+    out += _default_metrics(decisions, known_units, held)
     logged = logged_action_probability(decisions["action_probs"], decisions["action"])
     propensity = decisions["propensity"].to_numpy(zero_copy_only=False)
     bad = ~(np.abs(logged - propensity) <= TOLERANCE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 
 from looper_common.lake.tables import NUMBER_MAP
@@ -75,3 +76,9 @@ def test_a_default_for_a_unit_first_seen_today_is_expected():
     reasons = ["unknown_unit" if i % 4 == 0 else None for i in range(100)]
     with_reasons = decisions.append_column("default_reason", pa.array(reasons, pa.string()))
     assert {m.name: m.value for m in serving_health(with_reasons, ACTIONS, 10, known)}["default_share"] == 0.13
+
+
+def test_the_holdback_defaults_are_intended():
+    decisions = _decisions(100, default_every=4)
+    held = np.arange(100) % 8 == 0  # half the defaults are the holdback's
+    assert {m.name: m.value for m in serving_health(decisions, ACTIONS, 10, None, held)}["default_share"] == 0.12
