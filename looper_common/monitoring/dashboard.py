@@ -35,7 +35,7 @@ DAYS = 28
 
 def _png(fig) -> str:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=72, bbox_inches="tight")
     plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode()
 
@@ -56,7 +56,7 @@ def _line_plot(title: str, series: dict[str, list[tuple[date, float]]], levels: 
         if level is not None:
             ax.axhline(level, ls="--", lw=1, color="red" if name == "critical" else "orange", label=name)
     ax.set_title(title)
-    if series or any(v is not None for v in levels.values()):
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="upper left")
     fig.autofmt_xdate()
     return _png(fig)
@@ -77,7 +77,8 @@ def _interval_plot(title: str, rows: list[dict], names: list[str]) -> str:
     if names == ["lift_over_holdback"]:
         ax.axhline(0.0, color="grey", lw=1)
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="upper left")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left")
     fig.autofmt_xdate()
     return _png(fig)
 
