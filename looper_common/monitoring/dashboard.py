@@ -12,13 +12,14 @@ import base64
 import html
 import io
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 (the backend is chosen first)
+import matplotlib.dates as mdates  # noqa: E402 (the backend is chosen first)
+import matplotlib.pyplot as plt  # noqa: E402
 
 from looper_common.contracts.blueprint import Blueprint  # noqa: E402
 from looper_common.lake.engine import Lake, blueprint_dates  # noqa: E402
@@ -34,6 +35,9 @@ DAYS = 28
 
 
 def _png(fig) -> str:
+    for ax in fig.axes:  # one tick per day at most, labelled by the day
+        ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=2, maxticks=10))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=72, bbox_inches="tight")
     plt.close(fig)
@@ -69,7 +73,7 @@ def _interval_plot(title: str, rows: list[dict], names: list[str]) -> str:
                         if r["name"] == name and r["mean"] is not None)
         if not points:
             continue
-        days = [p[0] + timedelta(hours=4 * i) for p in points]  # side by side, not on top of each other
+        days = [datetime.combine(p[0], time(4 * i)) for p in points]  # side by side, not on top of each other
         means = [p[1] for p in points]
         below = [p[1] - p[2] if p[2] == p[2] else 0 for p in points]
         above = [p[3] - p[1] if p[3] == p[3] else 0 for p in points]
