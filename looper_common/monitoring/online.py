@@ -66,7 +66,8 @@ def ope_promises(alias_history: pa.Table, model: str) -> dict[str, tuple[float, 
 def _groups(blueprint: Blueprint, examples: pa.Table) -> dict[str, np.ndarray]:
     versions = np.asarray([v or "" for v in examples["policy_version"].to_pylist()], dtype=object)
     is_default = examples["is_default"].to_numpy(zero_copy_only=False).astype(bool)
-    held = np.fromiter((in_holdback(blueprint, u) for u in examples["unit_id"].to_pylist()), bool, len(versions))
+    held = (np.zeros(len(versions), bool) if blueprint.holdback is None else
+            np.fromiter((in_holdback(blueprint, u) for u in examples["unit_id"].to_pylist()), bool, len(versions)))
     groups = {str(v): (versions == v) & ~is_default for v in sorted(set(versions[~is_default]))}
     groups["policy"] = ~is_default
     groups["default"] = is_default & ~held

@@ -82,8 +82,9 @@ def serving_health(decisions: pa.Table, actions: Sequence[str], sample_size: int
     if decisions.num_rows == 0:
         return [Metric("decisions", 0.0)]
     out = [Metric("decisions", float(decisions.num_rows))]
-    versions = Counter(v or "default" for v in decisions["policy_version"].to_pylist())
-    out += [Metric("decisions_by_version", float(c), v) for v, c in sorted(versions.items())]
+    counts = pc.value_counts(decisions["policy_version"]).to_pylist()
+    versions = {c["values"] or "default": float(c["counts"]) for c in counts}
+    out += [Metric("decisions_by_version", c, v) for v, c in sorted(versions.items())]
     out += _default_metrics(decisions, known_units, held)
     logged = logged_action_probability(decisions["action_probs"], decisions["action"])
     propensity = decisions["propensity"].to_numpy(zero_copy_only=False)
