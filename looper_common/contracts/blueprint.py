@@ -166,7 +166,7 @@ class PromotionSpec(_Strict):
 
 CheckName = Literal[
     "feature_psi", "feature_missing", "unseen_categories", "score_psi", "label_rate_shift", "calibration_gap",
-    "default_share", "propensity_mismatch", "replay_mismatch", "feedback_age_h", "watermark_age_h",
+    "default_share", "propensity_mismatch", "replay_mismatch", "feedback_age_h",
     "late_rate", "orphan_rate", "quarantine_rate", "redis_memory_share", "online_lift_lower",
 ]
 
@@ -188,7 +188,6 @@ DEFAULT_THRESHOLDS: dict[str, AlertThreshold] = {
     "propensity_mismatch": AlertThreshold(critical=0.0),
     "replay_mismatch": AlertThreshold(critical=0.0),
     "feedback_age_h": AlertThreshold(warn=6.0, critical=12.0),
-    "watermark_age_h": AlertThreshold(warn=6.0, critical=24.0),
     "quarantine_rate": AlertThreshold(warn=0.01, critical=0.05),
     "orphan_rate": AlertThreshold(warn=0.05),
     "redis_memory_share": AlertThreshold(warn=0.8, critical=0.95),
