@@ -92,22 +92,29 @@ def test_a_rerun_of_a_day_replaces_its_rows(tmp_path, redis_url, redis_client):
     assert day_line(lake, BLUEPRINT, date(2026, 3, 3)).startswith("alerts: none; default share 0.0%")
 
 
-def test_the_monitor_task_writes_its_dashboard_and_mlflow_run(tmp_path, redis_url, redis_client, settings):
+def test_the_monitor_job_fails_on_a_critical_alert_and_logs_its_dashboard(tmp_path, redis_url, redis_client,
+                                                                         monkeypatch, capsys):
     import mlflow
 
-    from looper_common.monitoring.run import monitor_blueprint
+    from jobs.monitor_blueprint import main
 
     lake, _ = _run(tmp_path, redis_url, redis_client, FAULTS["default"][0])
-    mlflow_settings = settings.mlflow.model_copy(update={"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db",
-                                                         "artifact_root": str(tmp_path / "artifacts")})
-    local = settings.model_copy(update={"lake_root": lake.root, "mlflow": mlflow_settings,
-                                        "redis": settings.redis.model_copy(update={"url": redis_url})})
-    blueprint = load_blueprints(ROOT / "blueprints")[BLUEPRINT]
+    for var, value in {"LOOPER_LAKE_ROOT": lake.root, "LOOPER_REDIS_URL": redis_url,
+                       "LOOPER_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
+                       "LOOPER_MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts"), "LOOPER_HOME": str(ROOT)}.items():
+        monkeypatch.setenv(var, value)
+    assert main(["--blueprint", BLUEPRINT, "--run-date", "2026-03-03"]) == 0  # a clean day
     for _ in range(2):  # a rerun logs to the same MLflow run and rewrites the same page
-        run = monitor_blueprint(local, lake, blueprint, date(2026, 3, 4))
-    assert run.dashboard == tmp_path / "monitoring" / BLUEPRINT / "2026-03-04" / "dashboard.html"
-    page = run.dashboard.read_text()
-    assert page.count("data:image/png;base64,") == 7 and "default_share" in page and "critical" in page
-    [logged] = mlflow.search_runs(experiment_names=[f"looper/{BLUEPRINT}"], output_format="list")
+        assert main(["--blueprint", BLUEPRINT, "--run-date", "2026-03-04"]) == 1
+    out, err = capsys.readouterr()
+    assert "monitor_blueprint: 1 critical alert(s) for notification_send on 2026-03-04: critical: default_share" in err
+    page = tmp_path / "monitoring" / BLUEPRINT / "2026-03-04" / "dashboard.html"
+    assert f"dashboard {page}" in out
+    text = page.read_text()
+    assert text.count("data:image/png;base64,") == 7 and "default_share" in text and "critical" in text
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=[f"looper/{BLUEPRINT}"], output_format="list")
+    assert sorted(r.data.tags["run_date"] for r in runs) == ["2026-03-03", "2026-03-04"]
+    [logged] = [r for r in runs if r.data.tags["run_date"] == "2026-03-04"]
     assert logged.data.tags["job"] == "monitor_blueprint" and logged.data.metrics["alerts_critical"] == 1
     assert [a.path for a in mlflow.MlflowClient().list_artifacts(logged.info.run_id)] == ["dashboard.html"]
