@@ -5,12 +5,14 @@ Every file in the blueprints folder becomes a DAG `looper_<blueprint>` that clos
 loop for one decision point, over one data interval (the run date):
 
 `ingest_events` → `wait_for_watermark` → `join_feedback` → `validate_training_set` →
-`train_models` → `evaluate_models` → `tune_policy` → `publish_policies`
+`train_models` → `evaluate_models` → `tune_policy` → `publish_policies` → `monitor_blueprint`
 
 `wait_for_watermark` holds the join for day D until ingestion's watermark (the arrival
 time through which the blueprint's stream is in the lake) has passed the end of D plus
 the blueprint's `allowed_lateness`; each poke that finds it short drains the stream
-once more (`jobs/ingest_events.py`), which advances it.
+once more (`jobs/ingest_events.py`), which advances it. `monitor_blueprint` fails on a
+critical alert (its rows are in `monitoring/alerts` first); the notifiers of
+`LOOPER_ALERT_WEBHOOK_CONN` / `LOOPER_ALERT_EMAIL` then tell the team.
 
 Each task runs the job of the same name (`jobs.dir` of `conf/<env>.yaml`). Only
 `join_feedback` is a `spark-submit` (master from the `spark_default` connection,
@@ -39,7 +41,7 @@ from looper_common.contracts.blueprint import Blueprint, load_blueprints
 from looper_common.contracts.config import OVERRIDES, Settings, load_settings
 
 JOBS = ("ingest_events", "join_feedback", "validate_training_set", "train_models",
-        "evaluate_models", "tune_policy", "publish_policies")
+        "evaluate_models", "tune_policy", "publish_policies", "monitor_blueprint")
 SPARK_JOBS = frozenset({"join_feedback"})  # the delayed-feedback join is work at cluster size
 RUN_DATE = "{{ params.run_date or ds }}"
 START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
@@ -178,7 +180,7 @@ def timetable(schedule: str) -> str | CronDataIntervalTimetable:
 
 
 def build_dag(name: str, blueprint: Blueprint, settings: Settings, jars: str | None) -> DAG:
-    """The DAG of one blueprint: its seven jobs in a line, the join behind the watermark sensor."""
+    """The DAG of one blueprint: its jobs in a line, the join behind the watermark sensor, the monitor last."""
     env = job_environment(settings)
     with DAG(
         dag_id=f"looper_{name}",
@@ -201,9 +203,19 @@ def build_dag(name: str, blueprint: Blueprint, settings: Settings, jars: str | N
             spark_job(job, name, settings, jars, env) if job in SPARK_JOBS else python_job(job, name, settings, env)
             for job in JOBS
         ]
+        monitor = tasks[JOBS.index("monitor_blueprint")]
+        monitor.retries = 0  # a critical alert is not transient: fail once, notify once
+        monitor.on_failure_callback = alert_callbacks()
         tasks.insert(JOBS.index("join_feedback"), watermark_sensor(name, blueprint, settings, env))
         chain(*tasks)
     return dag
+
+
+def alert_callbacks() -> list:
+    """The notifiers the monitor task's failure goes to (``monitoring.notify``; none unless configured)."""
+    from looper_common.monitoring.notify import alert_notifiers
+
+    return alert_notifiers()
 
 
 def build_dags(home: Path = HOME) -> dict[str, DAG]:

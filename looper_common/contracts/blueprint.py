@@ -167,6 +167,53 @@ class PromotionSpec(_Strict):
     clip: float | None = Field(None, gt=0.0)  # OPE importance-weight clip (None: unclipped)
 
 
+CheckName = Literal[
+    "feature_psi", "feature_missing", "unseen_categories", "score_psi", "label_rate_shift", "calibration_gap",
+    "default_share", "propensity_mismatch", "replay_mismatch", "feedback_age_h",
+    "late_rate", "orphan_rate", "quarantine_rate", "redis_memory_share", "online_lift_lower",
+]
+
+
+class AlertThreshold(_Strict):
+    """A check's alert levels: a value above ``warn`` warns, above ``critical`` fails the monitor task."""
+
+    warn: float | None = None
+    critical: float | None = None
+
+
+# Levels that leave a clean simulated run of every shipped blueprint without an alert.
+# online_lift_lower alerts when the lift's lower bound is *below* the negated level.
+DEFAULT_THRESHOLDS: dict[str, AlertThreshold] = {
+    "feature_psi": AlertThreshold(warn=0.1, critical=0.25),
+    "feature_missing": AlertThreshold(warn=0.05, critical=0.5),
+    "unseen_categories": AlertThreshold(warn=0.01, critical=0.1),
+    "default_share": AlertThreshold(warn=0.1, critical=0.3),
+    "propensity_mismatch": AlertThreshold(critical=0.0),
+    "replay_mismatch": AlertThreshold(critical=0.0),
+    "feedback_age_h": AlertThreshold(warn=6.0, critical=12.0),
+    "quarantine_rate": AlertThreshold(warn=0.01, critical=0.05),
+    "orphan_rate": AlertThreshold(warn=0.05),
+    "redis_memory_share": AlertThreshold(warn=0.8, critical=0.95),
+}
+
+
+class MonitoringSpec(_Strict):
+    """What ``monitor_blueprint`` compares against and when it alerts (defaults: DEFAULT_THRESHOLDS)."""
+
+    reference_days: int = Field(7, ge=1, le=90)  # the reference window of the drift checks
+    replay_sample: int = Field(1000, ge=0)  # decisions replayed per day
+    thresholds: dict[CheckName, AlertThreshold] = Field(default_factory=dict)  # overrides, per check
+
+    def threshold(self, check: str) -> AlertThreshold:
+        return self.thresholds.get(check) or DEFAULT_THRESHOLDS.get(check) or AlertThreshold()  # type: ignore[call-overload]
+
+
+class HoldbackSpec(_Strict):
+    """Serve the default to a stable hashed share of units, to measure the policy's lift over it."""
+
+    share: float = Field(gt=0.0, lt=1.0)
+
+
 class Blueprint(_Strict):
     name: Name
     description: str = ""
@@ -185,6 +232,8 @@ class Blueprint(_Strict):
     allowed_lateness: Duration = "1h"
     late_feedback: Literal["count", "relabel"] = "count"
     late_horizon: Duration = "7d"
+    monitoring: MonitoringSpec = MonitoringSpec()
+    holdback: HoldbackSpec | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Blueprint:

@@ -71,6 +71,25 @@ ALIAS_HISTORY_SCHEMA = _schema(
     ("blueprint", pa.string(), False), ("blueprint_version", pa.string(), True), ("run_date", pa.date32(), True),
 )
 
+# monitoring/drift, serving and freshness: one row per measured quantity (check, subject)
+MONITOR_METRICS_SCHEMA = _schema(
+    ("blueprint", pa.string(), False), ("name", pa.string(), False), ("check", pa.string(), False),
+    ("subject", pa.string(), True), ("value", pa.float64(), True), ("detail", pa.string(), True),
+    ("blueprint_version", pa.string(), False), ("date", pa.date32(), False),
+)
+ONLINE_VALUE_SCHEMA = _schema(
+    ("blueprint", pa.string(), False), ("name", pa.string(), False),  # policy version, default, holdback, lift
+    ("label", pa.string(), False), ("decisions", pa.int64(), False), ("mean", pa.float64(), True),
+    ("lower", pa.float64(), True), ("upper", pa.float64(), True),
+    ("ope_estimate", pa.float64(), True), ("ope_lower", pa.float64(), True), ("ope_upper", pa.float64(), True),
+    ("blueprint_version", pa.string(), False), ("date", pa.date32(), False),
+)
+ALERTS_SCHEMA = _schema(
+    ("blueprint", pa.string(), False), ("check", pa.string(), False), ("subject", pa.string(), True),
+    ("value", pa.float64(), False), ("threshold", pa.float64(), False), ("severity", pa.string(), False),
+    ("message", pa.string(), False), ("date", pa.date32(), False),
+)
+
 
 @dataclass(frozen=True)
 class TableSpec:
@@ -98,9 +117,16 @@ SILVER_EXAMPLES = TableSpec(
 )
 JOIN_STATS = TableSpec("monitoring/join_stats", JOIN_STATS_SCHEMA, ("blueprint", "date"), ("blueprint", "date"))
 ALIAS_HISTORY = TableSpec("gold/alias_history", ALIAS_HISTORY_SCHEMA, (), ("model", "version", "alias", "ts"))
+_MONITOR_KEY = ("blueprint", "date", "name")
+MONITOR_DRIFT = TableSpec("monitoring/drift", MONITOR_METRICS_SCHEMA, ("blueprint", "date"), _MONITOR_KEY)
+MONITOR_SERVING = TableSpec("monitoring/serving", MONITOR_METRICS_SCHEMA, ("blueprint", "date"), _MONITOR_KEY)
+MONITOR_FRESHNESS = TableSpec("monitoring/freshness", MONITOR_METRICS_SCHEMA, ("blueprint", "date"), _MONITOR_KEY)
+MONITOR_ONLINE_VALUE = TableSpec("monitoring/online_value", ONLINE_VALUE_SCHEMA, ("blueprint", "date"), _MONITOR_KEY)
+MONITOR_ALERTS = TableSpec("monitoring/alerts", ALERTS_SCHEMA, ("date",), ("blueprint", "date", "check", "subject"))
 
 # per blueprint, the arrival time through which its stream is committed (ingest/watermark.py)
 INGEST_WATERMARK = TableSpec("monitoring/ingest_watermark", INGEST_WATERMARK_SCHEMA, ("blueprint",), ("blueprint",))
 
 ALL_TABLES = (BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE, SILVER_EXAMPLES, JOIN_STATS, ALIAS_HISTORY,
-              INGEST_WATERMARK)
+              INGEST_WATERMARK, MONITOR_DRIFT, MONITOR_SERVING, MONITOR_FRESHNESS, MONITOR_ONLINE_VALUE,
+              MONITOR_ALERTS)

@@ -31,6 +31,7 @@ from looper_common.sdk.active_policy import ActivePolicies
 from looper_common.sdk.breaker import CircuitBreaker
 from looper_common.sdk.connection import EvictionPolicyError, check_eviction_policy, connect, mask_url
 from looper_common.sdk.decision_batch import Decision, ServingPlan, encode_decision_event
+from looper_common.sdk.holdback import withhold
 from looper_common.sdk.outbox import Outbox, is_link_error
 from looper_common.sdk.redis_batches import BatchWriter
 from looper_common.sdk.requests import Compiled, LooperError, check_requests, compile_blueprint, observation_number
@@ -161,6 +162,7 @@ class LooperClient:
                 )
                 version, override = self._active.cached(bp.name)
                 entries, missing = [None] * n, events.REDIS_ERROR
+        entries = withhold(bp, requests, entries)  # the holdback's units get the default, reason holdback
         rands = None
         if self._random_bits is not None:
             rands = [self._random_bits(64) for _ in range(n)]

@@ -220,7 +220,7 @@ class ServingPlan:
         self,
         requests: Sequence[tuple[str, Mapping[str, object]]],
         stamps: Sequence[int],
-        entries: Sequence[bytes | None],
+        entries: Sequence[bytes | str | None],
         rands: Sequence[int] | None = None,
         missing: str = events.UNKNOWN_UNIT,
         defaults: dict[str, int] | None = None,
@@ -228,7 +228,8 @@ class ServingPlan:
         """Decisions and their events for prefetched entries.
 
         A None entry is served the default with reason ``missing`` (the caller knows why:
-        no such unit, no policy, Redis failed); a corrupt entry (see :func:`decode_entry`,
+        no such unit, no policy, Redis failed), a str entry with that reason (the
+        holdback's units); a corrupt entry (see :func:`decode_entry`,
         or an action the blueprint does not have) is served the default with reason
         ``corrupt_entry``. ``defaults``, when given, counts default decisions by reason.
         """
@@ -243,7 +244,9 @@ class ServingPlan:
         # The body inlines decode_entry: a Python call per decision is a measurable share of its cost.
         for (unit_id, features), ts_ms, raw, decision_id in zip(requests, stamps, entries, decision_ids, strict=True):
             reason = missing
-            if raw is not None:
+            if raw.__class__ is str:  # the caller's reason for this unit (holdback)
+                reason = raw
+            elif raw is not None:
                 try:
                     doc = decode(raw)
                     greedy, scores = doc.a, doc.s

@@ -22,6 +22,7 @@ import numpy as np
 from looper_common.contracts.blueprint import Blueprint
 from looper_common.sdk.client import Decision, LooperClient
 from looper_common.simulate.arrival import Arrival
+from looper_common.simulate.faults import Faults, drop_entries
 from looper_common.simulate.oracle import oracle_path, write_oracle_table
 from looper_common.simulate.scenarios import Features, Scenario, get_scenario
 
@@ -69,6 +70,7 @@ class Simulator:
         oracle_dir: when set, each day's oracle table is written under it.
         chunk_size: decisions per ``get_decisions`` call.
         arrival: when observations are sent (lag, outage); default: as soon as due.
+        faults: faults to plant on given days (``simulate.faults``); none by default.
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class Simulator:
         oracle_dir: str | Path | None = None,
         chunk_size: int = 2000,
         arrival: Arrival | None = None,
+        faults: Faults | None = None,
     ) -> None:
         if users < 1 or seed < 0 or chunk_size < 1:
             raise ValueError("users and chunk_size must be positive and seed non-negative")
@@ -93,6 +96,8 @@ class Simulator:
         self.oracle_dir = Path(oracle_dir) if oracle_dir is not None else None
         self.chunk_size = chunk_size
         self.arrival = arrival or Arrival()
+        self.faults = faults or Faults()
+        self.faults.check(blueprint)
         self.unit_ids = [f"u{i:06d}" for i in range(users)]
         self.users = self.scenario.make_users(users, self._rng(_USERS_STREAM))
         # (ts_ms, sequence, decision_id, name, value): a min-heap on delivery time
@@ -110,6 +115,9 @@ class Simulator:
         begin = day_start_ms(the_date)
         rng = self._rng(_DAY_STREAM, day)
         features = self.scenario.daily_features(self.users, rng)
+        logged = self.faults.features(self.blueprint, day, features)  # what product code sends; the world is as is
+        drop_entries(self.client.redis, self.blueprint.name,
+                     self.faults.unpublished_units(self.blueprint.name, day, self.unit_ids))
         who, stamps = self._schedule(begin, rng)
         u = rng.random((len(who), len(self.scenario.delays))).tolist()
         z = rng.standard_normal((len(who), len(self.scenario.delays), 2)).tolist()
@@ -119,7 +127,7 @@ class Simulator:
         published = 0
         for lo in range(0, len(who), self.chunk_size):
             chunk = range(lo, min(lo + self.chunk_size, len(who)))
-            requests = [(self.unit_ids[who[i]], features[who[i]]) for i in chunk]
+            requests = [(self.unit_ids[who[i]], logged[who[i]]) for i in chunk]
             decisions = self.client.get_decisions(
                 self.blueprint.name, requests, ts=[stamps[i] for i in chunk]
             )
@@ -133,7 +141,7 @@ class Simulator:
                 self._queue_outcomes(decision, x, u[i], z[i])
                 rows.append((decision.decision_id, decision.unit_id, decision.ts, decision.action,
                              [rewards[a] for a in actions]))
-        sent = self._send_due(self.arrival.cutoff_ms(begin + DAY_MS))
+        sent = self._send_due(self.arrival.cutoff_ms(begin + DAY_MS), lost=self.faults.feedback_stopped(day))
         if self.oracle_dir is not None:
             path = oracle_path(self.oracle_dir, self.blueprint.name, the_date)
             write_oracle_table(path, actions, rows)
@@ -176,12 +184,14 @@ class Simulator:
             due = decision.ts + int(delay_s * 1000)
             heapq.heappush(self._queue, (due, self._sequence, decision.decision_id, name, value))
 
-    def _send_due(self, before_ms: int | None, batch: int = 5000) -> int:
-        """Send queued observations with ts < ``before_ms`` (all when None), oldest first."""
+    def _send_due(self, before_ms: int | None, batch: int = 5000, lost: bool = False) -> int:
+        """Send queued observations with ts < ``before_ms`` (all when None), oldest first; ``lost``: drop them."""
         due = []
         while self._queue and (before_ms is None or self._queue[0][0] < before_ms):
             ts, _, decision_id, name, value = heapq.heappop(self._queue)
             due.append((decision_id, {name: value}, ts))
+        if lost:
+            return 0
         for lo in range(0, len(due), batch):
             self.client.log_observations_batch(due[lo : lo + batch], blueprint=self.blueprint.name)
         return len(due)

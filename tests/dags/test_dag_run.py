@@ -21,7 +21,15 @@ from deltalake import DeltaTable
 
 from looper_common.contracts.blueprint import load_blueprints
 from looper_common.lake.engine import Lake
-from looper_common.lake.tables import ALIAS_HISTORY, BRONZE_DECISIONS, JOIN_STATS, SILVER_EXAMPLES
+from looper_common.lake.tables import (
+    ALIAS_HISTORY,
+    BRONZE_DECISIONS,
+    JOIN_STATS,
+    MONITOR_ALERTS,
+    MONITOR_DRIFT,
+    MONITOR_SERVING,
+    SILVER_EXAMPLES,
+)
 from looper_common.sdk.client import LooperClient
 from looper_common.simulate import Simulator
 from looper_common.training.registry import CHAMPION, model_name
@@ -99,7 +107,15 @@ def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client):
     tune_runs = [r for r in runs if r.data.tags.get("job") == "tune_policy"]
     assert len(tune_runs) == 1 + 16  # the parent and one nested run per trial
     artifacts = {a.path for r in runs for a in mlflow.MlflowClient().list_artifacts(r.info.run_id)}
-    assert {"report_policy.html", "pareto.png", "report_clicked.html"} <= artifacts
+    assert {"report_policy.html", "pareto.png", "report_clicked.html", "dashboard.html"} <= artifacts
+
+    # the monitor ran last: serving is healthy, the inputs did not drift, no alert on clean traffic
+    serving = {r["name"]: r["value"] for r in lake.read(MONITOR_SERVING).table.to_pylist()}
+    assert serving["decisions"] == 3000 and serving["replay_mismatch"] == serving["propensity_mismatch"] == 0
+    drift = [r for r in lake.read(MONITOR_DRIFT).table.to_pylist() if r["check"] == "feature_psi"]
+    assert len(drift) == 5 and all(r["value"] is not None and r["value"] < 0.1 for r in drift), drift
+    assert lake.read(MONITOR_ALERTS).table.num_rows == 0
+    assert f"monitor {BLUEPRINT} {run_date}: alerts 0" in result.stdout + result.stderr
 
     active = redis_client.get(f"looper:policy:{BLUEPRINT}:active").decode()
     assert active.startswith("20260302-m") and "-p" in active  # tuned params are part of the version

@@ -24,7 +24,7 @@ from looper_common.contracts.config import load_settings
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
 JOBS = ["ingest_events", "join_feedback", "validate_training_set", "train_models",
-        "evaluate_models", "tune_policy", "publish_policies"]
+        "evaluate_models", "tune_policy", "publish_policies", "monitor_blueprint"]
 RUN_DATE = "{{ params.run_date or ds }}"
 
 
@@ -67,7 +67,8 @@ def test_dag_shape(dagbag, blueprint):
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
     assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("0 0 * * *", "UTC")
     assert [t.task_id for t in dag.topological_sort()] == [*JOBS[:1], "wait_for_watermark", *JOBS[1:]]
-    assert all(task.retries == 2 for task in dag.tasks)
+    assert all(task.retries == 2 for task in dag.tasks if task.task_id != "monitor_blueprint")
+    assert dag.get_task("monitor_blueprint").retries == 0  # a critical alert fails once and notifies once
 
 
 def test_the_join_waits_for_the_watermark(dagbag, settings):

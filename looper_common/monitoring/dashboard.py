@@ -1,0 +1,157 @@
+"""A self-contained HTML page per blueprint and day: the last 28 days of the monitoring tables, plotted.
+
+Each plot is a matplotlib PNG embedded as base64, so the file opens anywhere (and as an
+MLflow artifact) without the lake: input drift per feature, label rates, the default
+share, feedback freshness, online reward per group with its interval, the holdback
+lift, and the alerts.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections import defaultdict
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.dates as mdates  # noqa: E402 (the backend is chosen first)
+import matplotlib.pyplot as plt  # noqa: E402
+
+from looper_common.contracts.blueprint import Blueprint  # noqa: E402
+from looper_common.lake.engine import Lake, blueprint_dates  # noqa: E402
+from looper_common.lake.tables import (  # noqa: E402
+    MONITOR_ALERTS,
+    MONITOR_DRIFT,
+    MONITOR_FRESHNESS,
+    MONITOR_ONLINE_VALUE,
+    MONITOR_SERVING,
+)
+
+DAYS = 28
+
+
+def _png(fig) -> str:
+    for ax in fig.axes:  # one tick per day at most, labelled by the day
+        ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=2, maxticks=10))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=72, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _series(rows: list[dict], check: str) -> dict[str, list[tuple[date, float]]]:
+    out: dict[str, list[tuple[date, float]]] = defaultdict(list)
+    for r in rows:
+        if r["check"] == check and r["value"] is not None:
+            out[r["subject"] or check].append((r["date"], r["value"]))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def _line_plot(title: str, series: dict[str, list[tuple[date, float]]], levels: dict[str, float | None]) -> str:
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    for name, points in sorted(series.items()):
+        ax.plot([d for d, _ in points], [v for _, v in points], marker="o", ms=3, label=name)
+    for name, level in levels.items():
+        if level is not None:
+            ax.axhline(level, ls="--", lw=1, color="red" if name == "critical" else "orange", label=name)
+    ax.set_title(title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left")
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
+def _interval_plot(title: str, rows: list[dict], names: list[str]) -> str:
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    for i, name in enumerate(names):
+        points = sorted((r["date"], r["mean"], r["lower"], r["upper"]) for r in rows
+                        if r["name"] == name and r["mean"] is not None)
+        if not points:
+            continue
+        days = [datetime.combine(p[0], time(4 * i)) for p in points]  # side by side, not on top of each other
+        means = [p[1] for p in points]
+        below = [p[1] - p[2] if p[2] == p[2] else 0 for p in points]
+        above = [p[3] - p[1] if p[3] == p[3] else 0 for p in points]
+        ax.errorbar(days, means, yerr=[below, above], fmt="o", ms=3, capsize=2, label=name)
+    if names == ["lift_over_holdback"]:
+        ax.axhline(0.0, color="grey", lw=1)
+    ax.set_title(title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left")
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
+def render_dashboard(lake: Lake, blueprint: Blueprint, run_date: date) -> str:
+    """The page's HTML for ``blueprint`` on ``run_date`` (the 28 days up to it)."""
+    filters = blueprint_dates(blueprint.name, run_date - timedelta(days=DAYS - 1), run_date)
+    drift = lake.read(MONITOR_DRIFT, filters=filters).table.to_pylist()
+    serving = lake.read(MONITOR_SERVING, filters=filters).table.to_pylist()
+    freshness = lake.read(MONITOR_FRESHNESS, filters=filters).table.to_pylist()
+    online = lake.read(MONITOR_ONLINE_VALUE, filters=filters).table.to_pylist()
+    alerts = lake.read(MONITOR_ALERTS, filters=[("date", ">=", filters[1][2]), ("date", "<=", run_date),
+                                                ("blueprint", "=", blueprint.name)]).table.to_pylist()
+    spec = blueprint.monitoring
+
+    def levels(check: str) -> dict[str, float | None]:
+        t = spec.threshold(check)
+        return {"warn": t.warn, "critical": t.critical}
+
+    plots = [
+        ("Input drift (PSI per feature)", _line_plot("feature PSI", _series(drift, "feature_psi"),
+                                                      levels("feature_psi"))),
+        ("Missing values per feature", _line_plot("missing share", _series(drift, "feature_missing"),
+                                                  levels("feature_missing"))),
+        ("Label rates (matured examples)", _line_plot("label rate", _series(drift, "label_rate"), {})),
+        ("Default share", _line_plot("share served the default", {
+            "unexpected": _series(serving, "default_share").get("default_share", []),
+            "all": _series(serving, "default_share_all").get("default_share_all", [])}, levels("default_share"))),
+        ("Feedback freshness", _line_plot("age of the newest observation (h)", _series(freshness, "feedback_age_h"),
+                                          levels("feedback_age_h"))),
+        ("Online reward (mean and 95% interval)", _interval_plot(
+            f"realized {blueprint.objectives.maximize}", online, ["policy", "default", "holdback"])),
+        ("Holdback lift", _interval_plot("policy minus holdback", online, ["lift_over_holdback"])),
+    ]
+    alert_rows = "".join(
+        f"<tr class='{html.escape(a['severity'])}'><td>{a['date']}</td><td>{html.escape(a['severity'])}</td>"
+        f"<td>{html.escape(a['check'])}</td><td>{html.escape(a['subject'] or '')}</td>"
+        f"<td>{a['value']:.4g}</td><td>{a['threshold']:.4g}</td></tr>"
+        for a in sorted(alerts, key=lambda a: (a["date"], a["check"]), reverse=True)
+    ) or "<tr><td colspan='6'>no alert in these 28 days</td></tr>"
+    promises = "".join(
+        f"<tr><td>{r['date']}</td><td>{html.escape(r['name'])}</td><td>{r['decisions']}</td>"
+        f"<td>{_fmt(r['mean'])} [{_fmt(r['lower'])}, {_fmt(r['upper'])}]</td>"
+        f"<td>{_fmt(r['ope_estimate'])} [{_fmt(r['ope_lower'])}, {_fmt(r['ope_upper'])}]</td></tr>"
+        for r in sorted(online, key=lambda r: r["date"], reverse=True) if r["ope_estimate"] is not None
+    ) or "<tr><td colspan='5'>no promoted version with an OPE estimate served yet</td></tr>"
+    figures = "".join(f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='data:image/png;base64,{p}'>"
+                      for t, p in plots)
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>Looper monitor: {html.escape(blueprint.name)} {run_date}</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:auto}} td,th{{padding:2px 8px}}
+tr.critical{{background:#fdd}} tr.warning{{background:#ffd}}</style></head><body>
+<h1>{html.escape(blueprint.name)}: monitor for {run_date}</h1>
+<p>Blueprint version {blueprint.version}; the 28 days up to {run_date}.</p>
+<h2>Alerts</h2><table><tr><th>date</th><th>severity</th><th>check</th><th>subject</th><th>value</th>
+<th>threshold</th></tr>{alert_rows}</table>
+{figures}
+<h2>Did the promise hold? Realized reward next to the OPE estimate at promotion</h2>
+<table><tr><th>date</th><th>version</th><th>decisions</th><th>realized</th><th>OPE (DR)</th></tr>{promises}</table>
+</body></html>"""
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{value:.4f}"
+
+
+def write_dashboard(lake: Lake, blueprint: Blueprint, run_date: date, folder: Path) -> Path:
+    """Write the page to ``<folder>/<blueprint>/<run_date>/dashboard.html``; returns its path."""
+    path = folder / blueprint.name / str(run_date) / "dashboard.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_dashboard(lake, blueprint, run_date))
+    return path

@@ -1,0 +1,69 @@
+"""Data flow: feedback freshness and delay, maturity, late/orphan/quarantined rates, streams and Redis memory."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import redis
+
+from looper_common.contracts import events
+from looper_common.monitoring.metrics import Metric
+
+
+def day_end(day: date) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
+
+
+def feedback_flow(
+    day: date, observation_ts: pa.ChunkedArray, decisions: int, observations_today: int,
+    examples: pa.Table, join_stats: pa.Table, quarantined: int,
+) -> list[Metric]:
+    """Freshness at the end of ``day`` and the join's rates.
+
+    ``observation_ts``: times of the observations of the last days (the newest sets the
+    age); ``examples``: silver examples matured on ``day``; ``join_stats``: its row of
+    ``monitoring/join_stats`` (none when the join has not run); ``quarantined``: the
+    blueprint's quarantined events dated ``day``.
+    """
+    newest = pc.max(observation_ts).as_py() if len(observation_ts) else None
+    age = None if newest is None else (day_end(day) - newest).total_seconds() / 3600
+    out = [Metric("feedback_age_h", age, None, f"newest observation {newest}"),
+           Metric("observations", float(observations_today))]
+    delays = pc.drop_null(examples["first_feedback_s"]).to_numpy(zero_copy_only=False) if examples.num_rows else []
+    for name, q in (("feedback_delay_median_s", 50), ("feedback_delay_p95_s", 95)):
+        out.append(Metric(name, float(np.percentile(delays, q)) if len(delays) else None))
+    if join_stats.num_rows:
+        row = join_stats.to_pylist()[0]
+        in_window, late = row["observations_in_window"], row["late_observations"]
+        seen = in_window + late + row["orphan_observations"] + row["early_observations"]
+        out.append(Metric("matured_decisions", float(row["matured_decisions"])))
+        out.append(Metric("matured_share", row["matured_decisions"] / decisions if decisions else None, None,
+                          "matured today / decided today"))
+        out.append(Metric("late_rate", late / (in_window + late) if in_window + late else None))
+        out.append(Metric("orphan_rate", row["orphan_observations"] / seen if seen else None))
+    events_today = decisions + observations_today
+    out.append(Metric("quarantine_rate", quarantined / (events_today + quarantined)
+                      if events_today + quarantined else None, None, f"{quarantined} quarantined"))
+    return out
+
+
+def redis_health(client: redis.Redis, blueprint: str) -> list[Metric]:
+    """The blueprint stream's length and ingestion lag, and Redis memory used (share of maxmemory)."""
+    stream = events.stream_key(blueprint)
+    out = [Metric("stream_length", float(client.xlen(stream)))]
+    groups = client.xinfo_groups(stream) if client.exists(stream) else []
+    for group in groups:
+        name = group["name"].decode() if isinstance(group["name"], bytes) else group["name"]
+        if name == events.INGEST_GROUP:
+            out.append(Metric("stream_pending", float(group["pending"])))
+            lag = group.get("lag")
+            out.append(Metric("stream_lag", None if lag is None else float(lag), None, "entries not yet read"))
+    memory = client.info("memory")
+    used, limit = float(memory["used_memory"]), float(memory.get("maxmemory", 0))
+    out.append(Metric("redis_memory_bytes", used))
+    out.append(Metric("redis_memory_share", used / limit if limit else None, None,
+                      "of maxmemory" if limit else "no maxmemory set"))
+    return out
