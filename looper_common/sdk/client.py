@@ -24,6 +24,7 @@ from looper_common.contracts import events, ids, policy_store
 from looper_common.contracts.blueprint import Blueprint, ExplorationSpec, load_blueprints
 from looper_common.sdk.active_policy import ActivePolicies
 from looper_common.sdk.decision_batch import Decision, ServingPlan, encode_decision_event
+from looper_common.sdk.online import OnlineModels
 from looper_common.sdk.redis_batches import BatchWriter
 from looper_common.sdk.requests import Compiled, LooperError, check_requests, compile_blueprint, observation_number
 
@@ -78,6 +79,7 @@ class LooperClient:
             redis_url, password=password, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
         )
         self._active = ActivePolicies(self.redis, pointer_ttl_s)
+        self._online = OnlineModels(self.redis)
         self._writer = BatchWriter(self.redis)
         self._unsent: deque[tuple[str, bytes]] = deque(maxlen=max_unsent)
         self.dropped_events = 0
@@ -104,14 +106,18 @@ class LooperClient:
         check_requests(compiled, requests)
         stamps = self._timestamps(ts, len(requests))
         version, override = self._active.get(bp.name)
+        mode = bp.serving.mode  # online/hybrid: the version's compact model scores (sdk/online.py)
+        online = self._online.get(bp.name, version) if mode != "lookup" and version is not None else None
         entries: list[bytes | None] = [None] * len(requests)
-        if version is not None and requests:
+        if version is not None and requests and (online is None or mode == "hybrid"):
             try:
                 prefix = policy_store.entry_key(bp.name, version, "")
                 keys = [prefix + str(u) for u, _ in requests]
                 entries = self.redis.mget(keys)
             except redis.RedisError as err:
                 log.warning("policy lookup for %s failed, serving the default: %s", bp.name, err)
+        if online is not None:
+            entries = online.entries(requests, entries)
         rands = None
         if self._random_bits is not None:
             rands = [self._random_bits(64) for _ in range(len(requests))]
