@@ -54,47 +54,80 @@ def _softmax(z: Sequence[float]) -> list[float]:
 
 
 def _inf(threshold: float | None) -> float:
-    return math.inf if threshold is None else threshold
+    return math.inf if threshold is None else float(threshold)
 
 
-def _hgb_tree(nodes: list) -> tuple:
-    return tuple((f, _inf(thr), bool(ml), left, right, value,
-                  frozenset(lc) if lc is not None else None, frozenset(kc) if kc is not None else None)
-                 for f, thr, ml, left, right, value, lc, kc in nodes)
+class _TreeCode:
+    """Trees compiled to one Python function of the input row: a nested conditional per tree.
+
+    A tree walked node by node costs a tuple unpack and an index per node; as generated
+    code each node is one comparison. Only numbers the document holds (checked as int or
+    float here) and names of constants (category sets, leaf vectors) enter the source.
+    A split sends a missing value (NaN) where scikit-learn does: ``not (v > t)`` is true
+    for NaN, ``v <= t`` is not.
+    """
+
+    def __init__(self) -> None:
+        self.constants: dict[str, object] = {"INF": math.inf}
+
+    def constant(self, value: object) -> str:
+        name = f"c{len(self.constants)}"
+        self.constants[name] = value
+        return name
+
+    @staticmethod
+    def number(value: float) -> str:
+        value = float(value)
+        return "INF" if value == math.inf else repr(value)
+
+    def hgb(self, nodes: list, i: int = 0) -> str:
+        f, thr, missing_left, left, right, value, left_codes, known_codes = nodes[i]
+        if int(f) < 0:
+            return self.number(value)
+        v, go_left, go_right = f"x[{int(f)}]", self.hgb(nodes, int(left)), self.hgb(nodes, int(right))
+        if left_codes is not None:
+            if missing_left:  # unknown categories count as missing
+                right_codes = frozenset(float(c) for c in known_codes) - {float(c) for c in left_codes}
+                return f"({go_right} if {v} in {self.constant(right_codes)} else {go_left})"
+            return f"({go_left} if {v} in {self.constant(frozenset(float(c) for c in left_codes))} else {go_right})"
+        test = f"not ({v} > {self.number(_inf(thr))})" if missing_left else f"{v} <= {self.number(_inf(thr))}"
+        return f"({go_left} if {test} else {go_right})"
+
+    def forest(self, tree: Mapping[str, list], values: list, i: int = 0) -> str:
+        left, right = tree["left"][i], tree["right"][i]
+        if left == -1:
+            return self.constant(tuple(values[i]))
+        v, thr = f"x[{int(tree['feature'][i])}]", self.number(_inf(tree["threshold"][i]))
+        test = f"not ({v} > {thr})" if tree["missing_left"][i] else f"{v} <= {thr}"
+        return f"({self.forest(tree, values, int(left))} if {test} else {self.forest(tree, values, int(right))})"
+
+    def function(self, lines: list[str]) -> object:
+        source = "def model(x):\n" + "".join(f"    {line}\n" for line in lines)
+        namespace = dict(self.constants)
+        exec(compile(source, "<compact model>", "exec"), namespace)  # noqa: S102 - generated from numbers only
+        return namespace["model"]
 
 
-def _walk_hgb(nodes: tuple, x: list[float]) -> float:
-    """One tree as scikit-learn's ``_predict_one_from_raw_data`` walks it."""
-    node = nodes[0]
-    while True:
-        f, thr, missing_left, left, right, value, left_codes, known_codes = node
-        if f < 0:
-            return value
-        v = x[f]
-        if v != v:
-            node = nodes[left if missing_left else right]
-        elif left_codes is not None:
-            if v in left_codes:
-                node = nodes[left]
-            elif v in known_codes:
-                node = nodes[right]
-            else:  # a category the trees never saw counts as missing
-                node = nodes[left if missing_left else right]
-        else:
-            node = nodes[left if v <= thr else right]
+def _hgb_function(baseline: list[float], iterations: list[list[list]]) -> object:
+    """raw[k] = baseline[k] + each iteration's tree k, added in scikit-learn's order."""
+    code = _TreeCode()
+    lines = [f"r{k} = {code.number(b)}" for k, b in enumerate(baseline)]
+    for trees in iterations:
+        lines += [f"r{k} += {code.hgb(tree)}" for k, tree in enumerate(trees)]
+    lines.append("return [" + ", ".join(f"r{k}" for k in range(len(baseline))) + "]")
+    return code.function(lines)
 
 
-def _walk_tree(tree: tuple, x: list[float]) -> list[float]:
-    """One decision tree of a forest as scikit-learn applies it (inputs as float32)."""
-    feature, threshold, lefts, rights, missing_left, values = tree
-    i = 0
-    while lefts[i] != -1:
-        v = x[feature[i]]
-        if v != v:
-            i = lefts[i] if missing_left[i] else rights[i]
-        else:
-            i = lefts[i] if _float32.unpack(_float32.pack(v))[0] <= threshold[i] else rights[i]
-    return values[i]
+def _forest_function(trees: list[Mapping[str, list]], leaf) -> object:
+    """The sum over trees of each leaf's (normalized) value vector, divided by the number of trees."""
+    code = _TreeCode()
+    width = len(trees[0]["value"][0])
+    lines = [f"s{k} = 0.0" for k in range(width)]
+    for tree in trees:
+        lines.append(f"t = {code.forest(tree, [leaf(v) for v in tree['value']])}")
+        lines += [f"s{k} += t[{k}]" for k in range(width)]
+    lines.append("return [" + ", ".join(f"s{k} / {len(trees)}" for k in range(width)) + "]")
+    return code.function(lines)
 
 
 class CompactModel:
@@ -116,12 +149,11 @@ class CompactModel:
             self.columns = model["columns"]
             codes = {name: {c: float(i) for i, c in enumerate(cats)} for name, cats in model["categories"].items()}
             self.codes = [codes.get(c) for c in self.columns]
+            self.action_at = self.columns.index("action")
         if self.kind == "hist_gbdt":
-            self.baseline = model["baseline"]
-            self.iterations = [[_hgb_tree(t) for t in trees] for trees in model["iterations"]]
+            self.trees = _hgb_function(model["baseline"], model["iterations"])
         elif self.kind == "forest":
-            self.trees = [(t["feature"], [_inf(v) for v in t["threshold"]], t["left"], t["right"], t["missing_left"],
-                           [self._leaf(v) for v in t["value"]]) for t in model["trees"]]
+            self.trees = _forest_function(model["trees"], self._leaf)
         elif self.kind == "linear":
             self.onehot = [(name, {c: i for i, c in enumerate(cats)}, len(cats)) for name, cats in model["onehot"]]
             self.scaled = model["scaled"]
@@ -144,7 +176,17 @@ class CompactModel:
             return NAN
         return float(raw)
 
-    def _outputs(self, features: Mapping[str, object], action: str) -> list[float]:
+    def _tree_row(self, features: Mapping[str, object]) -> list[float]:
+        """The encoded input of the tree kinds, shared by every action (its column is set per action)."""
+        x = []
+        for name, codes in zip(self.columns, self.codes, strict=True):
+            value = self._value(name, features, "")
+            x.append(codes.get(value, NAN) if codes is not None else value)
+        if self.kind == "forest":  # scikit-learn's trees compare float32 inputs
+            x = [_float32.unpack(_float32.pack(v))[0] for v in x]
+        return x
+
+    def _outputs(self, features: Mapping[str, object], action: str, row: list[float] | None = None) -> list[float]:
         """The estimator's outputs (probabilities or the value) for one model frame row."""
         if self.kind == "linear":
             x: list[float] = []
@@ -160,21 +202,11 @@ class CompactModel:
             raw = [sum(w * v for w, v in zip(row, x, strict=True)) + b
                    for row, b in zip(self.coef, self.intercept, strict=True)]
         else:
-            x = []
-            for name, codes in zip(self.columns, self.codes, strict=True):
-                value = self._value(name, features, action)
-                x.append(codes.get(value, NAN) if codes is not None else value)
-            if self.kind == "hist_gbdt":
-                raw = list(self.baseline)
-                for trees in self.iterations:
-                    for k, tree in enumerate(trees):
-                        raw[k] += _walk_hgb(tree, x)
-            else:
-                sums = None
-                for tree in self.trees:
-                    leaf = _walk_tree(tree, x)
-                    sums = list(leaf) if sums is None else [s + v for s, v in zip(sums, leaf, strict=True)]
-                return [s / len(self.trees) for s in sums]
+            x = list(row if row is not None else self._tree_row(features))
+            x[self.action_at] = self.codes[self.action_at].get(action, NAN)
+            raw = self.trees(x)
+            if self.kind == "forest":
+                return raw
         if self.link == "logistic":
             p = _sigmoid(raw[0])
             return [1.0 - p, p]
@@ -182,9 +214,9 @@ class CompactModel:
             return _softmax(raw)
         return raw
 
-    def score(self, features: Mapping[str, object], action: str) -> float:
+    def score(self, features: Mapping[str, object], action: str, row: list[float] | None = None) -> float:
         """``decision_science.policies.predict_scores`` of one row: P(1), the expected class or the value."""
-        out = self._outputs(features, action)
+        out = self._outputs(features, action, row)
         if self.task == "binary":
             return out[1]
         if self.task == "multiclass":
@@ -192,7 +224,8 @@ class CompactModel:
         return out[0]
 
     def scores(self, features: Mapping[str, object]) -> dict[str, float]:
-        return {action: self.score(features, action) for action in self.actions}
+        row = self._tree_row(features) if self.kind != "linear" else None
+        return {action: self.score(features, action, row) for action in self.actions}
 
     def choose(self, scores: Mapping[str, float]) -> str:
         """``policies.choose_actions`` for one unit."""
