@@ -212,6 +212,15 @@ class HoldbackSpec(_Strict):
     """Serve the default to a stable hashed share of units, to measure the policy's lift over it."""
 
     share: float = Field(gt=0.0, lt=1.0)
+class ServingSpec(_Strict):
+    """How the SDK decides (DESIGN.md §6).
+
+    ``lookup``: the unit's entry published in batch. ``online``: the champion's compact
+    form scores the request's features. ``hybrid``: online scoring, the unit's published
+    entry adding batch-only features, and the lookup alone when scoring is unavailable.
+    """
+
+    mode: Literal["lookup", "online", "hybrid"] = "lookup"
 
 
 class Blueprint(_Strict):
@@ -234,6 +243,7 @@ class Blueprint(_Strict):
     late_horizon: Duration = "7d"
     monitoring: MonitoringSpec = MonitoringSpec()
     holdback: HoldbackSpec | None = None
+    serving: ServingSpec = ServingSpec()
 
     @model_validator(mode="after")
     def _consistent(self) -> Blueprint:
@@ -258,7 +268,10 @@ class Blueprint(_Strict):
     @cached_property
     def version(self) -> str:
         """Content hash of the normalized blueprint (12 hex characters)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        content = self.model_dump(mode="json")
+        if self.serving == ServingSpec():  # the default serving leaves the versions of existing blueprints as they were
+            content.pop("serving")
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     @property

@@ -1,10 +1,12 @@
-"""Champion versus challenger on the newest held-out period, and the promotion rule.
+"""Champion versus challenger on the holdout, and the promotion rule.
 
-Both models are scored on the examples that matured on the run date (which neither
-was trained on): model metrics, the trivial baseline, and the product value of the
-policy each would produce, estimated off-policy on the logged decisions (IPS, SNIPS,
-DM, DR with intervals: ``looper_common.decision_science.ope``). The rule is code. ``gate: metric``: a
-challenger must beat the no-signal baseline and be no worse than the champion.
+Both models are scored on the holdout of ``training.splits.time_split`` (the examples
+matured on the run date, which no fit and no selection step of either model has read:
+each was fitted and selected on examples matured before its own run date): model
+metrics, the trivial baseline, and the product value of the policy each would
+produce, estimated off-policy on the logged decisions (IPS, SNIPS, DM, DR with
+intervals: ``looper_common.decision_science.ope``). The rule is code. ``gate: metric``:
+a challenger must beat the no-signal baseline and be no worse than the champion.
 ``gate: ope``: the lower bound of the challenger's estimated lift over the champion
 (over the logged policy when there is none) must exceed ``min_lift``. With ``mode:
 manual`` a reviewer moves the alias instead.

@@ -1,9 +1,11 @@
 """``evaluate_models`` for one blueprint and run date: every label's challenger judged, promoted or kept.
 
-The examples that matured on the run date are read in the background while MLflow,
-scikit-learn and matplotlib are imported. Per label, alias moves made by reviewers
-since the last run are recorded first; a label with a challenger that is not already
-the champion is then judged by ``label_evaluation.evaluate_label``.
+The examples of the training window are read in the background while MLflow,
+scikit-learn and matplotlib are imported; the holdout is ``splits.time_split``'s, the
+examples matured on the run date that ``train_models`` left out of every fit and every
+selection step. Per label, alias moves made by reviewers since the last run are
+recorded first; a label with a challenger that is not already the champion is then
+judged by ``label_evaluation.evaluate_label``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from looper_common.contracts.config import Settings
 from looper_common.jobrunner import in_background
 from looper_common.lake.engine import Lake
 from looper_common.training.examples import load_training_frame
+from looper_common.training.splits import time_split
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +51,15 @@ class EvaluationRun:
 
 
 def evaluate_models(
-    settings: Settings, lake: Lake, blueprint: Blueprint, run_date: date, *, n_bootstrap: int = 200
+    settings: Settings, lake: Lake, blueprint: Blueprint, run_date: date, *, n_bootstrap: int = 200,
+    lookback_days: int = 28,
 ) -> EvaluationRun:
-    """Judge each label's challenger against its champion on the examples matured on ``run_date``.
+    """Judge each label's challenger against its champion on the holdout of ``run_date``.
 
-    ``n_bootstrap`` is the number of OPE bootstrap resamples for the objective's label.
+    ``n_bootstrap`` is the number of OPE bootstrap resamples for the objective's label;
+    ``lookback_days`` is the training window (``train_models``'), which fixes the split.
     """
-    examples = in_background(lambda: load_training_frame(lake, blueprint, run_date, lookback_days=0), "examples")
+    examples = in_background(lambda: load_training_frame(lake, blueprint, run_date, lookback_days), "examples")
     # MLflow, scikit-learn, matplotlib: imported while the examples load
     from looper_common.decision_science.label_evaluation import evaluate_label
     from looper_common.training.registry import (
@@ -67,8 +72,7 @@ def evaluate_models(
     )
 
     configure_mlflow(settings, blueprint.name)
-    wide = examples.result().frame
-    holdout = wide[wide["matured_date"] == run_date]
+    holdout = time_split(examples.result().frame, run_date).holdout
     judged = []
     for label in blueprint.labels:
         name = model_name(blueprint.name, label.name)

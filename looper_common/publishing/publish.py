@@ -89,6 +89,7 @@ def publish_champion(
     :func:`load_units` already started in the background (see ``jobs/publish_policies.py``).
     """
     from looper_common.decision_science.policies import exploration_spec, policy_frame
+    from looper_common.publishing.compact_model import publish_for_serving
     from looper_common.publishing.units import load_units
     from looper_common.training.registry import load_model
 
@@ -112,5 +113,6 @@ def publish_champion(
     version = policy_version(run_date, model_version, blueprint, params)
     meta = {"model_uri": model_uri, "model_version": model_version, "run_date": run_date,
             "policy_params": json.dumps(dict(params or blueprint.policy.params), sort_keys=True)}
+    meta.update(publish_for_serving(client, blueprint, version, models, params, ttl_seconds=ttl_seconds))
     return publish_policy(client, blueprint, pd.concat(frames, ignore_index=True), version=version,
                           ttl_seconds=ttl_seconds, meta=meta, exploration=exploration_spec(blueprint, params))

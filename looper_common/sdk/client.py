@@ -33,6 +33,7 @@ from looper_common.sdk.connection import EvictionPolicyError, check_eviction_pol
 from looper_common.sdk.decision_batch import Decision, ServingPlan, encode_decision_event
 from looper_common.sdk.holdback import withhold
 from looper_common.sdk.outbox import Outbox, is_link_error
+from looper_common.sdk.online import OnlineModels
 from looper_common.sdk.redis_batches import BatchWriter
 from looper_common.sdk.requests import Compiled, LooperError, check_requests, compile_blueprint, observation_number
 from looper_common.sdk.stats import SdkStats
@@ -106,6 +107,7 @@ class LooperClient:
         self._outbox = Outbox(BatchWriter(self.redis), self._link, self._writes, max_unsent, resend_slice)
         self._stats = SdkStats(stats_interval_s)
         self._close_timeout_s = close_timeout_s
+        self._online = OnlineModels(self.redis)
         self._random_bits = random_bits
         self._eviction_checked = False
         try:
@@ -137,6 +139,7 @@ class LooperClient:
         stamps = self._timestamps(ts, len(requests))
         n = len(requests)
         entries: list[bytes | None] = [None] * n
+        online = None
         if not self._link.allow():  # Redis failed recently: do not ask it
             version, override = self._active.cached(bp.name)
             missing = events.CIRCUIT_OPEN
@@ -148,7 +151,10 @@ class LooperClient:
                 version, override = self._active.get(bp.name)
                 asked = asked or self._active.asked_redis
                 missing = events.NO_POLICY
-                if version is not None and requests:
+                mode = bp.serving.mode  # online/hybrid: the version's compact model scores (sdk/online.py)
+                if mode != "lookup" and version is not None:
+                    online = self._online.get(bp.name, version)
+                if version is not None and requests and (online is None or mode == "hybrid"):
                     prefix = policy_store.entry_key(bp.name, version, "")
                     entries = self.redis.mget([prefix + str(u) for u, _ in requests])
                     missing, asked = events.UNKNOWN_UNIT, True
@@ -161,7 +167,9 @@ class LooperClient:
                     bp.name, self._link.backoff_s, err,
                 )
                 version, override = self._active.cached(bp.name)
-                entries, missing = [None] * n, events.REDIS_ERROR
+                entries, missing, online = [None] * n, events.REDIS_ERROR, None
+        if online is not None:
+            entries = online.entries(requests, entries)
         entries = withhold(bp, requests, entries)  # the holdback's units get the default, reason holdback
         rands = None
         if self._random_bits is not None:

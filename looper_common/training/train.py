@@ -1,15 +1,17 @@
 """Train, tune and register one model per label of a blueprint.
 
-Time-based split: the examples that matured on the run date are the validation set
-(the newest period), older ones train. hyperopt's TPE picks the family and its
-parameters together, each trial a nested MLflow run under the job's parent run. The
-best model, fitted on the training part only, so that the newest period stays
-unseen for evaluation, is registered as ``looper.<blueprint>.<label>``; the job then
-points the ``challenger`` alias at it (recorded in the alias history).
+Time-based split (``splits.time_split``): candidates fit on the older examples,
+hyperopt's TPE picks the family and its parameters together on the validation slice
+(the newest matured date before the run date), each trial a nested MLflow run under
+the job's parent run. The winner is refitted on training and validation rows together
+and registered as ``looper.<blueprint>.<label>``; the job then points the
+``challenger`` alias at it (recorded in the alias history). The holdout (the
+examples matured on the run date), on which ``evaluate_models`` decides promotion, is
+read by no fit and no selection step here.
 
 The trainer depends on the policy type (``TRAINERS``): ``uplift`` blueprints fit the
 S-, T-, X- and DR-learners instead, each a nested run, and keep the one with the best
-Qini coefficient on the same newest period.
+Qini coefficient on the same validation slice.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from looper_common.training.examples import to_model_frame
 from looper_common.training.families import build_model, search_space
 from looper_common.training.metrics import LOSS, baseline_metrics, model_metrics, predict_for_metrics
 from looper_common.training.registry import model_name, versions_for_run
+from looper_common.training.splits import time_split
 from looper_common.training.uplift import LEARNERS, build_learner, treatment_propensity
 from looper_common.training.uplift_metrics import auuc, qini_coefficient, qini_curve, qini_figure
 
@@ -71,24 +74,20 @@ def git_sha(home: str) -> str:
         return "unknown"
 
 
-def time_split(wide: pd.DataFrame, run_date: date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train on examples matured before the run date, validate on the run date's."""
-    newest = wide["matured_date"] == run_date
-    if newest.all() or not newest.any():  # a single period: split it by time, 80/20
-        cut = int(len(wide) * 0.8)
-        return wide.iloc[:cut], wide.iloc[cut:]
-    return wide[~newest], wide[newest]
-
-
 def _labels_array(wide: pd.DataFrame, label: LabelSpec, task: str) -> np.ndarray:
     y = wide[label.name].to_numpy(dtype="float64")
     return (y > 0).astype(int) if task == "binary" else y
 
 
 def tune_label(
-    train: pd.DataFrame, valid: pd.DataFrame, blueprint: Blueprint, label: LabelSpec, *, seed: int
+    train: pd.DataFrame, valid: pd.DataFrame, blueprint: Blueprint, label: LabelSpec, *, seed: int,
+    refit_on: pd.DataFrame | None = None,
 ) -> tuple[object, dict, dict[str, float], dict[str, float]]:
-    """Search families and parameters with TPE; returns (model, params, metrics, baseline)."""
+    """Search families and parameters with TPE; returns (model, params, metrics, baseline).
+
+    The metrics are the winner's on ``valid``; with ``refit_on`` the returned model is the
+    winning family and parameters fitted again on those rows (else the trial's model).
+    """
     task = blueprint.model.task
     categorical = [f.name for f in blueprint.features if f.type == "category"] + ["action"]
     numeric = [f.name for f in blueprint.features if f.type != "category"]
@@ -128,11 +127,18 @@ def tune_label(
         )
     winner = trials.best_trial["result"]
     params = space_eval(space, best)
-    return fitted[winner["trial"]], params, winner["metrics"], baseline_metrics(task, y_train, y_valid)
+    model = fitted[winner["trial"]]
+    if refit_on is not None:
+        model = build_model(dict(params), task, categorical, numeric)
+        with warnings.catch_warnings(), threadpool_limits(limits=MODEL_THREADS, user_api="openmp"):
+            warnings.simplefilter("ignore")
+            model.fit(to_model_frame(refit_on, blueprint), _labels_array(refit_on, label, task))
+    return model, params, winner["metrics"], baseline_metrics(task, y_train, y_valid)
 
 
 def tune_uplift(
-    train: pd.DataFrame, valid: pd.DataFrame, blueprint: Blueprint, label: LabelSpec, *, seed: int
+    train: pd.DataFrame, valid: pd.DataFrame, blueprint: Blueprint, label: LabelSpec, *, seed: int,
+    refit_on: pd.DataFrame | None = None,
 ) -> tuple[object, dict, dict[str, float], dict[str, float]]:
     """Fit every uplift learner, keep the best Qini coefficient on ``valid``; as ``tune_label``.
 
@@ -176,7 +182,7 @@ def tune_uplift(
             mlflow.log_params({"learner": name, "base_family": family})
             mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         fitted[name], scored[name], effects[f"{name}-learner"] = learner, metrics, tau
-    figure = qini_figure(effects, treated, y_valid, e_valid, title=f"Qini curve: {label.name} (held-out)")
+    figure = qini_figure(effects, treated, y_valid, e_valid, title=f"Qini curve: {label.name} (validation)")
     mlflow.log_figure(figure, f"qini_{label.name}.png")
     plt.close(figure)
     best = max(scored, key=lambda n: scored[n]["qini_coefficient"])
@@ -186,7 +192,12 @@ def tune_uplift(
     params = {"family": f"uplift_{best}", "learner": best, "base_family": family}
     log.info("%s: uplift learners by Qini %s; keeping %s",
              label.name, {n: round(m["qini_coefficient"], 5) for n, m in scored.items()}, best)
-    return fitted[best], params, scored[best], baseline
+    model = fitted[best]
+    if refit_on is not None:
+        model = build_learner(best, actions, task, categorical, numeric, family)
+        model.fit(to_model_frame(refit_on, blueprint), _labels_array(refit_on, label, task),
+                  refit_on["propensity"].to_numpy(dtype="float64"))
+    return model, params, scored[best], baseline
 
 
 # How each policy type's models are trained; anything not listed uses tune_label.
@@ -230,9 +241,14 @@ def register_model(
 def train_blueprint(
     wide: pd.DataFrame, blueprint: Blueprint, run_date: date, tags: dict[str, str], *, force: bool = False
 ) -> list[TrainResult]:
-    """Tune and register a model per label inside the active parent run; skips labels already done."""
-    train, valid = time_split(wide, run_date)
-    mlflow.log_params({"train_rows": len(train), "valid_rows": len(valid), "run_date": str(run_date)})
+    """Tune and register a model per label inside the active parent run; skips labels already done.
+
+    The holdout of ``splits.time_split`` is left out of every fit and every selection.
+    """
+    split = time_split(wide, run_date)
+    train, valid = split.train, split.valid
+    mlflow.log_params({"train_rows": len(train), "valid_rows": len(valid), "holdout_rows": len(split.holdout),
+                       "run_date": str(run_date)})
     results = []
     for label in blueprint.labels:
         name = model_name(blueprint.name, label.name)
@@ -243,7 +259,7 @@ def train_blueprint(
         try:
             trainer = TRAINERS.get(blueprint.policy.type, tune_label)
             model, params, metrics, baseline = trainer(
-                train, valid, blueprint, label, seed=run_date.toordinal()
+                train, valid, blueprint, label, seed=run_date.toordinal(), refit_on=split.fit
             )
         except TrainingError as err:
             log.warning("no model for %s: %s", name, err)
@@ -254,7 +270,7 @@ def train_blueprint(
             **{f"valid.{k}": f"{v:.6g}" for k, v in metrics.items()},
             **{f"baseline.{k}": f"{v:.6g}" for k, v in baseline.items()},
         }
-        version = register_model(model, to_model_frame(train, blueprint), blueprint, label, version_tags)
+        version = register_model(model, to_model_frame(split.fit, blueprint), blueprint, label, version_tags)
         log.info("%s v%s (%s): %s (baseline %s)", name, version, params["family"], metrics, baseline)
         results.append(TrainResult(label.name, name, version, params["family"], params, metrics, baseline))
     return results

@@ -88,7 +88,7 @@ def test_each_stage_returns_what_it_did_and_a_rerun_changes_nothing(lake, settin
     assert f"{NAME} v1" in trained.summary()
     assert train_models(settings, lake, BP, RUN_DATE, lookback_days=DAYS).challengers == ()
 
-    evaluated = evaluate_models(settings, lake, BP, RUN_DATE, n_bootstrap=20)
+    evaluated = evaluate_models(settings, lake, BP, RUN_DATE, n_bootstrap=20, lookback_days=DAYS)
     assert evaluated.holdout_rows == PER_DAY
     [label] = evaluated.labels
     assert (label.model, label.challenger, label.champion, label.outcome) == (NAME, "1", None, "promoted")
@@ -98,7 +98,7 @@ def test_each_stage_returns_what_it_did_and_a_rerun_changes_nothing(lake, settin
     evaluation = next(r for r in runs if r.info.run_name == f"evaluate clicked {RUN_DATE}")
     assert {"report_clicked.html", "evaluation_clicked.png"} <= {
         a.path for a in client.list_artifacts(evaluation.info.run_id)}
-    [again] = evaluate_models(settings, lake, BP, RUN_DATE, n_bootstrap=20).labels
+    [again] = evaluate_models(settings, lake, BP, RUN_DATE, n_bootstrap=20, lookback_days=DAYS).labels
     assert (again.outcome, again.reason) == ("skipped", "no new challenger")
 
     tuned = tune_policy(settings, lake, BP, RUN_DATE, max_evals=4, n_bootstrap=20)

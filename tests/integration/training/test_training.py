@@ -20,7 +20,8 @@ from looper_common.decision_science.evaluation import (
 )
 from looper_common.training.examples import to_model_frame
 from looper_common.training.registry import model_name
-from looper_common.training.train import MODEL_REQUIREMENTS, TrainingError, time_split, train_blueprint, tune_label
+from looper_common.training.splits import time_split
+from looper_common.training.train import MODEL_REQUIREMENTS, TrainingError, train_blueprint, tune_label
 from tests.conftest import make_blueprint
 
 pytestmark = pytest.mark.integration
@@ -79,11 +80,23 @@ def only_clicked():
     )
 
 
-def test_time_split_validates_on_the_run_date():
-    wide = synthetic_wide(600, signal=True)
-    train, valid = time_split(wide, RUN_DATE)
-    assert set(valid["matured_date"]) == {RUN_DATE}
-    assert train["ts"].max() < valid["ts"].min()
+def test_no_fit_and_no_selection_step_reads_the_holdout(tracking):
+    # every holdout row carries a feature value that does not parse as a number: any fit,
+    # trial or prediction over one of them raises, so training succeeds only without them
+    blueprint = only_clicked()
+    wide = synthetic_wide(3000, signal=True)
+    split = time_split(wide, RUN_DATE)
+    assert set(split.holdout["matured_date"]) == {RUN_DATE} and len(split.holdout) > 500
+    poisoned = wide.astype({"recency": "object"})
+    poisoned.loc[poisoned["matured_date"] == RUN_DATE, "recency"] = "holdout"
+    with pytest.raises(ValueError):
+        to_model_frame(poisoned, blueprint)
+    with mlflow.start_run(run_name="train") as parent:
+        [result] = train_blueprint(poisoned, blueprint, RUN_DATE, {"blueprint_version": blueprint.version})
+    assert result.metrics["roc_auc"] > 0.7
+    params = mlflow.get_run(parent.info.run_id).data.params
+    assert int(params["holdout_rows"]) == len(split.holdout)
+    assert int(params["train_rows"]) + int(params["valid_rows"]) == len(wide) - len(split.holdout)
 
 
 def test_planted_signal_is_recovered_registered_and_promotable(tracking):
@@ -115,7 +128,7 @@ def test_planted_signal_is_recovered_registered_and_promotable(tracking):
     assert sorted(line.split("==")[0] for line in requirements.split()) == sorted(MODEL_REQUIREMENTS)
     assert f"scikit-learn=={sklearn.__version__}" in requirements.split()
     model = mlflow.sklearn.load_model(model_uri)
-    _, holdout = time_split(wide, RUN_DATE)
+    holdout = time_split(wide, RUN_DATE).holdout
     label = blueprint.labels[0]
     metrics = label_metrics(model, holdout, blueprint, label)
     verdict = promotion_decision(blueprint, metrics, None, holdout_baseline(holdout, blueprint, label))
@@ -138,7 +151,8 @@ def test_a_class_needs_two_training_rows_for_hist_gbdt(tracking):
         labels=[{"name": "clicked", "observation": "click", "window": "1h"}],
         model={"task": "binary", "families": ["hist_gbdt"], "tuning": {"max_evals": 1}},
     )
-    train, valid = time_split(synthetic_wide(600, signal=True), RUN_DATE)
+    split = time_split(synthetic_wide(600, signal=True), RUN_DATE)
+    train, valid = split.train, split.valid
     train = train.assign(clicked=0.0)
     train.loc[train.index[5], "clicked"] = 1.0
     with pytest.raises(TrainingError, match="1 training row of its rarest class"):
@@ -163,7 +177,7 @@ def test_pure_noise_is_not_promoted(tracking):
     assert sorted(line.split("==")[0] for line in requirements.split()) == sorted(MODEL_REQUIREMENTS)
     assert f"scikit-learn=={sklearn.__version__}" in requirements.split()
     model = mlflow.sklearn.load_model(model_uri)
-    _, holdout = time_split(wide, RUN_DATE)
+    holdout = time_split(wide, RUN_DATE).holdout
     label = blueprint.labels[0]
     verdict = promotion_decision(
         blueprint,

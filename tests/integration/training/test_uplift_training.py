@@ -24,7 +24,8 @@ from looper_common.publishing.redis_policy import publish_policy
 from looper_common.sdk.client import LooperClient
 from looper_common.simulate.scenarios import get_scenario
 from looper_common.training.examples import to_model_frame
-from looper_common.training.train import time_split, train_blueprint
+from looper_common.training.splits import time_split
+from looper_common.training.train import train_blueprint
 from looper_common.training.uplift import LEARNERS, UpliftLearner, treatment_propensity
 from looper_common.training.uplift_metrics import pehe, qini_curve
 from tests.conftest import ROOT
@@ -128,7 +129,7 @@ def test_chosen_learner_beats_a_constant_effect_and_its_policy_beats_treat_all_a
     model = mlflow.sklearn.load_model(f"models:/{result.model_name}/{result.version}")
     tau_true = (evaluation["reward_treat"] - evaluation["reward_control"]).to_numpy()
     tau_hat = model.predict_uplift(to_model_frame(evaluation.assign(action="control"), BP))
-    train, _ = time_split(trained["wide"], RUN_DATE)
+    train = time_split(trained["wide"], RUN_DATE).fit
     treated = (train["action"] == "treat").to_numpy()
     e = treatment_propensity(train["action"].to_numpy(), train["propensity"].to_numpy(), "treat")
     ate = qini_curve(np.zeros(len(train)), treated, train["purchased"].to_numpy(), e)[1][-1]  # IPW estimate
@@ -190,7 +191,7 @@ def test_without_a_randomized_treatment_arm_no_uplift_model_is_registered(traine
 def test_evaluation_values_the_uplift_policy_net_of_cost_and_plots_its_qini_curve(trained) -> None:
     result = trained["result"]
     model = mlflow.sklearn.load_model(f"models:/{result.model_name}/{result.version}")
-    _, holdout = time_split(trained["wide"], RUN_DATE)
+    holdout = time_split(trained["wide"], RUN_DATE).holdout
     ope_result = evaluate_policies(holdout, BP, {"challenger": (model, None)}, reward_model=model,
                                    label="purchased", n_bootstrap=100)
     treated = (holdout["action"] == "treat").to_numpy()
