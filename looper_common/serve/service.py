@@ -1,0 +1,96 @@
+"""What the endpoints do: check the token's scope, then call the SDK (off the event loop).
+
+Every decision and observation goes through the one ``LooperClient`` of the process
+(its checks, exploration, events and retry buffer); its calls are blocking redis-py,
+so they run in the threadpool and the event loop keeps accepting requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.concurrency import run_in_threadpool
+
+from looper_common.contracts import ids
+from looper_common.contracts.blueprint import Blueprint
+from looper_common.sdk import Decision, LooperClient, LooperError
+from looper_common.serve.schemas import DecisionBatchRequest, DecisionRequest, ObservationRequest
+
+
+class Forbidden(Exception):
+    """A valid token used for a blueprint outside its scope."""
+
+
+class BadRequest(LooperError):
+    """Input the SDK refused, with the request field it is about."""
+
+    def __init__(self, field: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class DecisionService:
+    """The SDK client, the blueprints it knows and their decision-id tags."""
+
+    def __init__(self, client: LooperClient, blueprints: Mapping[str, Blueprint]) -> None:
+        self.client = client
+        self.blueprints = dict(blueprints)
+        self._by_tag = {ids.blueprint_tag(name): name for name in self.blueprints}
+
+    def _allow(self, blueprint: str, scope: frozenset[str] | None) -> None:
+        if scope is not None and blueprint not in scope:
+            raise Forbidden(f"this token may not use blueprint {blueprint!r}")
+        if blueprint not in self.blueprints:
+            known = ", ".join(sorted(self.blueprints)) or "none"
+            raise BadRequest(("blueprint",), f"unknown blueprint {blueprint!r} (known: {known})")
+
+    async def decide(self, body: DecisionRequest, scope: frozenset[str] | None) -> Decision:
+        self._allow(body.blueprint, scope)
+        try:
+            return await run_in_threadpool(
+                self.client.get_decision, body.blueprint, body.unit_id, body.features, ts=body.ts
+            )
+        except LooperError as err:
+            raise BadRequest(("features",), str(err)) from None
+
+    async def decide_batch(self, body: DecisionBatchRequest, scope: frozenset[str] | None) -> list[Decision]:
+        self._allow(body.blueprint, scope)
+        requests = [(item.unit_id, item.features) for item in body.requests]
+        stamps = [item.ts for item in body.requests]
+        try:
+            return await run_in_threadpool(self.client.get_decisions, body.blueprint, requests, ts=stamps)
+        except LooperError as err:
+            raise BadRequest(("requests",), str(err)) from None
+
+    async def observe(self, body: ObservationRequest, scope: frozenset[str] | None) -> int:
+        blueprint = body.blueprint or self._issuer(body.decision_id)
+        self._allow(blueprint, scope)
+        try:
+            await run_in_threadpool(
+                self.client.log_observations, body.decision_id, body.observations, ts=body.ts, blueprint=blueprint
+            )
+        except LooperError as err:
+            raise BadRequest(("observations",), str(err)) from None
+        return len(body.observations)
+
+    def _issuer(self, decision_id: str) -> str:
+        """The blueprint whose tag the decision id carries (the SDK's own rule)."""
+        try:
+            return self._by_tag[ids.tag_of(decision_id)]
+        except (KeyError, ValueError):
+            raise BadRequest(
+                ("decision_id",),
+                f"decision id {decision_id!r} was not issued for any blueprint this server knows; "
+                "pass blueprint explicitly",
+            ) from None
+
+    async def ready(self) -> bool:
+        """Whether Redis answers a PING within the client's socket timeout."""
+        try:
+            return bool(await run_in_threadpool(self.client.redis.ping))
+        except Exception:  # noqa: BLE001 - any failure to reach Redis means not ready
+            return False
+
+    async def flush(self) -> int:
+        """Send events the SDK kept for retry; returns how many are still unsent."""
+        return await run_in_threadpool(self.client.flush)
