@@ -2,19 +2,21 @@
 
 Middleware order, outermost first: the request log (so 401s are logged too), then the
 bearer-token check, then FastAPI's routing and body validation. Error bodies follow
-FastAPI's: 422 ``{"detail": [{"loc", "msg", "type"}]}`` naming the field, 401/403
-``{"detail": "..."}``.
+FastAPI's: 422 ``{"detail": [{"loc", "msg", "type"}]}`` naming the field (the input is
+not echoed back), 401/403 ``{"detail": "..."}``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import msgspec
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
 
 from looper_common import __version__
 from looper_common.contracts.blueprint import Blueprint
@@ -46,6 +48,11 @@ def _json(body: object, status: int = 200) -> Response:
     return Response(_encode(body), status_code=status, media_type="application/json")
 
 
+def _ascii_json(body: object, status: int) -> Response:
+    """An error body as ASCII JSON: it may quote input that UTF-8 cannot carry (a lone surrogate)."""
+    return Response(json.dumps(body, default=str).encode(), status_code=status, media_type="application/json")
+
+
 def create_app(client: LooperClient, blueprints: Mapping[str, Blueprint], tokens: TokenTable) -> FastAPI:
     """The HTTP API over ``client`` for ``blueprints``, open to ``tokens``."""
     service = DecisionService(client, blueprints)
@@ -72,14 +79,18 @@ def create_app(client: LooperClient, blueprints: Mapping[str, Blueprint], tokens
     def token_scope(request: Request) -> frozenset[str] | None:
         return request.scope["state"][SCOPE_KEY]
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(request: Request, err: RequestValidationError) -> Response:
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in err.errors()]
+        return _ascii_json({"detail": detail}, 422)
+
     @app.exception_handler(BadRequest)
-    async def bad_request(request: Request, err: BadRequest) -> JSONResponse:
-        detail = [{"loc": ["body", *err.field], "msg": str(err), "type": "value_error"}]
-        return JSONResponse({"detail": detail}, status_code=422)
+    async def bad_request(request: Request, err: BadRequest) -> Response:
+        return _ascii_json({"detail": [{"loc": ["body", *err.field], "msg": str(err), "type": "value_error"}]}, 422)
 
     @app.exception_handler(Forbidden)
-    async def forbidden(request: Request, err: Forbidden) -> JSONResponse:
-        return JSONResponse({"detail": str(err)}, status_code=403)
+    async def forbidden(request: Request, err: Forbidden) -> Response:
+        return _ascii_json({"detail": str(err)}, 403)
 
     @app.post("/v1/decisions", response_model=DecisionOut, responses=_AUTH_ERRORS, tags=["decisions"])
     async def decide(body: DecisionRequest, request: Request) -> Response:
