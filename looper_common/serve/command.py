@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 DESCRIPTION = """\
@@ -88,5 +89,12 @@ def run(args: argparse.Namespace) -> int:
         app, host=args.host, port=args.port, log_config=None, access_log=False, server_header=False,
         timeout_graceful_shutdown=args.graceful_timeout, lifespan="on",
     )
-    uvicorn.Server(config).run()
+    # uvicorn handles SIGTERM/SIGINT itself (a graceful stop), then re-raises the signal
+    # to the handler it found: this one, so the exit code says whether events were lost.
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 1 if app.state.unsent_at_stop else 0
