@@ -21,8 +21,9 @@ from fastapi.responses import Response
 from looper_common import __version__
 from looper_common.contracts.blueprint import Blueprint
 from looper_common.sdk import LooperClient
-from looper_common.serve.auth import OPEN_PATHS, SCOPE_KEY, BearerAuth
+from looper_common.serve.auth import SCOPE_KEY, BearerAuth
 from looper_common.serve.logs import RequestLog
+from looper_common.serve.openapi import build_document
 from looper_common.serve.schemas import (
     DecisionBatchOut,
     DecisionBatchRequest,
@@ -120,22 +121,7 @@ def create_app(client: LooperClient, blueprints: Mapping[str, Blueprint], tokens
             return _json({"status": "ready", "dropped_events": client.dropped_events})
         return _json({"status": "redis unavailable", "dropped_events": client.dropped_events}, status=503)
 
-    app.openapi = lambda: _with_bearer(app)  # type: ignore[method-assign]
+    app.openapi = lambda: build_document(app, service.blueprints)  # type: ignore[method-assign]
     app.add_middleware(BearerAuth, tokens=tokens)
     app.add_middleware(RequestLog)
     return app
-
-
-def _with_bearer(app: FastAPI) -> dict[str, object]:
-    """FastAPI's document plus the bearer scheme on every path that needs a token."""
-    if app.openapi_schema is None:
-        from fastapi.openapi.utils import get_openapi
-
-        doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        doc.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
-        for path, operations in doc["paths"].items():
-            if path not in OPEN_PATHS:
-                for operation in operations.values():
-                    operation["security"] = [{"bearer": []}]
-        app.openapi_schema = doc
-    return app.openapi_schema

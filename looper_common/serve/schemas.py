@@ -3,14 +3,27 @@
 The shapes follow the SDK call they map to: ``features`` and observation values keep
 their JSON types (true/false, integers, numbers, strings), which the SDK then checks
 against the blueprint exactly as it checks a Python caller's. ``ts`` is epoch
-milliseconds (UTC), the SDK's own unit; omitted, it is the time of the request.
+milliseconds (UTC), the SDK's own unit; omitted, it is the time of the request. JSON has
+one number type, so an integral number (``3.0``) counts as an integer wherever an
+integer is asked for (``ts``, ``int`` features: see ``service``).
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+)
+from pydantic.types import Strict
 
 MAX_BATCH = 1_000  # decisions per batch request: one MGET and one stream script call
 
@@ -24,10 +37,19 @@ def _utf8(text: str) -> str:
     return text
 
 
+def _integral(value: object) -> object:
+    """JSON has one number type: 1.0 is the integer 1 (as JSON Schema's "integer" says)."""
+    if type(value) is float and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
 Text = Annotated[StrictStr, AfterValidator(_utf8)]
 FeatureValue = StrictBool | StrictInt | StrictFloat | Annotated[StrictStr, AfterValidator(_utf8)]
 ObservationValue = StrictBool | StrictInt | StrictFloat
-EpochMs = Annotated[StrictInt, Field(ge=0, lt=1 << 48, description="epoch milliseconds, UTC")]
+EpochMs = Annotated[
+    int, Strict(), Field(ge=0, lt=1 << 48, description="epoch milliseconds, UTC"), BeforeValidator(_integral)
+]
 
 
 class _Body(BaseModel):

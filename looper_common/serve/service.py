@@ -36,6 +36,17 @@ class DecisionService:
         self.client = client
         self.blueprints = dict(blueprints)
         self._by_tag = {ids.blueprint_tag(name): name for name in self.blueprints}
+        self._int_features = {
+            name: tuple(f.name for f in bp.features if f.type == "int") for name, bp in self.blueprints.items()
+        }
+
+    def _as_json_ints(self, blueprint: str, features: dict[str, object]) -> dict[str, object]:
+        """``features`` with an integral float (JSON ``3.0``) of an ``int`` feature as that int."""
+        for name in self._int_features[blueprint]:
+            value = features.get(name)
+            if type(value) is float and value.is_integer() and abs(value) < 2**53:
+                features[name] = int(value)
+        return features
 
     def _allow(self, blueprint: str, scope: frozenset[str] | None) -> None:
         if scope is not None and blueprint not in scope:
@@ -48,14 +59,15 @@ class DecisionService:
         self._allow(body.blueprint, scope)
         try:
             return await run_in_threadpool(
-                self.client.get_decision, body.blueprint, body.unit_id, body.features, ts=body.ts
+                self.client.get_decision, body.blueprint, body.unit_id,
+                self._as_json_ints(body.blueprint, body.features), ts=body.ts,
             )
         except LooperError as err:
             raise BadRequest(("features",), str(err)) from None
 
     async def decide_batch(self, body: DecisionBatchRequest, scope: frozenset[str] | None) -> list[Decision]:
         self._allow(body.blueprint, scope)
-        requests = [(item.unit_id, item.features) for item in body.requests]
+        requests = [(item.unit_id, self._as_json_ints(body.blueprint, item.features)) for item in body.requests]
         stamps = [item.ts for item in body.requests]
         try:
             return await run_in_threadpool(self.client.get_decisions, body.blueprint, requests, ts=stamps)
