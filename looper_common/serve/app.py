@@ -34,7 +34,7 @@ from looper_common.serve.schemas import (
     ObservationRequest,
     Problem,
 )
-from looper_common.serve.service import BadRequest, DecisionService, Forbidden
+from looper_common.serve.service import BadRequest, DecisionService, Forbidden, SdkCalls
 from looper_common.serve.tokens import TokenTable
 
 log = logging.getLogger("looper.serve")
@@ -54,9 +54,11 @@ def _ascii_json(body: object, status: int) -> Response:
     return Response(json.dumps(body, default=str).encode(), status_code=status, media_type="application/json")
 
 
-def create_app(client: LooperClient, blueprints: Mapping[str, Blueprint], tokens: TokenTable) -> FastAPI:
-    """The HTTP API over ``client`` for ``blueprints``, open to ``tokens``."""
-    service = DecisionService(client, blueprints)
+def create_app(
+    client: LooperClient, blueprints: Mapping[str, Blueprint], tokens: TokenTable, sdk_calls: SdkCalls = "inline"
+) -> FastAPI:
+    """The HTTP API over ``client`` for ``blueprints``, open to ``tokens`` (``sdk_calls``: see ``service``)."""
+    service = DecisionService(client, blueprints, sdk_calls)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

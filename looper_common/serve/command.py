@@ -56,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of blueprint YAML files (default: the settings' blueprints_dir)")
     parser.add_argument("--graceful-timeout", type=int, default=10,
                         help="seconds to let requests in flight finish on shutdown (default 10)")
+    parser.add_argument("--sdk-calls", choices=["inline", "thread"], default="inline",
+                        help="run the SDK's Redis calls on the event loop (inline, the cheapest per request) or "
+                             "in a threadpool (keeps serving while Redis hangs, for about twice the CPU); "
+                             "default inline")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="log level; 'warning' drops the per-request lines (default info)")
 
@@ -84,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"looper serve: error: {ENV_VAR} scopes tokens to unknown blueprint(s) {typos}", file=sys.stderr)
         return 2
     configure_logging(args.log_level)
-    app = create_app(client, blueprints, tokens)
+    app = create_app(client, blueprints, tokens, args.sdk_calls)
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_config=None, access_log=False, server_header=False,
         timeout_graceful_shutdown=args.graceful_timeout, lifespan="on",
