@@ -159,6 +159,14 @@ def main() -> int:
         "keep-alive). Goal: p99 < 5 ms at 1,000 req/s — "
         + ("met." if met else f"not met ({http['p99_ms']:.2f} ms, {http['errors']} errors).")
     )
+    if sdk["p50_ms"] > 1.0:  # the SDK alone could not keep to the schedule: the machine is saturated
+        body += (f"\n\nThe SDK in process, one call at a time, fell behind the schedule itself (p50 "
+                 f"{sdk['p50_ms']:.0f} ms): the machine was saturated by other work during this run "
+                 f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores), so the latencies measure "
+                 "that load; the CPU per request is the comparable figure.")
+    errors = http.get("errors_by_status")
+    if errors:
+        body += f" Failed requests of the default run by status (-1: timeout or transport error): {errors}."
     print(body)
     if C.docs_wanted(args):
         C.write_section("serve", "`looper serve`: decisions over HTTP at a fixed rate", body)

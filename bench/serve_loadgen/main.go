@@ -48,7 +48,9 @@ func main() {
 			req.Header.Set("Authorization", "Bearer "+*token)
 			req.Header.Set("Content-Type", "application/json")
 			resp, err := client.Do(req)
-			if err == nil {
+			if err != nil {
+				status[i] = -1 // transport error or the client's 5 s timeout
+			} else {
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				status[i] = resp.StatusCode
@@ -58,10 +60,11 @@ func main() {
 	}
 	sendEnd := time.Now()
 	wg.Wait()
-	counted, errors := []float64{}, 0
+	counted, errors, byStatus := []float64{}, 0, map[string]int{}
 	for i := skip; i < total; i++ {
 		if status[i] != 200 {
 			errors++
+			byStatus[fmt.Sprint(status[i])]++
 			continue
 		}
 		counted = append(counted, lat[i])
@@ -82,7 +85,7 @@ func main() {
 	}
 	sent := sendEnd.Sub(start.Add(time.Duration(skip) * interval)).Seconds()
 	out := map[string]any{
-		"requests": total - skip, "ok": len(counted), "errors": errors,
+		"requests": total - skip, "ok": len(counted), "errors": errors, "errors_by_status": byStatus,
 		"offered_rps": float64(*rate), "achieved_rps": float64(len(counted)) / sent,
 		"p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99), "p999_ms": pct(99.9), "max_ms": pct(100),
 	}
