@@ -17,6 +17,7 @@ import bench_ingest
 import bench_join
 import bench_ope
 import bench_publish
+import serve_decisions
 
 BENCHMARKS = {
     "get_decision": bench_get_decision.main,
@@ -24,6 +25,7 @@ BENCHMARKS = {
     "join": bench_join.main,
     "ope": bench_ope.main,
     "publish": bench_publish.main,
+    "serve": serve_decisions.main,
     "dag": bench_dag.main,  # last: the whole DAG on 1M decisions, the longest
 }
 

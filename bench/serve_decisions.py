@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import _common as C
@@ -127,14 +128,14 @@ def over_http(url: str, rate: int, seconds: float, warmup: float, workdir: Path,
         log.close()
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=int, default=1000, help="requests per second (default 1000)")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds (default 20)")
     parser.add_argument("--quick", action="store_true", help="5 s, docs not updated")
     parser.add_argument("--redis-url", default=None, help="an empty Redis database (default: a throwaway one)")
     C.add_docs_option(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     seconds = 5.0 if args.quick else args.seconds
     with C.redis_server(args.redis_url) as url, tempfile.TemporaryDirectory(prefix="looper-bench-serve-") as tmp:
         _publish(url)
