@@ -8,7 +8,7 @@ the Go open-loop generator in ``bench/serve_loadgen`` (net/http, keep-alive, a g
 per request, latency from the scheduled send time). Both do the same work per
 decision (one MGET of the unit's entry, one XADD of the event); the service adds HTTP,
 JSON, the token check and pydantic validation. The service runs twice: with the SDK's
-calls on the event loop (the default) and in the threadpool (``--sdk-calls thread``).
+calls on the event loop (the default) and in a worker thread (``--sdk-calls thread``).
 
     python bench/serve_decisions.py                 # 1,000 req/s for 20 s (+2 s warm-up), docs updated
     python bench/serve_decisions.py --quick         # 5 s, printed only

@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds to let requests in flight finish on shutdown (default 10)")
     parser.add_argument("--sdk-calls", choices=["inline", "thread"], default="inline",
                         help="run the SDK's Redis calls on the event loop (inline, the cheapest per request) or "
-                             "in a threadpool (keeps serving while Redis hangs, for about twice the CPU); "
+                             "in a worker thread, one call at a time (keeps answering while Redis hangs, for more "
+                             "CPU per request); "
                              "default inline")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="log level; 'warning' drops the per-request lines (default info)")

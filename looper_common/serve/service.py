@@ -6,15 +6,18 @@ round trips to a local Redis (about 0.1 ms each), made on the event loop by defa
 (``inline``): handing each call to a thread cost 2.2x the CPU per request in
 bench/serve_decisions.py's measurement, more than the calls themselves. The price is
 that a Redis that hangs, rather than refuses, holds every request for up to the
-client's socket timeout (0.5 s); ``thread`` (the threadpool) keeps the loop free then,
-for that CPU.
+client's socket timeout (0.5 s); ``thread`` (a worker thread) keeps the loop free then,
+for that CPU. ``/readyz``'s PING always runs in a thread, so it answers while Redis hangs.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, TypeVar
 
+import anyio
+import anyio.to_thread
 from starlette.concurrency import run_in_threadpool
 
 from looper_common.contracts import ids
@@ -28,6 +31,18 @@ SdkCalls = Literal["inline", "thread"]
 
 async def _inline(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return func(*args, **kwargs)
+
+
+def _one_thread_at_a_time() -> Callable[..., Awaitable[Any]]:
+    """Calls in a worker thread, one at a time: ``LooperClient`` is not made for concurrent
+    use (its retry buffer is read and cleared in one call), so the threads only keep the
+    event loop free, they do not overlap SDK calls."""
+    limiter = anyio.CapacityLimiter(1)
+
+    async def call(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs), limiter=limiter)
+
+    return call
 
 
 class Forbidden(Exception):
@@ -49,7 +64,7 @@ class DecisionService:
         self, client: LooperClient, blueprints: Mapping[str, Blueprint], sdk_calls: SdkCalls = "inline"
     ) -> None:
         self.client = client
-        self._call: Callable[..., Awaitable[Any]] = run_in_threadpool if sdk_calls == "thread" else _inline
+        self._call: Callable[..., Awaitable[Any]] = _one_thread_at_a_time() if sdk_calls == "thread" else _inline
         self.blueprints = dict(blueprints)
         self._by_tag = {ids.blueprint_tag(name): name for name in self.blueprints}
         self._int_features = {
@@ -121,4 +136,4 @@ class DecisionService:
 
     async def flush(self) -> int:
         """Send events the SDK kept for retry; returns how many are still unsent."""
-        return await run_in_threadpool(self.client.flush)
+        return await self._call(self.client.flush)
