@@ -2,9 +2,9 @@
 
 Every decision and observation goes through the one ``LooperClient`` of the process
 (its checks, exploration, events and retry buffer). Its calls are blocking redis-py
-round trips to a local Redis (about 0.1 ms each), made on the event loop by default
-(``inline``): handing each call to a thread cost 2.2x the CPU per request in
-bench/serve_decisions.py's measurement, more than the calls themselves. The price is
+round trips, made on the event loop by default (``inline``): handing each call to a
+thread cost 1.4-1.7x the server's CPU per request in bench/serve_decisions.py's runs
+(docs/benchmarks.md). The price is
 that a Redis that hangs, rather than refuses, holds every request for up to the
 client's socket timeout (0.5 s); ``thread`` (a worker thread) keeps the loop free then,
 for that CPU. ``/readyz``'s PING always runs in a thread, so it answers while Redis hangs.
