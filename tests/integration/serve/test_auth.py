@@ -40,6 +40,14 @@ def test_unknown_paths_need_a_token_too(http):
     assert http.get("/v1/nothing", headers=ALL).status_code == 404
 
 
+def test_websockets_are_closed_before_the_app(http):
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as closed, http.websocket_connect("/v1/decisions", headers=ALL):
+        pass
+    assert closed.value.code == 1008
+
+
 def test_open_paths_need_no_token(http):
     assert http.get("/healthz").status_code == 200
     assert http.get("/readyz").status_code == 200
