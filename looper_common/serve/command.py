@@ -30,8 +30,10 @@ sends the events kept while Redis was away, and exits 1 if any could not be sent
 
 example:
   LOOPER_API_TOKENS=s3cret looper serve --port 8780
-  curl -s -H 'Authorization: Bearer s3cret' -d '{"blueprint": "notification_send", \\
-      "unit_id": "u1", "features": {...}}' http://127.0.0.1:8780/v1/decisions
+  curl -s -H 'Authorization: Bearer s3cret' -H 'Content-Type: application/json' \\
+      -d '{"blueprint": "notification_send", "unit_id": "u1", "features": {...}}' \\
+      http://127.0.0.1:8780/v1/decisions
+  (the blueprint's features with their types: docs/http.md, or /openapi.json)
 """
 
 
