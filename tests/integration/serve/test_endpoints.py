@@ -150,3 +150,12 @@ def test_readyz_is_503_when_redis_is_down_and_decisions_fall_back():
                            json={"blueprint": blueprint.name, "unit_id": "u1", "features": FEATURES})
         assert served.status_code == 200 and served.json()["is_default"] is True
         assert served.json()["action"] in blueprint.decision.actions
+
+
+def test_an_integral_json_number_is_an_int_feature(http, redis_client):
+    body = {"blueprint": "t_notify", "unit_id": "u1", "features": {**FEATURES, "visits": 3.0}, "ts": float(TS)}
+    response = http.post("/v1/decisions", headers=ALL, json=body)
+    assert response.status_code == 200, response.text
+    [event] = stream(redis_client)
+    assert event["features"]["visits"] == 3 and isinstance(event["features"]["visits"], int)
+    assert event["features"]["recency"] == 2.5 and event["ts"] == TS
