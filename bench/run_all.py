@@ -18,6 +18,7 @@ import bench_join
 import bench_ope
 import bench_publish
 import bench_sdk_failures
+import serve_decisions
 
 BENCHMARKS = {
     "get_decision": bench_get_decision.main,
@@ -26,6 +27,7 @@ BENCHMARKS = {
     "ope": bench_ope.main,
     "publish": bench_publish.main,
     "sdk_failures": bench_sdk_failures.main,  # starts its own redis-server (it pauses and stops it)
+    "serve": serve_decisions.main,
     "dag": bench_dag.main,  # last: the whole DAG on 1M decisions, the longest
 }
 

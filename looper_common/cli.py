@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from looper_common import __version__
+from looper_common.serve import command as serve_command
 from looper_common.simulate import command as simulate_command
 
 
@@ -160,6 +161,12 @@ COMMANDS: dict[str, Command] = {
         description=PROMOTE_DESCRIPTION,
         add_arguments=_promote_arguments,
         run=_promote,
+    ),
+    "serve": Command(
+        summary="serve decisions and observations over HTTP/JSON (any language)",
+        description=serve_command.DESCRIPTION,
+        add_arguments=serve_command.add_arguments,
+        run=serve_command.run,
     ),
 }
 

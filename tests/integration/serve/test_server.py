@@ -1,0 +1,119 @@
+"""``looper serve`` as a real uvicorn process: JSON logs, 127.0.0.1, and a shutdown that flushes.
+
+Redis is away when the decisions are served (the SDK serves the default and keeps the
+events); it comes up before SIGTERM, and the events must be in the stream once the
+process has exited.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from looper_common.contracts import events
+from tests.conftest import ROOT, _free_port
+
+pytestmark = pytest.mark.integration
+
+FEATURES = {"days_since_last_visit": 3.5, "sessions_last_7d": 2, "push_opt_in": True, "country": "us",
+            "platform": "ios"}
+
+
+def _wait(url: str, proc: subprocess.Popen) -> None:
+    for _ in range(300):
+        if proc.poll() is not None:
+            pytest.fail(f"looper serve exited with {proc.returncode}")
+        try:
+            httpx.get(url, timeout=0.5)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    pytest.fail("looper serve did not start")
+
+
+def _redis_server(port: int, workdir: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            return proc
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    proc.kill()
+    pytest.fail("redis-server did not start")
+
+
+def test_shutdown_flushes_events_kept_while_redis_was_away(tmp_path):
+    redis_port, port = _free_port(), _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LOOPER_HOME": str(ROOT), "LOOPER_API_TOKENS": "tok",
+           "LOOPER_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "looper_common.cli", "serve", "--port", str(port), "--blueprints",
+         str(ROOT / "blueprints")], env=env, stderr=subprocess.PIPE, text=True)
+    store = None
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait(f"{base}/healthz", server)
+        assert httpx.get(f"{base}/readyz").status_code == 503
+        auth = {"Authorization": "Bearer tok"}
+        served = [httpx.post(f"{base}/v1/decisions", headers=auth, json={
+            "blueprint": "notification_send", "unit_id": f"u{i}", "features": FEATURES}).json() for i in range(3)]
+        assert all(d["is_default"] for d in served)
+        store = _redis_server(redis_port, tmp_path)
+        assert httpx.get(f"{base}/readyz").status_code == 200
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=30)
+        assert server.returncode == 0, stderr
+        logged = [json.loads(f[b"e"]) for _, f in
+                  redis.Redis(port=redis_port).xrange(events.stream_key("notification_send"))]
+        assert [e["decision_id"] for e in logged] == [d["decision_id"] for d in served]
+        lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+        requests = [line for line in lines if line["logger"] == "looper.serve.access"]
+        assert [r["path"] for r in requests] == ["/healthz", "/readyz"] + ["/v1/decisions"] * 3 + ["/readyz"]
+        assert all(r["status"] == 200 and r["duration_ms"] >= 0 for r in requests[2:5])
+        [stopped] = [line for line in lines if line["msg"] == "stopped"]
+        assert stopped["unsent_events"] == 0
+        assert any(f"127.0.0.1:{port}" in line["msg"] for line in lines)  # bound to loopback
+        assert "tok" not in stderr.replace("token", "")
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        if store is not None:
+            store.terminate()
+            store.wait(10)
+
+
+def test_shutdown_exits_1_when_events_could_not_be_sent(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LOOPER_HOME": str(ROOT), "LOOPER_API_TOKENS": "tok",
+           "LOOPER_REDIS_URL": f"redis://127.0.0.1:{_free_port()}/0"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "looper_common.cli", "serve", "--port", str(port)], env=env,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        _wait(f"http://127.0.0.1:{port}/healthz", server)
+        httpx.post(f"http://127.0.0.1:{port}/v1/decisions", headers={"Authorization": "Bearer tok"},
+                   json={"blueprint": "notification_send", "unit_id": "u1", "features": FEATURES})
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=30)
+        assert server.returncode == 1
+        [stopped] = [json.loads(line) for line in stderr.splitlines() if '"msg":"stopped"' in line]
+        assert stopped["unsent_events"] == 1
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
