@@ -22,6 +22,7 @@ exit status:
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import random
@@ -70,6 +71,17 @@ def demo_simulator(redis_url: str, blueprints: dict, blueprint: str, *, users: i
     return Simulator(client, blueprints[blueprint], users=users, seed=seed, start=start, oracle_dir=oracle_dir)
 
 
+def dag_test_command(blueprint: str, day: date) -> list[str]:
+    """`airflow dags test` of the blueprint's DAG processing ``day``, given as the run's ``run_date`` param.
+
+    No logical date is passed: `airflow dags test` sets a run's start date to its logical
+    date, so a simulated day would show in the Airflow UI as a run lasting months. The run's
+    logical date is now and the day to process travels in the run's conf.
+    """
+    return ["bash", str(ROOT / "scripts" / "airflow.sh"), "run", "dags", "test", f"looper_{blueprint}",
+            "--conf", json.dumps({"run_date": day.isoformat()})]
+
+
 def run_dag(blueprint: str, day: date, log_dir: Path, env: Mapping[str, str] | None = None) -> float:
     """`airflow dags test` for one day; returns its wall time, exits on failure.
 
@@ -78,10 +90,8 @@ def run_dag(blueprint: str, day: date, log_dir: Path, env: Mapping[str, str] | N
     started = time.perf_counter()
     log_path = log_dir / f"{blueprint}-{day}.log"
     with open(log_path, "w") as log:
-        result = subprocess.run(
-            ["bash", str(ROOT / "scripts" / "airflow.sh"), "run", "dags", "test", f"looper_{blueprint}", str(day)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
-        )
+        result = subprocess.run(dag_test_command(blueprint, day), stdout=log, stderr=subprocess.STDOUT,
+                                cwd=ROOT, env=env)
     if result.returncode != 0:
         tail = "".join(open(log_path).readlines()[-40:])
         print(f"the DAG failed for {day} (full log: {log_path}):\n{tail}", file=sys.stderr)
