@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from looper_common import __version__
+from looper_common.decision_science import candidate_command
+from looper_common.ingest import import_command
 from looper_common.simulate import command as simulate_command
 
 
@@ -140,6 +142,18 @@ COMMANDS: dict[str, Command] = {
         description=SUBMIT_DESCRIPTION,
         add_arguments=_submit_arguments,
         run=_submit,
+    ),
+    "import-logs": Command(
+        summary="import logged decisions (Parquet or CSV) into bronze through ingestion's checks",
+        description=import_command.DESCRIPTION,
+        add_arguments=import_command.add_arguments,
+        run=import_command.run,
+    ),
+    "evaluate-policy": Command(
+        summary="off-policy value of a candidate policy on the logged decisions, with an HTML report",
+        description=candidate_command.DESCRIPTION,
+        add_arguments=candidate_command.add_arguments,
+        run=candidate_command.run,
     ),
 }
 
