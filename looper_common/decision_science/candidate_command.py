@@ -14,8 +14,8 @@ bootstrap interval and its lift over the logged policy, and write the HTML repor
 tuned params), a JSON file of policy params for the champion ({"threshold": 0.3}), or
 a CSV/Parquet file with decision_id and either action or prob_<action> for every
 action. DM and DR need a registered champion of the objective label as reward model;
-without one, IPS and SNIPS only. Exit status: 0 estimated, 1 nothing to evaluate or a
-bad policy, 2 bad settings.
+without one, IPS and SNIPS only. Exit status: 0 estimated; 1 nothing to evaluate or a
+bad policy; 2 bad settings or an unknown blueprint.
 
 example:
   looper evaluate-policy --blueprint notification_send --policy always_send.csv
@@ -46,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
     from looper_common.decision_science.logged import OPEError
     from looper_common.jobrunner import setup
 
-    ctx = setup(args, "evaluate-policy")
+    try:
+        ctx = setup(args, "looper evaluate-policy")
+    except SystemExit as err:  # bad settings or an unknown blueprint: setup's one line
+        print(err, file=sys.stderr)
+        return 2
     blueprint = ctx.blueprints[args.blueprint]
     models, params = _champion(ctx.settings, blueprint)
     try:

@@ -17,7 +17,8 @@ after the decision). docs/import-logs.md has the schema. Rows become events on t
 blueprint's stream and go through ingestion: a bad row is quarantined with its reason
 (quarantine/events), an event already in bronze is not added again. Then run
 join_feedback for the days printed (--join does it here) to get training examples.
-Exit status: 0 imported (quarantined rows are counted, not an error), 2 bad file or settings.
+Exit status: 0 imported (quarantined rows are counted, not an error); 2 a bad file,
+bad settings, an unknown blueprint or Redis unreachable.
 
 example:
   looper import-logs --blueprint notification_send --join var/sample_logs.csv
@@ -39,17 +40,19 @@ def run(args: argparse.Namespace) -> int:
 
     import redis
 
-    from looper_common.contracts.blueprint import BlueprintError
-    from looper_common.contracts.config import ConfigError
     from looper_common.ingest.import_logs import LogFileError, import_logs
     from looper_common.jobrunner import JobContext, setup
 
     try:
-        ctx: JobContext = setup(args, "import-logs")
+        ctx: JobContext = setup(args, "looper import-logs")
+    except SystemExit as err:  # bad settings or an unknown blueprint: setup's one line
+        print(err, file=sys.stderr)
+        return 2
+    try:
         client = redis.Redis.from_url(ctx.settings.redis.url, password=ctx.settings.redis.password)
         stats = import_logs(client, ctx.lake, ctx.blueprints, args.blueprint, args.file,
                             batch_size=ctx.settings.redis.ingest_batch_size)
-    except (LogFileError, ConfigError, BlueprintError, redis.RedisError) as err:
+    except (LogFileError, redis.RedisError) as err:
         print(f"looper import-logs: error: {err}", file=sys.stderr)
         return 2
     print(f"{args.blueprint}: {stats.summary()}")

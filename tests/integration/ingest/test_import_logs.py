@@ -97,3 +97,10 @@ def test_a_file_without_required_columns_is_refused_naming_them(tmp_path, stores
     assert cli.main(["import-logs", "--blueprint", BP, str(path)]) == 2
     err = capsys.readouterr().err
     assert "missing column(s) propensity, features (JSON) or feature_<name> columns" in err
+    assert cli.main(["import-logs", "--blueprint", "nope", str(path)]) == 2
+    assert "--blueprint 'nope' not found" in capsys.readouterr().err
+
+
+def test_evaluate_policy_without_logged_decisions_says_so(tmp_path, stores, capsys):
+    assert cli.main(["evaluate-policy", "--blueprint", BP, "--policy", "model"]) == 1
+    assert "no matured decisions in silver/examples" in capsys.readouterr().err
