@@ -188,7 +188,8 @@ def build_dag(name: str, blueprint: Blueprint, settings: Settings, jars: str | N
         doc_md=__doc__,
         schedule=timetable(blueprint.schedule),
         start_date=START_DATE,
-        catchup=False,
+        catchup=False,  # unpausing schedules only the latest complete interval, not every day since START_DATE
+        is_paused_upon_creation=True,  # nothing runs until someone unpauses (README, "Airflow UI")
         max_active_runs=1,
         tags=["looper", f"blueprint:{name}"],
         default_args={"retries": 2, "retry_delay": timedelta(minutes=2), "owner": "looper"},

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from looper_common import __version__
 from looper_common.serve import command as serve_command
+from looper_common.decision_science import candidate_command
+from looper_common.ingest import import_command
 from looper_common.simulate import command as simulate_command
 
 
@@ -143,6 +145,60 @@ def _promote(args: argparse.Namespace) -> int:
     return 0
 
 
+SUBMIT_DESCRIPTION = """\
+Run a job of jobs/ through spark-submit, as the DAG's Spark task does.
+
+The command gets the environment's Delta jars (spark.jars_dir, fetched by `make
+bootstrap`), spark.master, spark.conf and spark.python from conf/<env>.yaml. It needs
+no activated virtualenv: SPARK_HOME is the installed pyspark's (unless $SPARK_HOME
+already holds a Spark), and PYSPARK_PYTHON, LOOPER_HOME, LOOPER_ENV and PYTHONPATH are
+set for the job. Everything after JOB goes to the job; `looper submit JOB --help` shows
+its options. Exit status: the job's; 2 for an unknown job, bad settings or missing jars.
+
+examples:
+  looper submit join_feedback --blueprint notification_send --run-date 2026-01-01
+  looper submit ingest_events --blueprint notification_send
+  looper submit --print train_models --blueprint notification_send --run-date 2026-01-01
+"""
+
+
+def _submit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env", default=None,
+                        help="settings environment (conf/<env>.yaml); default $LOOPER_ENV or local. "
+                             "Also given to the job unless its arguments hold --env")
+    parser.add_argument("--print", action="store_true", dest="print_only",
+                        help="print the spark-submit command instead of running it")
+    parser.add_argument("job", metavar="JOB", help="a job of jobs/, e.g. join_feedback")
+    parser.add_argument("job_args", metavar="ARGS", nargs=argparse.REMAINDER, help="the job's arguments")
+
+
+def _submit(args: argparse.Namespace) -> int:
+    """spark-submit one job; its exit status, 2 when the job, the settings or the jars are wrong."""
+    import shlex
+    import subprocess
+
+    from looper_common.contracts.config import ConfigError, load_settings
+    from looper_common.lake.jars import MissingJars
+    from looper_common.submit import submission
+
+    try:
+        settings = load_settings(args.env)
+        job_args = list(args.job_args)
+        if args.env and "--env" not in job_args and not any(a.startswith("--env=") for a in job_args):
+            job_args += ["--env", args.env]
+        run = submission(settings, args.job, job_args)
+    except (ConfigError, ValueError) as err:
+        print(f"looper submit: error: {err}", file=sys.stderr)
+        return 2
+    except MissingJars as err:
+        print(f"looper submit: error: {err.code}", file=sys.stderr)
+        return 2
+    if args.print_only:
+        print(shlex.join(run.argv))
+        return 0
+    return subprocess.run(run.argv, env=run.env, cwd=settings.home).returncode
+
+
 COMMANDS: dict[str, Command] = {
     "simulate": Command(
         summary="send synthetic traffic for a blueprint through the SDK",
@@ -167,6 +223,24 @@ COMMANDS: dict[str, Command] = {
         description=serve_command.DESCRIPTION,
         add_arguments=serve_command.add_arguments,
         run=serve_command.run,
+    ),
+    "submit": Command(
+        summary="run a job of jobs/ through spark-submit with the environment's jars and settings",
+        description=SUBMIT_DESCRIPTION,
+        add_arguments=_submit_arguments,
+        run=_submit,
+    ),
+    "import-logs": Command(
+        summary="import logged decisions (Parquet or CSV) into bronze through ingestion's checks",
+        description=import_command.DESCRIPTION,
+        add_arguments=import_command.add_arguments,
+        run=import_command.run,
+    ),
+    "evaluate-policy": Command(
+        summary="off-policy value of a candidate policy on the logged decisions, with an HTML report",
+        description=candidate_command.DESCRIPTION,
+        add_arguments=candidate_command.add_arguments,
+        run=candidate_command.run,
     ),
 }
 

@@ -25,6 +25,7 @@ from looper_common.decision_science import report
 from looper_common.decision_science.policies import policy_labels
 from looper_common.decision_science.policy_tuning import Trial, TuningResult, flat_params, pareto_figure, tune
 from looper_common.decision_science.tuning_run import TuningRun
+from looper_common.decision_science.version_review import review_version, tuning_tags
 from looper_common.publishing.publish import POLICY_PARAMS_TAG, TUNED_DATE_TAG
 from looper_common.training.registry import CHAMPION, alias_version, load_model, model_name
 
@@ -106,10 +107,10 @@ def tune_champion(champion: ModelVersion, holdout: pd.DataFrame, blueprint: Blue
                       n_bootstrap=n_bootstrap, on_trial=trial_logger(tags))
         log_tuning(result, blueprint, champion, holdout, run_date)
         run_id = parent.info.run_id
-    client = mlflow.MlflowClient()
-    client.set_model_version_tag(champion.name, champion.version, POLICY_PARAMS_TAG, json.dumps(result.params))
-    client.set_model_version_tag(champion.name, champion.version, TUNED_DATE_TAG, str(run_date))
-    client.set_model_version_tag(champion.name, champion.version, "policy_tuning_run_id", run_id)
+    review_version(champion.name, str(champion.version), {
+        POLICY_PARAMS_TAG: json.dumps(result.params), TUNED_DATE_TAG: str(run_date),
+        "policy_tuning_run_id": run_id, **tuning_tags(parent.info.experiment_id, run_id),
+    })
     lift = result.evaluation.lifts["tuned"]["dr"]
     log.info("%s v%s: policy params %s (%s; DR lift %+.4f over the blueprint's, interval %+.4f..%+.4f)",
              champion.name, champion.version, json.dumps(result.params),

@@ -34,6 +34,7 @@ from looper_common.decision_science.evaluation import (
 )
 from looper_common.decision_science.policies import policy_labels
 from looper_common.decision_science.promotion_run import LabelEvaluation
+from looper_common.decision_science.version_review import evaluation_tags, review_version
 from looper_common.lake.engine import Lake
 from looper_common.training.registry import CHALLENGER, CHAMPION, alias_version, load_model, model_name, move_alias
 
@@ -87,11 +88,11 @@ def judge(
 def log_evaluation(
     models: dict[str, object], holdout: pd.DataFrame, blueprint: Blueprint, label: LabelSpec, run_date: date, *,
     challenger: str, champion: str | None, verdict: PromotionVerdict, sections: Sections,
-) -> None:
+) -> mlflow.entities.Run:
     """The MLflow run of one label's evaluation: tags, metrics, plots and ``report_<label>.html``."""
     name = model_name(blueprint.name, label.name)
     auto = blueprint.promotion.mode == "auto"
-    with mlflow.start_run(run_name=f"evaluate {label.name} {run_date}"):
+    with mlflow.start_run(run_name=f"evaluate {label.name} {run_date}") as run:
         mlflow.set_tags({
             "blueprint": blueprint.name, "blueprint_version": blueprint.version, "label": label.name,
             "run_date": str(run_date), "challenger_version": challenger,
@@ -115,6 +116,7 @@ def log_evaluation(
             {"run date": run_date, "held-out decisions": len(holdout),
              "gate": blueprint.promotion.gate, "blueprint version": blueprint.version},
         ), f"report_{label.name}.html")
+    return run
 
 
 def evaluate_label(
@@ -127,8 +129,8 @@ def evaluate_label(
     if champion is not None:
         models["champion"] = load_model(f"models:/{name}/{champion}")
     verdict, sections = judge(models, holdout, blueprint, label, n_bootstrap=n_bootstrap)
-    log_evaluation(models, holdout, blueprint, label, run_date, challenger=challenger, champion=champion,
-                   verdict=verdict, sections=sections)
+    run = log_evaluation(models, holdout, blueprint, label, run_date, challenger=challenger, champion=champion,
+                         verdict=verdict, sections=sections)
     log.info("%s: challenger v%s vs champion v%s: %s", name, challenger, champion, verdict.reason)
     outcome = "kept"
     if verdict.promote and blueprint.promotion.mode == "auto":
@@ -141,7 +143,9 @@ def evaluate_label(
         outcome = "promoted"
     elif verdict.promote:
         log.info("%s: promotion.mode is manual: a reviewer can move the champion alias to v%s "
-                 "in the MLflow UI (Models > %s > Aliases)", name, challenger, name)
+                 "in the MLflow UI (Model registry > %s > Version %s > Aliases)", name, challenger, name, challenger)
         outcome = "promotable"
+    review_version(name, challenger, evaluation_tags(run.info.experiment_id, run.info.run_id,
+                                                     f"report_{label.name}.html", verdict, outcome, str(run_date)))
     log.debug("metrics: %s", json.dumps(verdict.metrics))
     return LabelEvaluation(name, challenger, champion, outcome, verdict.reason)

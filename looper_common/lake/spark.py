@@ -10,7 +10,6 @@ a Spark Connect server. Only :mod:`looper_common.lake.engine` calls the I/O func
 from __future__ import annotations
 
 import contextlib
-import glob
 import logging
 import operator
 import os
@@ -18,10 +17,12 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 
+from pyspark import SparkConf, SparkContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from looper_common.contracts.config import Settings
+from looper_common.lake.jars import MissingJars, jars_in_dir, missing_in, session_jars
 from looper_common.lake.tables import TableSpec
 
 DELTA_CONF = {
@@ -36,11 +37,10 @@ def delta_jars(settings: Settings) -> list[str]:
     """The Delta jars fetched by ``make bootstrap`` (empty when none are configured)."""
     if not settings.spark.jars_dir:
         return []
-    jars = sorted(glob.glob(os.path.join(settings.spark.jars_dir, "*.jar")))
-    if not any("delta-spark" in os.path.basename(j) for j in jars):
-        raise RuntimeError(
-            f"no Delta jars in {settings.spark.jars_dir}: run `make bootstrap` (it fetches them once)"
-        )
+    jars = jars_in_dir(settings.spark.jars_dir)
+    missing = missing_in(jars)
+    if missing:
+        raise MissingJars(missing, f"not in spark.jars_dir {settings.spark.jars_dir}")
     return jars
 
 
@@ -76,12 +76,29 @@ def get_spark(settings: Settings, app_name: str = "looper") -> SparkSession:
         defaults.update(loopback_conf(settings.spark.master))
         if defaults.get("spark.driver.bindAddress") == LOOPBACK:  # the UI binds to SPARK_LOCAL_IP only
             os.environ["SPARK_LOCAL_IP"] = LOOPBACK
-    for key, value in {**defaults, **DELTA_CONF, **settings.spark.conf}.items():
+    options = {**defaults, **DELTA_CONF, **settings.spark.conf}
+    for key, value in options.items():
         builder = builder.config(key, value)
+    if under_spark_submit():
+        _check_submitted_jars(app_name, options)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     logging.getLogger("py4j").setLevel(logging.WARNING)  # its gateway logs every connection at INFO
     return spark
+
+
+def _check_submitted_jars(app_name: str, options: Mapping[str, str]) -> None:
+    """Under a bare spark-submit without ``--jars``, one line naming the missing Delta jars.
+
+    The context (spark-submit's settings, the same options the builder would give it) is
+    created first, without a session, so Delta's absent session extension is not tried.
+    """
+    conf = SparkConf().setAppName(app_name).setAll(list(options.items()))
+    context = SparkContext.getOrCreate(conf)
+    missing = missing_in(session_jars(dict(context.getConf().getAll()), os.environ.get("SPARK_HOME")))
+    if missing:
+        context.stop()
+        raise MissingJars(missing, "not given to spark-submit")
 
 
 def _sql_literal(value: object) -> str:

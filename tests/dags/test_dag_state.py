@@ -1,0 +1,35 @@
+"""The state a blueprint's DAG is created in: paused, no catch-up, one run at a time (README, "Airflow UI");
+and the demo's `airflow dags test` passes no logical date, so its runs show their real start and duration."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_dags_are_created_paused_without_catchup():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors
+    looper = [dag for dag_id, dag in bag.dags.items() if dag_id.startswith("looper_")]
+    assert looper
+    for dag in looper:
+        assert dag.is_paused_upon_creation is True, dag.dag_id
+        assert dag.catchup is False, dag.dag_id
+        assert dag.max_active_runs == 1, dag.dag_id
+
+
+def test_demo_dag_test_has_no_logical_date_and_the_day_in_the_conf():
+    spec = importlib.util.spec_from_file_location("looper_demo", ROOT / "scripts" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    command = demo.dag_test_command("notification_send", date(2026, 1, 3))
+    test_at = command.index("test")
+    assert command[test_at + 1] == "looper_notification_send"
+    assert command[test_at + 2:] == ["--conf", json.dumps({"run_date": "2026-01-03"})]
+    assert not any(arg.startswith("2026-") for arg in command)  # a logical date would become the start date

@@ -1,0 +1,62 @@
+"""scripts/demo.py says at the end whether the pass line was met and why not; --help explains every option."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def _demo():
+    spec = importlib.util.spec_from_file_location("looper_demo", ROOT / "scripts" / "demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+demo = _demo()
+
+
+def test_met_line_says_met():
+    met, sentence = demo.verdict(7, 0.53, 0.9)
+    assert met and sentence.startswith("pass line met") and "53%" in sentence
+
+
+@pytest.mark.parametrize(("days", "share", "why"), [
+    (1, 0.0, "first served on day 2"),
+    (2, 0.0, "no published policy was served"),
+    (2, 0.9, "1 day(s) of matured feedback"),
+    (7, 0.9, "varies with exploration"),
+])
+def test_unmet_line_says_why(days, share, why):
+    met, sentence = demo.verdict(days, 0.2, share)
+    assert not met
+    assert sentence.startswith("pass line NOT met: the served policy closed 20% of the gap (< 50%)")
+    assert why in sentence
+
+
+def test_no_gap_is_not_met():
+    met, sentence = demo.verdict(3, math.nan, 0.9)
+    assert not met and "no gap to close" in sentence
+
+
+def test_help_explains_every_option_and_exit_status():
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    text = " ".join(out.split())
+    for option, words in (("--blueprint BLUEPRINT", "blueprint to simulate"), ("--days DAYS", "simulated days"),
+                          ("--users USERS", "simulated users"), ("--seed SEED", "seed of the simulated users"),
+                          ("--start-date YYYY-MM-DD", "simulated date of day 1")):
+        assert f"{option} {words}" in text
+    assert "exit status:" in out and "pass line was not met" in out
+
+
+def test_days_below_one_is_a_usage_error():
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--days", "0"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "--days: must be at least 1" in result.stderr
