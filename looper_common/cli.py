@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from looper_common import __version__
-from looper_common.serve import command as serve_command
 from looper_common.decision_science import candidate_command
 from looper_common.ingest import import_command
+from looper_common.serve import command as serve_command
 from looper_common.simulate import command as simulate_command
 
 

@@ -32,8 +32,8 @@ from looper_common.sdk.breaker import CircuitBreaker
 from looper_common.sdk.connection import EvictionPolicyError, check_eviction_policy, connect, mask_url
 from looper_common.sdk.decision_batch import Decision, ServingPlan, encode_decision_event
 from looper_common.sdk.holdback import withhold
-from looper_common.sdk.outbox import Outbox, is_link_error
 from looper_common.sdk.online import OnlineModels
+from looper_common.sdk.outbox import Outbox, is_link_error
 from looper_common.sdk.redis_batches import BatchWriter
 from looper_common.sdk.requests import Compiled, LooperError, check_requests, compile_blueprint, observation_number
 from looper_common.sdk.stats import SdkStats
