@@ -1,12 +1,9 @@
 """Drain the Redis event streams into bronze Delta tables (exactly-once effect).
 
-Valid decision and observation events are inserted into bronze/decisions and
-bronze/observations, each event_id once (an event_id already there is skipped, as an
-insert-only MERGE would); malformed ones go to quarantine/events with the reason.
-Entries are acknowledged and trimmed from the stream only after the commit, so the
-job can be killed and rerun at any time. The lake writes the batches with delta-rs in
-this process: the job starts no Spark session. Each blueprint's watermark (arrivals
-through it are committed) then goes to monitoring/ingest_watermark.
+Valid events go to bronze/decisions and bronze/observations, each event_id once; every
+other entry goes to quarantine/events with its reason. Entries are acknowledged and
+trimmed only after the commit, so the job can be killed and rerun at any time (delta-rs,
+no Spark session). Each blueprint's watermark then goes to monitoring/ingest_watermark.
 """
 
 from __future__ import annotations

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from looper_common.serve.logs import configure_logging
     from looper_common.serve.tokens import ENV_VAR, TokenError, parse_tokens, unknown_scopes
 
+    configure_logging(args.log_level)  # before the SDK client, which logs when Redis is away
     try:
         tokens = parse_tokens(os.environ.get(ENV_VAR))
         settings = load_settings(args.env)
@@ -90,7 +91,6 @@ def run(args: argparse.Namespace) -> int:
     if typos:
         print(f"looper serve: error: {ENV_VAR} scopes tokens to unknown blueprint(s) {typos}", file=sys.stderr)
         return 2
-    configure_logging(args.log_level)
     app = create_app(client, blueprints, tokens, args.sdk_calls)
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_config=None, access_log=False, server_header=False,

@@ -10,6 +10,7 @@ integer is asked for (``ts``, ``int`` features: see ``service``).
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from pydantic import (
@@ -24,6 +25,8 @@ from pydantic import (
     StrictStr,
 )
 from pydantic.types import Strict
+
+from looper_common.contracts.event_rules import DAY_MS, DEFAULT_LIMITS
 
 MAX_BATCH = 1_000  # decisions per batch request: one MGET and one stream script call
 
@@ -47,8 +50,18 @@ def _integral(value: object) -> object:
 Text = Annotated[StrictStr, AfterValidator(_utf8)]
 FeatureValue = StrictBool | StrictInt | StrictFloat | Annotated[StrictStr, AfterValidator(_utf8)]
 ObservationValue = StrictBool | StrictInt | StrictFloat
+# The SDK accepts a ts inside a window around the time it is sent (contracts.event_rules):
+# the document states that window as of the server's start, a day narrower on the past
+# side so that it stays inside the SDK's for the first day the server runs.
+_STARTED_MS = int(time.time() * 1000)
+TS_MIN = _STARTED_MS - (DEFAULT_LIMITS.ts_max_past_days - 1) * DAY_MS
+TS_MAX = _STARTED_MS + DEFAULT_LIMITS.ts_max_future_s * 1000
 EpochMs = Annotated[
-    int, Strict(), Field(ge=0, lt=1 << 48, description="epoch milliseconds, UTC"), BeforeValidator(_integral)
+    int, Strict(),
+    Field(ge=TS_MIN, le=TS_MAX, description=(
+        f"epoch milliseconds, UTC; at most {DEFAULT_LIMITS.ts_max_past_days} days before and "
+        f"{DEFAULT_LIMITS.ts_max_future_s} s after the time of the request")),
+    BeforeValidator(_integral),
 ]
 
 
