@@ -102,7 +102,8 @@ def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client):
     assert "DR lift over logged" in promotion["reason"], promotion["reason"]
     metrics = dict(promotion["metrics"])  # an Arrow map reads as (key, value) pairs
     assert -1.0 < metrics["ope.challenger.lift_dr_lower"] <= metrics["ope.challenger.lift_dr"]
-    assert metrics["ope.logged.ess"] > 1000 and metrics["ope.challenger.max_weight"] > 1
+    # judged on the holdout: the newest 20% of the run date's matured decisions (about 600)
+    assert metrics["ope.logged.ess"] > 500 and metrics["ope.challenger.max_weight"] > 1
     # tune_policy tuned the champion's params; the evaluate and tune runs left their reports
     params = json.loads(champion.tags["policy_params"])
     assert champion.tags["policy_tuned_date"] == str(run_date) and {"threshold", "epsilon"} <= set(params)
