@@ -14,6 +14,25 @@ import redis
 
 from looper_common.contracts.blueprint import Blueprint, parse_blueprint
 
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Close the SDK clients tests left open while pytest's logging still works.
+
+    A client's exit flush logs what it could not send; after the session, the handlers
+    tests configured point at capture files pytest has closed, and every such line would
+    print "--- Logging error ---" instead. Handlers on closed streams are dropped first.
+    """
+    import logging
+
+    from looper_common.sdk import at_exit
+
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in list(getattr(logger, "handlers", ())):
+            stream = getattr(handler, "stream", None)
+            if stream is not None and getattr(stream, "closed", False):
+                logger.removeHandler(handler)
+    at_exit.close_all()
+
 ROOT = Path(__file__).resolve().parent.parent
 # Tests are hermetic: settings overrides exported by the Makefile or a shell must not
 # point them (or the jobs they start) at the developer's lake, Redis or MLflow.

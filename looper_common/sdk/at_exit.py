@@ -43,7 +43,8 @@ def forget(client: _Closable) -> None:
 
 
 @atexit.register
-def _close_all() -> None:
+def close_all() -> None:
+    """Close every client still open (run at exit; tests call it at the end of a session)."""
     for client in {*_open, *_holding}:
         try:
             client.close()
