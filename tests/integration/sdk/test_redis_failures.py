@@ -101,7 +101,8 @@ def test_kept_events_are_resent_in_bounded_slices_oldest_first(redis_process):
         first += sdk.get_decisions(BP.name, [(f"u{b}-{i}", FEATURES) for i in range(500)])
     assert sdk.stats()["events_buffered"] == 2_500
     server.client.config_set("maxmemory", 0)
-    time.sleep(0.3)  # the back-off passes: the next call is the trial
+    while sdk.stats()["writes_circuit"] == "open":  # the back-off passes: the next call is the trial
+        time.sleep(0.05)
     sizes = []
     for _ in range(3):
         sdk.get_decision(BP.name, "late", FEATURES)
