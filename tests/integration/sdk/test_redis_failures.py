@@ -229,7 +229,9 @@ def test_the_demo_traffic_works_against_a_redis_with_a_password(redis_process, m
     stream = [json.loads(f[b"e"]) for _, f in server.client.xrange(events.stream_key("notification_send"))]
     decisions = [e for e in stream if e["kind"] == "decision"]
     assert len(decisions) == stats.decisions > 0
-    assert {e["default_reason"] for e in decisions} == {"no_policy"}  # reached Redis: nothing is published
+    # reached Redis (nothing is published; the blueprint's holdback units say so instead)
+    assert {e["default_reason"] for e in decisions} <= {"no_policy", "holdback"}
+    assert "no_policy" in {e["default_reason"] for e in decisions}
 
 
 def test_simulate_never_prints_the_password(capsys, caplog):
