@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -18,7 +16,7 @@ from looper_common.ingest.redis_checks import RedisPolicyError, check_eviction_p
 from looper_common.ingest.streams import ingest_events
 from looper_common.lake.engine import Lake
 from looper_common.lake.tables import BRONZE_DECISIONS
-from tests.conftest import FEATURES, ROOT, _free_port, make_blueprint
+from tests.conftest import FEATURES, ROOT, make_blueprint
 
 pytestmark = pytest.mark.integration
 STREAM = events.stream_key("t_notify")
@@ -26,31 +24,9 @@ TS = int(datetime(2026, 1, 3, 9, tzinfo=UTC).timestamp() * 1000)
 
 
 @pytest.fixture
-def start_redis(tmp_path):
-    """Start a redis-server with extra arguments; every one started is stopped at the end."""
-    started = []
-
-    def start(*args: str) -> redis.Redis:
-        port = _free_port()
-        proc = subprocess.Popen(
-            [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(tmp_path), *args],
-            stdout=subprocess.DEVNULL,
-        )
-        started.append(proc)
-        client = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                client.ping()
-                return client
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        pytest.fail("redis-server did not start")
-
-    yield start
-    for proc in started:
-        proc.terminate()
-        proc.wait(10)
+def start_redis(redis_process):
+    """Start a redis-server with extra arguments (conftest's ``redis_process``); its client."""
+    return lambda *args: redis_process(*args).client
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The SDK when Redis hangs, refuses writes, is down, holds corrupt entries, or is misconfigured.
 
-Each test runs a real redis-server of its own (tests/integration/sdk/conftest.py):
+Each test runs a real redis-server of its own (tests/conftest.py, ``redis_process``):
 paused with SIGSTOP to hang, at ``maxmemory`` with ``noeviction`` to refuse writes.
 """
 
@@ -16,8 +16,7 @@ import redis
 
 from looper_common.contracts import events, policy_store
 from looper_common.sdk.client import LooperClient, LooperError
-from tests.conftest import FEATURES, ROOT, make_blueprint
-from tests.integration.sdk.conftest import free_port
+from tests.conftest import FEATURES, ROOT, free_port, make_blueprint
 
 pytestmark = pytest.mark.integration
 
