@@ -5,8 +5,10 @@ SDK and, after each simulated day, runs the blueprint's Airflow DAG for that day
 `airflow dags test` (ingest -> join -> validate -> train -> evaluate -> tune -> publish).
 From the second day the SDK serves the published policy. Per day it prints the true
 mean reward (from the simulator's oracle) of the policy served, of the default
-action and of the oracle. The demo resets the local stores (var/lake, var/mlflow,
-the blueprint's Redis keys) so that every run starts from scratch.
+action and of the oracle, over the units outside the blueprint's holdback (the held-back
+units are served the default by design; the monitor line shows the policy's lift over
+them). The demo resets the local stores (var/lake, var/mlflow, the blueprint's Redis
+keys) so that every run starts from scratch.
 
 The pass line: on the last day the served policy closes at least 50% of the gap
 between the default action's and the oracle's mean reward. The demo ends by saying
