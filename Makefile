@@ -47,9 +47,10 @@ airflow-stop: ## stop the Airflow services started by `make airflow`
 	@bash scripts/airflow.sh stop
 
 MLFLOW_PORT ?= 5000
-mlflow: bootstrap ## start the MLflow UI on the local store (Ctrl-C to stop)
+mlflow: bootstrap ## start the MLflow UI on the local store (Ctrl-C to stop; its alias webhooks may reach `looper alias-webhook`)
 	@echo "MLflow UI: http://127.0.0.1:$(MLFLOW_PORT)  (experiments looper/<blueprint>, Models: looper.<blueprint>.<label>)"
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/var/mlflow/mlflow.db \
+	MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true \
+	  $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/var/mlflow/mlflow.db \
 	  --default-artifact-root $(CURDIR)/var/mlflow/artifacts --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 redis-start: ## start the local redis-server (port LOOPER_REDIS_PORT)

@@ -11,8 +11,8 @@ loop for one decision point, over one data interval (the run date):
 time through which the blueprint's stream is in the lake) has passed the end of D plus
 the blueprint's `allowed_lateness`; each poke that finds it short drains the stream
 once more (`jobs/ingest_events.py`), which advances it. `monitor_blueprint` fails on a
-critical alert (its rows are in `monitoring/alerts` first); the notifiers of
-`LOOPER_ALERT_WEBHOOK_CONN` / `LOOPER_ALERT_EMAIL` then tell the team.
+critical alert (its rows are in `monitoring/alerts` first); the notifiers named in the
+`alerts:` settings (or `LOOPER_ALERT_WEBHOOK_CONN` / `LOOPER_ALERT_EMAIL`) then tell the team.
 
 Each task runs the job of the same name (`jobs.dir` of `conf/<env>.yaml`). Only
 `join_feedback` is a `spark-submit` (master from the `spark_default` connection,
@@ -206,17 +206,17 @@ def build_dag(name: str, blueprint: Blueprint, settings: Settings, jars: str | N
         ]
         monitor = tasks[JOBS.index("monitor_blueprint")]
         monitor.retries = 0  # a critical alert is not transient: fail once, notify once
-        monitor.on_failure_callback = alert_callbacks()
+        monitor.on_failure_callback = alert_callbacks(settings)
         tasks.insert(JOBS.index("join_feedback"), watermark_sensor(name, blueprint, settings, env))
         chain(*tasks)
     return dag
 
 
-def alert_callbacks() -> list:
-    """The notifiers the monitor task's failure goes to (``monitoring.notify``; none unless configured)."""
+def alert_callbacks(settings: Settings) -> list:
+    """The notifiers the monitor task's failure goes to (the ``alerts:`` settings; none unless set)."""
     from looper_common.monitoring.notify import alert_notifiers
 
-    return alert_notifiers()
+    return alert_notifiers(settings.alerts)
 
 
 def build_dags(home: Path = HOME) -> dict[str, DAG]:

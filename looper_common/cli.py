@@ -17,6 +17,7 @@ from looper_common.decision_science import candidate_command
 from looper_common.ingest import import_command
 from looper_common.serve import command as serve_command
 from looper_common.simulate import command as simulate_command
+from looper_common.training import alias_webhook_command
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +90,9 @@ PROMOTE_DESCRIPTION = """\
 Point a model's alias (champion by default) at a version, as a reviewer, and record it.
 
 The move is made in the MLflow registry and appended to gold/alias_history at the
-time it is made, with who made it and why. MLflow itself keeps no time for an alias:
-a move made in the MLflow UI is recorded by the next evaluate_models, at that time.
+time it is made, with who made it and why. A move made in the MLflow UI is recorded
+at its time by `looper alias-webhook` (MLflow's webhooks), else by the next
+evaluate_models, at the time it finds it (MLflow's registry keeps no time for an alias).
 The next publish_policies serves the new champion.
 
 example:
@@ -241,6 +243,12 @@ COMMANDS: dict[str, Command] = {
         description=candidate_command.DESCRIPTION,
         add_arguments=candidate_command.add_arguments,
         run=candidate_command.run,
+    ),
+    "alias-webhook": Command(
+        summary="record reviewer alias moves from MLflow's webhooks, at the time they were made",
+        description=alias_webhook_command.DESCRIPTION,
+        add_arguments=alias_webhook_command.add_arguments,
+        run=alias_webhook_command.run,
     ),
 }
 

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from looper_common.contracts.blueprint import Blueprint, BlueprintError, load_blueprints
 from looper_common.contracts.config import ConfigError, Settings, load_settings, local_read_max_bytes
+from looper_common.contracts.errors import OperatorError
 from looper_common.lake.engine import Lake
 from looper_common.lake.session import LazySession
 
@@ -63,6 +64,7 @@ def setup(args: argparse.Namespace, job_name: str) -> JobContext:
         stream=sys.stderr,
     )
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    sys.excepthook = _operator_errors_on_one_line(job_name, sys.__excepthook__)
     try:
         settings = load_settings(args.env)
         blueprints = load_blueprints(settings.blueprints_dir)
@@ -77,6 +79,16 @@ def setup(args: argparse.Namespace, job_name: str) -> JobContext:
             f"(known: {', '.join(sorted(blueprints)) or 'none'})"
         )
     return JobContext(settings=settings, blueprints=blueprints, lake=open_lake(settings, job_name))
+
+
+def _operator_errors_on_one_line(job_name: str, hook):
+    """An excepthook printing an :class:`OperatorError` as ``<job>: <message>``; anything else as ``hook`` does."""
+    def excepthook(kind, err, tb) -> None:
+        if isinstance(err, OperatorError):
+            print(f"{job_name}: {err}", file=sys.stderr)
+        else:
+            hook(kind, err, tb)
+    return excepthook
 
 
 def open_lake(settings: Settings, app_name: str) -> Lake:

@@ -5,8 +5,10 @@ SDK and, after each simulated day, runs the blueprint's Airflow DAG for that day
 `airflow dags test` (ingest -> join -> validate -> train -> evaluate -> tune -> publish).
 From the second day the SDK serves the published policy. Per day it prints the true
 mean reward (from the simulator's oracle) of the policy served, of the default
-action and of the oracle. The demo resets the local stores (var/lake, var/mlflow,
-the blueprint's Redis keys) so that every run starts from scratch.
+action and of the oracle, over the units outside the blueprint's holdback (the held-back
+units are served the default by design; the monitor line shows the policy's lift over
+them). The demo resets the local stores (var/lake, var/mlflow, the blueprint's Redis
+keys) so that every run starts from scratch.
 
 The pass line: on the last day the served policy closes at least 50% of the gap
 between the default action's and the oracle's mean reward. The demo ends by saying
@@ -161,8 +163,23 @@ def monitor_line(lake, blueprint: str, day: date) -> str:
     return day_line(lake, blueprint, day)
 
 
-def verdict(days: int, closed: float, policy_share: float) -> tuple[bool, str]:
-    """Whether the last day met the pass line, and a sentence saying so or why not."""
+_EVALUATED = re.compile(r"evaluate_models INFO done: (.*?)(?: \[airflow\.task|$)")
+
+
+def promotion_outcome(log_path: Path) -> str | None:
+    """What the day's evaluate_models decided, from its log (``None`` when the log has no such line)."""
+    if not log_path.is_file():
+        return None
+    found = [m[1] for line in log_path.read_text(errors="replace").splitlines() if (m := _EVALUATED.search(line))]
+    return found[-1] if found else None
+
+
+def verdict(days: int, closed: float, policy_share: float, promotion: str | None = None) -> tuple[bool, str]:
+    """Whether the last day met the pass line, and a sentence saying so or why not.
+
+    ``promotion``: what evaluate_models decided the day before the last (``promotion_outcome``),
+    said when no policy was served on the last day.
+    """
     line = f"{PASS_LINE:.0%}"
     if math.isnan(closed):
         return False, ("pass line NOT met: the oracle is no better than the default action on the last day, "
@@ -173,6 +190,12 @@ def verdict(days: int, closed: float, policy_share: float) -> tuple[bool, str]:
     if days < 2:
         return False, reason + ("a learned policy is first served on day 2 (day 1's DAG trains on day 1's "
                                 "decisions), so a 1-day run serves the default throughout: use --days 2 or more")
+    if not policy_share > 0 and promotion is not None and "promoted" not in promotion:
+        return False, reason + (f"no published policy was served on the last day: the day before, "
+                                f"evaluate_models kept the default ({promotion}); a policy is served from the "
+                                f"day after its model is first promoted, which in the first days depends on how "
+                                f"much feedback has matured, so a {days}-day run can end on the default: "
+                                f"use more --days (the line is set for the default 7)")
     if not policy_share > 0:
         return False, reason + ("no published policy was served on the last day: check the publish_policies "
                                 "task in the last day's log under var/demo/")
@@ -262,7 +285,9 @@ def main(argv: list[str] | None = None) -> int:
           "/monitoring/alerts)")
     print(f"  Redis:       redis-cli -p {settings.redis.url.rsplit(':', 1)[-1].split('/')[0]} "
           f"get looper:policy:{args.blueprint}:active")
-    met, sentence = verdict(args.days, closed, last.policy_share)
+    before = rows[-2][0].date if len(rows) > 1 else None
+    promotion = promotion_outcome(log_dir / f"{args.blueprint}-{before}.log") if before else None
+    met, sentence = verdict(args.days, closed, last.policy_share, promotion)
     print(f"\n{sentence}")
     return EXIT_MET if met else EXIT_NOT_MET
 

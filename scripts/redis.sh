@@ -4,24 +4,48 @@
 # The server daemonizes, so it keeps running after this script (and make) exit.
 # noeviction: at maxmemory Redis refuses new writes instead of evicting event streams or
 # policy pointers (ingestion refuses a server whose policy is allkeys-*).
+# LOOPER_REDIS_PASSWORD, when set, becomes the server's requirepass: it is written to
+# var/redis/redis.conf (mode 600) and handed to redis-cli as REDISCLI_AUTH, so it is
+# never printed and never on a command line that `ps` shows.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PORT="${LOOPER_REDIS_PORT:-6390}"
 DIR="$ROOT/var/redis"
+CONF="$DIR/redis.conf"
+if [[ -n "${LOOPER_REDIS_PASSWORD:-}" ]]; then export REDISCLI_AUTH="$LOOPER_REDIS_PASSWORD"; fi
 
 log() { echo "[redis] $*"; }
-is_up() { [[ "$(redis-cli -p "$PORT" ping 2>/dev/null)" == PONG ]]; }
+cli() { redis-cli -h 127.0.0.1 -p "$PORT" "$@"; }
+is_up() { [[ "$(cli ping 2>/dev/null)" == PONG ]]; }
+answers() { cli ping 2>&1 | grep -q -e PONG -e NOAUTH -e WRONGPASS; }
+
+# The server's settings; the password (printf is a shell builtin: no process shows it) only here.
+write_conf() {
+    (umask 077; : >"$CONF")
+    chmod 600 "$CONF"
+    {
+        printf 'port %s\nbind 127.0.0.1\ndir "%s"\nappendonly yes\nsave ""\n' "$PORT" "$DIR"
+        printf 'maxmemory-policy noeviction\ndaemonize yes\npidfile "%s"\nlogfile "%s"\n' \
+            "$DIR/redis.pid" "$DIR/redis.log"
+        if [[ -n "${LOOPER_REDIS_PASSWORD:-}" ]]; then
+            printf 'requirepass "%s"\n' "$(printf '%s' "$LOOPER_REDIS_PASSWORD" | sed 's/[\\"]/\\&/g')"
+        fi
+    } >>"$CONF"
+}
 
 start() {
     if is_up; then
         log "already running on 127.0.0.1:$PORT"
         return 0
     fi
+    if answers; then
+        echo "[redis] a server on port $PORT refuses the password (LOOPER_REDIS_PASSWORD unset or wrong)" >&2
+        exit 1
+    fi
     mkdir -p "$DIR"
-    redis-server --port "$PORT" --bind 127.0.0.1 --dir "$DIR" \
-        --appendonly yes --save "" --maxmemory-policy noeviction --daemonize yes \
-        --pidfile "$DIR/redis.pid" --logfile "$DIR/redis.log"
+    write_conf
+    redis-server "$CONF"
     for _ in $(seq 1 50); do
         if is_up; then
             log "started on 127.0.0.1:$PORT (data in var/redis)"
@@ -36,7 +60,7 @@ start() {
 
 stop() {
     if is_up; then
-        redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
+        cli shutdown nosave >/dev/null 2>&1 || true
         log "stopped (port $PORT)"
     else
         log "not running on port $PORT"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,6 +52,76 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+free_port = _free_port
+
+
+class RedisProcess:
+    """A real redis-server of a test's own, on its own port; ``pause()`` (SIGSTOP) makes it hang.
+
+    ``args`` are extra redis-server options (``"--maxmemory", "4mb"``); ``password`` sets
+    requirepass (and the client's password).
+    """
+
+    def __init__(self, workdir: Path, *args: str, password: str | None = None, port: int | None = None) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed: run `make bootstrap` (it installs it)")
+        self.port = port or _free_port()
+        self.password = password
+        extra = ["--requirepass", password] if password else []
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(workdir), *extra, *args],
+            stdout=subprocess.DEVNULL,
+        )
+        self.client = redis.Redis(port=self.port, password=password)
+        for _ in range(100):
+            try:
+                self.client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        self.stop()
+        pytest.fail("redis-server did not start")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def pause(self) -> None:
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def connections_received(self) -> int:
+        return int(self.client.info("stats")["total_connections_received"])
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.resume()
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def redis_process(tmp_path: Path) -> Iterator[type[RedisProcess]]:
+    """Start redis-servers with ``redis_process(*args, password=..., port=...)``; all are stopped afterwards."""
+    started: list[RedisProcess] = []
+
+    def start(*args: str, password: str | None = None, port: int | None = None) -> RedisProcess:
+        workdir = tmp_path / f"redis-{len(started)}"
+        workdir.mkdir()
+        server = RedisProcess(workdir, *args, password=password, port=port)
+        started.append(server)
+        return server
+
+    yield start  # type: ignore[misc]
+    for server in started:
+        if server.proc.poll() is None:
+            server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from looper_common.contracts import event_rules
 
@@ -27,6 +27,9 @@ OVERRIDES = {
     "LOOPER_MLFLOW_ARTIFACT_ROOT": ("mlflow", "artifact_root"),
     "LOOPER_SPARK_MASTER": ("spark", "master"),
     "LOOPER_PYTHON": ("jobs", "python"),
+    "LOOPER_ALERT_WEBHOOK_CONN": ("alerts", "webhook_conn"),
+    "LOOPER_ALERT_EMAIL": ("alerts", "email"),
+    "LOOPER_ALERT_SMTP_CONN": ("alerts", "smtp_conn"),
 }
 
 
@@ -90,6 +93,22 @@ class JobsSettings(_Strict):
     python: str = ".venv/bin/python"
 
 
+class AlertSettings(_Strict):
+    """Where the monitor task's failures go (``monitoring/notify.py``): Airflow connection ids, never secrets."""
+
+    webhook_conn: str | None = None  # an HTTP connection the failure is POSTed to as JSON
+    email: tuple[str, ...] = ()  # recipients, through the SMTP connection smtp_conn
+    smtp_conn: str = "smtp_default"
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _recipients(cls, value: object) -> object:
+        """A comma-separated string (``LOOPER_ALERT_EMAIL=a@x,b@y``) or a YAML list."""
+        if isinstance(value, str):
+            return tuple(a.strip() for a in value.split(",") if a.strip())
+        return () if value is None else value
+
+
 class Settings(_Strict):
     env: str = "local"
     home: str = "."
@@ -103,6 +122,7 @@ class Settings(_Strict):
     mlflow: MlflowSettings = MlflowSettings()
     spark: SparkSettings = SparkSettings()
     jobs: JobsSettings = JobsSettings()
+    alerts: AlertSettings = AlertSettings()
 
 
 def project_home() -> Path:

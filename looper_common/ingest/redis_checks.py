@@ -13,11 +13,12 @@ from __future__ import annotations
 import redis
 
 from looper_common.contracts import events
+from looper_common.contracts.errors import OperatorError
 
 SAFE_POLICY_PREFIXES = ("noeviction", "volatile-")
 
 
-class RedisPolicyError(RuntimeError):
+class RedisPolicyError(OperatorError):
     """Redis is configured so that it can evict stream entries before they are ingested."""
 
 
@@ -47,11 +48,22 @@ def ensure_group(client: redis.Redis, stream: str) -> None:
         return
     try:
         client.xgroup_create(stream, events.INGEST_GROUP, id="0", mkstream=True)
-    except redis.OutOfMemoryError as err:
-        raise RedisPolicyError(
-            f"Redis is at maxmemory and refused to create the consumer group on {stream} ({err}); "
-            "free memory or raise maxmemory, then rerun"
-        ) from err
+    except redis.OutOfMemoryError:
+        raise RedisPolicyError(full_redis_message(client, stream)) from None
     except redis.ResponseError as err:
         if not str(err).startswith("BUSYGROUP"):  # another ingestion created it first
             raise
+
+
+def full_redis_message(client: redis.Redis, stream: str) -> str:
+    """Why ingestion cannot start on a full Redis without its group, and the fix (INFO is served at maxmemory)."""
+    memory = client.info("memory")
+    used, limit = memory.get("used_memory", "?"), memory.get("maxmemory", "?")
+    policy = memory.get("maxmemory_policy", "?")
+    return (
+        f"Redis is at maxmemory and refused to create the consumer group {events.INGEST_GROUP} on {stream} "
+        f"(used_memory {used} bytes, maxmemory {limit}, maxmemory-policy {policy}); nothing was read or "
+        f"acknowledged, the stream keeps its {client.xlen(stream)} entries. Fix: raise maxmemory "
+        "(redis-cli CONFIG SET maxmemory <bytes>, or maxmemory in redis.conf) or free memory, then rerun "
+        "ingest_events; once the group exists ingestion drains a full Redis"
+    )

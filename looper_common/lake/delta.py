@@ -17,12 +17,17 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable, QueryBuilder, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
+from looper_common.contracts.errors import OperatorError
 from looper_common.lake.tables import TableSpec
 
 log = logging.getLogger(__name__)
 
 Filter = tuple[str, str, object]  # (column, "=" | "!=" | "<" | "<=" | ">" | ">=" | "in", value)
 COMMIT_ATTEMPTS = 5  # a MERGE that lost a race with another writer reads the new version and runs again
+
+
+class SchemaMigrationError(OperatorError):
+    """An existing table cannot gain a column of its contract without rewriting its rows."""
 
 
 def open_table(uri: str, storage_options: Mapping[str, str] | None = None) -> DeltaTable | None:
@@ -56,8 +61,15 @@ def create(uri: str, spec: TableSpec, storage_options: Mapping[str, str] | None 
 def _add_new_columns(table: DeltaTable, spec: TableSpec) -> None:
     """Add the spec's nullable columns a table created before them lacks (older rows read them as null)."""
     present = set(_arrow_schema(table).names)
+    required = [f.name for f in spec.schema if f.name not in present and not f.nullable]
+    if required:  # older rows would have no value for it: a migration has to write one
+        raise SchemaMigrationError(
+            f"{spec.name} at {table.table_uri} lacks the non-nullable column(s) {', '.join(required)} of its "
+            "contract; only nullable columns are added to an existing table (its older rows read them as null): "
+            "rewrite the table with the new column(s) filled in, or declare them nullable")
     new = [f for f in spec.schema if f.name not in present and f.nullable]
     if new:
+        log.info("%s: adding column(s) %s (older rows read them as null)", spec.name, ", ".join(f.name for f in new))
         from deltalake.schema import Field as DeltaField
 
         table.alter.add_columns([DeltaField.from_arrow(f) for f in new])

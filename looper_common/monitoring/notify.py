@@ -1,13 +1,16 @@
-"""Airflow notifiers for the monitor task's failures (a critical alert fails it), chosen by environment.
+"""Airflow notifiers for the monitor task's failures (a critical alert fails it), chosen by the settings.
 
-``alert_notifiers()`` is read where the DAG file is parsed:
+``alert_notifiers(settings.alerts)`` is read where the DAG file is parsed; the
+``alerts:`` section of ``conf/<env>.yaml`` names Airflow connection ids, and the
+environment overrides each value (``contracts/config.py`` OVERRIDES):
 
-* ``LOOPER_ALERT_WEBHOOK_CONN``: an Airflow connection id (e.g. ``AIRFLOW_CONN_LOOPER_ALERTS=
-  https://hooks.example.com/looper``); :class:`WebhookNotifier` POSTs a JSON document
-  ``{"text", "dag_id", "task_id", "run_id", "log_url"}`` to it, with the connection's
-  password as a bearer token when it has one.
-* ``LOOPER_ALERT_EMAIL``: comma-separated recipients; the SMTP provider's ``SmtpNotifier``
-  sends through the connection ``LOOPER_ALERT_SMTP_CONN`` (default ``smtp_default``).
+* ``webhook_conn`` / ``LOOPER_ALERT_WEBHOOK_CONN``: an Airflow connection id (e.g.
+  ``AIRFLOW_CONN_LOOPER_ALERTS=https://hooks.example.com/looper``); :class:`WebhookNotifier`
+  POSTs a JSON document ``{"text", "dag_id", "task_id", "run_id", "log_url"}`` to it, with
+  the connection's password as a bearer token when it has one.
+* ``email`` / ``LOOPER_ALERT_EMAIL``: recipients (comma-separated in the variable); the
+  SMTP provider's ``SmtpNotifier`` sends through the connection ``smtp_conn`` /
+  ``LOOPER_ALERT_SMTP_CONN`` (default ``smtp_default``).
 
 With neither set, no notifier is attached: the failed task in the UI is the alert.
 """
@@ -15,12 +18,11 @@ With neither set, no notifier is attached: the failed task in the UI is the aler
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
 
 from airflow.sdk import BaseNotifier, Connection
 
-WEBHOOK_VAR, EMAIL_VAR, SMTP_VAR = "LOOPER_ALERT_WEBHOOK_CONN", "LOOPER_ALERT_EMAIL", "LOOPER_ALERT_SMTP_CONN"
+from looper_common.contracts.config import AlertSettings
 
 
 def webhook_url(conn: Connection) -> str:
@@ -57,17 +59,21 @@ class WebhookNotifier(BaseNotifier):
             response.read()
 
 
-def alert_notifiers() -> list[BaseNotifier]:
-    """The notifiers the environment asks for (see the module docstring); none by default."""
+def alert_notifiers(alerts: AlertSettings | None = None) -> list[BaseNotifier]:
+    """The notifiers ``alerts`` asks for (default: the environment's settings); none by default."""
+    if alerts is None:
+        from looper_common.contracts.config import load_settings
+
+        alerts = load_settings().alerts
     notifiers: list[BaseNotifier] = []
-    if os.environ.get(WEBHOOK_VAR):
-        notifiers.append(WebhookNotifier(os.environ[WEBHOOK_VAR]))
-    if os.environ.get(EMAIL_VAR):
+    if alerts.webhook_conn:
+        notifiers.append(WebhookNotifier(alerts.webhook_conn))
+    if alerts.email:
         from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
         notifiers.append(SmtpNotifier(
-            to=[a.strip() for a in os.environ[EMAIL_VAR].split(",") if a.strip()],
-            smtp_conn_id=os.environ.get(SMTP_VAR, "smtp_default"),
+            to=list(alerts.email),
+            smtp_conn_id=alerts.smtp_conn,
             subject="Looper: {{ ti.dag_id }}.{{ ti.task_id }} failed for {{ params.run_date or ds }}",
         ))
     return notifiers

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from looper_common.contracts import events
 from looper_common.contracts.blueprint import Blueprint
 from looper_common.sdk.client import Decision, LooperClient
 from looper_common.simulate.arrival import Arrival
@@ -32,7 +33,11 @@ _USERS_STREAM, _DAY_STREAM = 0, 1
 
 @dataclass(frozen=True, slots=True)
 class DayStats:
-    """One simulated day; values are expected objectives per decision (the oracle's view)."""
+    """One simulated day; values are expected objectives per decision (the oracle's view).
+
+    The three values are over the decisions outside the blueprint's holdback (the traffic
+    the policy serves); the held-back units are served the default by design.
+    """
 
     date: date
     decisions: int
@@ -42,6 +47,7 @@ class DayStats:
     default_value: float  # always serving the default action
     oracle_value: float  # always serving the best action
     policy_share: float  # share of decisions served by a published policy
+    held_back: int = 0  # decisions of holdback units (reason holdback), left out of the values
 
 
 def day_start_ms(day: date) -> int:
@@ -124,7 +130,7 @@ class Simulator:
         actions = self.blueprint.decision.actions
         default = self.blueprint.decision.default_action
         served, defaults, oracles, rows = [], [], [], []
-        published = 0
+        published = held = 0
         for lo in range(0, len(who), self.chunk_size):
             chunk = range(lo, min(lo + self.chunk_size, len(who)))
             requests = [(self.unit_ids[who[i]], logged[who[i]]) for i in chunk]
@@ -134,13 +140,16 @@ class Simulator:
             for i, decision in zip(chunk, decisions, strict=True):
                 x = features[who[i]]
                 rewards = self.scenario.rewards(x)
-                served.append(served_value(decision, rewards))
-                defaults.append(rewards[default])
-                oracles.append(max(rewards.values()))
                 published += not decision.is_default
                 self._queue_outcomes(decision, x, u[i], z[i])
                 rows.append((decision.decision_id, decision.unit_id, decision.ts, decision.action,
                              [rewards[a] for a in actions]))
+                if decision.default_reason == events.HOLDBACK:
+                    held += 1
+                    continue
+                served.append(served_value(decision, rewards))
+                defaults.append(rewards[default])
+                oracles.append(max(rewards.values()))
         sent = self._send_due(self.arrival.cutoff_ms(begin + DAY_MS), lost=self.faults.feedback_stopped(day))
         if self.oracle_dir is not None:
             path = oracle_path(self.oracle_dir, self.blueprint.name, the_date)
@@ -154,6 +163,7 @@ class Simulator:
             default_value=_mean(defaults),
             oracle_value=_mean(oracles),
             policy_share=published / len(who) if who else math.nan,
+            held_back=held,
         )
 
     def flush_all(self) -> int:

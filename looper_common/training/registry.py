@@ -2,8 +2,9 @@
 
 Registered models are ``looper.<blueprint>.<label>``; the alias ``champion`` is what
 gets published, ``challenger`` the newest candidate. Every alias move, by a job or
-by a reviewer in the MLflow UI (detected on the next run), is appended to
-``gold/alias_history`` with who moved it, why and the metrics. So is every move of a
+by a reviewer in the MLflow UI (at its time through ``alias_webhook``'s receiver, else
+detected on the next run), is appended to ``gold/alias_history`` with who moved it, why
+and the metrics. So is every move of a
 blueprint's active Redis pointer (``publish_policies``, ``looper rollback``), as alias
 ``active_policy`` of ``looper.<blueprint>.policy``: :func:`live_at` answers which
 policy version was served at any time.

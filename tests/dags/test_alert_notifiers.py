@@ -40,6 +40,57 @@ def test_the_monitor_task_notifies_the_configured_webhook_and_mail(monkeypatch):
     assert not dag.get_task("publish_policies").on_failure_callback  # the hook is the monitor's
 
 
+ALERTS_YAML = """
+alerts:
+  webhook_conn: yaml_alerts
+  email: [team@example.com]
+  smtp_conn: yaml_smtp
+"""
+
+
+@pytest.fixture
+def home_with_alerts(tmp_path, monkeypatch):
+    """A project home whose conf/local.yaml is the shipped one plus an ``alerts:`` section."""
+    (tmp_path / "conf").mkdir()
+    shipped = (ROOT / "conf" / "local.yaml").read_text()
+    head, _, tail = shipped.partition("\nalerts:\n")  # the shipped file's own section is replaced
+    tail = tail.split("\n", 3)[-1] if tail else ""
+    (tmp_path / "conf" / "local.yaml").write_text(head + "\n" + tail + ALERTS_YAML)
+    (tmp_path / "blueprints").symlink_to(ROOT / "blueprints")
+    for var in ("LOOPER_ALERT_WEBHOOK_CONN", "LOOPER_ALERT_EMAIL", "LOOPER_ALERT_SMTP_CONN", "LOOPER_ENV"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("LOOPER_HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_the_notifiers_come_from_the_environment_yaml(home_with_alerts, monkeypatch):
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    from looper_common.contracts.config import load_settings
+    from looper_common.monitoring.notify import WebhookNotifier
+
+    assert load_settings().alerts.webhook_conn == "yaml_alerts"
+    callbacks = _dagbag().dags["looper_notification_send"].get_task("monitor_blueprint").on_failure_callback
+    assert [type(c) for c in callbacks] == [WebhookNotifier, SmtpNotifier]
+    assert callbacks[0].conn_id == "yaml_alerts"
+    assert callbacks[1].to == ["team@example.com"] and callbacks[1].smtp_conn_id == "yaml_smtp"
+    # the environment overrides each value
+    monkeypatch.setenv("LOOPER_ALERT_WEBHOOK_CONN", "env_alerts")
+    monkeypatch.setenv("LOOPER_ALERT_EMAIL", "a@example.com, b@example.com")
+    callbacks = _dagbag().dags["looper_notification_send"].get_task("monitor_blueprint").on_failure_callback
+    assert callbacks[0].conn_id == "env_alerts"
+    assert callbacks[1].to == ["a@example.com", "b@example.com"] and callbacks[1].smtp_conn_id == "yaml_smtp"
+
+
+def test_a_bad_alerts_section_names_the_field(home_with_alerts):
+    from looper_common.contracts.config import ConfigError, load_settings
+
+    conf = home_with_alerts / "conf" / "local.yaml"
+    conf.write_text(conf.read_text().replace("smtp_conn: yaml_smtp", "smtp_conn: yaml_smtp\n  slack: x"))
+    with pytest.raises(ConfigError, match="alerts.slack: Extra inputs are not permitted"):
+        load_settings()
+
+
 @pytest.fixture
 def webhook():
     received = []

@@ -31,6 +31,7 @@ from looper_common.lake.tables import (
     SILVER_EXAMPLES,
 )
 from looper_common.sdk.client import LooperClient
+from looper_common.sdk.holdback import in_holdback
 from looper_common.simulate import Simulator
 from looper_common.training.registry import CHAMPION, model_name
 from tests.conftest import ROOT
@@ -131,5 +132,6 @@ def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client):
     assert len(units) >= 2900  # every unit seen so far has an entry
     assert 0 < redis_client.ttl(entries[0]) <= 7 * 86400
     features = simulator.scenario.daily_features(simulator.users, np.random.default_rng(0))[0]
-    served = LooperClient(redis_url, blueprints=blueprints).get_decision(BLUEPRINT, units[0], features)
+    unit = next(u for u in units if not in_holdback(blueprints[BLUEPRINT], u))  # the holdback gets the default
+    served = LooperClient(redis_url, blueprints=blueprints).get_decision(BLUEPRINT, unit, features)
     assert served.policy_version == active and not served.is_default

@@ -40,6 +40,22 @@ def test_unmet_line_says_why(days, share, why):
     assert why in sentence
 
 
+def test_no_policy_on_the_last_day_says_what_evaluate_models_decided(tmp_path):
+    log = tmp_path / "notification_send-2026-01-01.log"
+    log.write_text(
+        "2026-12-03T17:13:46.81Z [info     ] 2026-12-03 17:13:46,813 evaluate_models INFO done: notification_send "
+        "on 2026-01-01, 198 held-out decisions: looper.notification_send.clicked: kept (log_loss 0.0893 does not "
+        "beat the constant baseline 0.0785) [airflow.task.hooks.airflow.providers.standard.hooks.subprocess."
+        "SubprocessHook] loc=subprocess.py:106\n")
+    promotion = demo.promotion_outcome(log)
+    assert promotion.endswith("kept (log_loss 0.0893 does not beat the constant baseline 0.0785)")
+    met, sentence = demo.verdict(2, 0.08, 0.0, promotion)
+    assert not met
+    assert "evaluate_models kept the default (notification_send on 2026-01-01" in sentence
+    assert "a 2-day run can end on the default: use more --days" in sentence
+    assert demo.promotion_outcome(tmp_path / "missing.log") is None
+
+
 def test_no_gap_is_not_met():
     met, sentence = demo.verdict(3, math.nan, 0.9)
     assert not met and "no gap to close" in sentence

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import subprocess
-import time
+import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -16,7 +16,7 @@ from looper_common.ingest.redis_checks import RedisPolicyError, check_eviction_p
 from looper_common.ingest.streams import ingest_events
 from looper_common.lake.engine import Lake
 from looper_common.lake.tables import BRONZE_DECISIONS
-from tests.conftest import FEATURES, _free_port, make_blueprint
+from tests.conftest import FEATURES, ROOT, make_blueprint
 
 pytestmark = pytest.mark.integration
 STREAM = events.stream_key("t_notify")
@@ -24,31 +24,9 @@ TS = int(datetime(2026, 1, 3, 9, tzinfo=UTC).timestamp() * 1000)
 
 
 @pytest.fixture
-def start_redis(tmp_path):
-    """Start a redis-server with extra arguments; every one started is stopped at the end."""
-    started = []
-
-    def start(*args: str) -> redis.Redis:
-        port = _free_port()
-        proc = subprocess.Popen(
-            [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(tmp_path), *args],
-            stdout=subprocess.DEVNULL,
-        )
-        started.append(proc)
-        client = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                client.ping()
-                return client
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        pytest.fail("redis-server did not start")
-
-    yield start
-    for proc in started:
-        proc.terminate()
-        proc.wait(10)
+def start_redis(redis_process):
+    """Start a redis-server with extra arguments (conftest's ``redis_process``); its client."""
+    return lambda *args: redis_process(*args).client
 
 
 @pytest.fixture
@@ -101,9 +79,40 @@ def test_a_full_redis_with_noeviction_is_drained(start_redis, tmp_path, blueprin
 def test_a_full_redis_without_the_group_is_a_clear_error(start_redis, tmp_path, blueprints):
     client = start_redis("--maxmemory", "4mb", "--maxmemory-policy", "noeviction")
     lake = Lake(str(tmp_path / "lake"))
-    _fill_until_refused(client, blueprints)
-    with pytest.raises(RedisPolicyError, match="at maxmemory and refused to create the consumer group"):
+    sent = _fill_until_refused(client, blueprints)
+    with pytest.raises(RedisPolicyError) as refused:
         ingest_events(client, lake, blueprints, streams=[STREAM])
+    message = str(refused.value)
+    for part in ("at maxmemory and refused to create the consumer group", STREAM, "maxmemory 4194304",
+                 "maxmemory-policy noeviction", f"keeps its {sent} entries", "CONFIG SET maxmemory"):
+        assert part in message, (part, message)
+    assert "OOM command not allowed" not in message and refused.value.__cause__ is None
+    # nothing lost: the stream is intact, and once maxmemory is raised every entry reaches bronze
+    assert client.xlen(STREAM) == sent
+    client.config_set("maxmemory", "64mb")
+    stats = ingest_events(client, lake, blueprints, streams=[STREAM], batch_size=5_000)
+    assert (stats.decisions, stats.quarantined) == (sent, 0) and client.xlen(STREAM) == 0
+    assert lake.read(BRONZE_DECISIONS, columns=["event_id"]).table.num_rows == sent
+
+
+def test_the_ingest_job_on_a_full_redis_says_so_on_one_line(start_redis, tmp_path, blueprints):
+    client = start_redis("--maxmemory", "4mb", "--maxmemory-policy", "noeviction")
+    stream = events.stream_key("notification_send")
+    while True:  # what fills it is never read: the group cannot be created
+        try:
+            client.xadd(stream, {"e": "x" * 1000})
+        except redis.OutOfMemoryError:
+            break
+    port = client.connection_pool.connection_kwargs["port"]
+    env = {**os.environ, "LOOPER_REDIS_URL": f"redis://127.0.0.1:{port}/0", "LOOPER_HOME": str(ROOT),
+           "LOOPER_LAKE_ROOT": str(tmp_path / "lake"), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(ROOT / "jobs" / "ingest_events.py"), "--blueprint",
+                           "notification_send"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "OOM" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"ingest_events: Redis is at maxmemory and refused to create the consumer group "
+                           f"{events.INGEST_GROUP} on {stream}") and "CONFIG SET maxmemory" in last
 
 
 @pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-lfu", "allkeys-random"])

@@ -113,3 +113,46 @@ def test_a_table_created_before_a_nullable_column_gains_it(tmp_path):
     version = DeltaTable(lake.path(BRONZE_DECISIONS)).version()
     lake.ensure_tables([BRONZE_DECISIONS])
     assert DeltaTable(lake.path(BRONZE_DECISIONS)).version() == version  # present: no new commit
+
+
+def test_join_stats_written_before_its_late_columns_is_migrated(tmp_path):
+    """A lake whose monitoring/join_stats predates late_after_join / relabelled_after_join keeps working."""
+    from deltalake import write_deltalake
+
+    from looper_common.lake.engine import blueprint_dates
+    from looper_common.lake.tables import JOIN_STATS
+
+    lake = Lake(str(tmp_path / "lake"))
+    newest = ("late_after_join", "relabelled_after_join")
+    old_schema = pa.schema([f for f in JOIN_STATS.schema if f.name not in newest])
+    old_row = {"blueprint": "b", "blueprint_version": "v0", "examples": 10, "matured_decisions": 5,
+               "observations_in_window": 3, "late_observations": 0, "early_observations": 0,
+               "orphan_observations": 1, "median_feedback_delay_s": 60.0, "date": DAY}
+    write_deltalake(lake.path(JOIN_STATS), pa.Table.from_pylist([old_row], old_schema),
+                    partition_by=list(JOIN_STATS.partition_by))
+    lake.ensure_tables()  # what every job does when it opens the lake
+    assert set(newest) <= set(DeltaTable(lake.path(JOIN_STATS)).schema().to_arrow().names)
+    later = {**old_row, "date": date(2026, 1, 6), "late_after_join": [("clicked", 2)],
+             "relabelled_after_join": None}
+    lake.replace_partition(JOIN_STATS, pa.Table.from_pylist([later], JOIN_STATS.schema),
+                           {"blueprint": "b", "date": later["date"]})
+    rows = {r["date"]: r for r in lake.read(JOIN_STATS, filters=blueprint_dates("b", DAY, later["date"]))
+            .table.to_pylist()}
+    assert rows[DAY] == {**old_row, "late_after_join": None, "relabelled_after_join": None}
+    assert rows[later["date"]]["late_after_join"] == [("clicked", 2)]
+    # the old day's row can be rewritten with the new columns (what labels/late.py does)
+    lake.replace_partition(JOIN_STATS, pa.Table.from_pylist([{**old_row, "late_after_join": [("clicked", 0)]}],
+                                                           JOIN_STATS.schema), {"blueprint": "b", "date": DAY})
+    assert lake.read(JOIN_STATS, filters=blueprint_dates("b", DAY, DAY)).table["late_after_join"].to_pylist() \
+        == [[("clicked", 0)]]
+
+
+def test_a_missing_non_nullable_column_is_a_clear_error(tmp_path):
+    from looper_common.lake.delta import SchemaMigrationError
+    from looper_common.lake.tables import JOIN_STATS
+
+    lake = Lake(str(tmp_path / "lake"))
+    old_schema = pa.schema([f for f in JOIN_STATS.schema if f.name != "orphan_observations"])
+    lake.ensure_tables([TableSpec(JOIN_STATS.name, old_schema, JOIN_STATS.partition_by, ("blueprint", "date"))])
+    with pytest.raises(SchemaMigrationError, match="join_stats .* non-nullable column.s. orphan_observations"):
+        lake.ensure_tables([JOIN_STATS])

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import time
 
 import pytest
 import redis
 
 from looper_common.contracts import events, policy_store
 from looper_common.sdk.client import LooperClient, LooperError
-from tests.conftest import FEATURES, make_blueprint
+from tests.conftest import FEATURES, free_port, make_blueprint
 
 pytestmark = pytest.mark.integration
 
@@ -98,40 +94,17 @@ def test_observations_find_their_blueprint_from_the_decision_id(client, redis_cl
         client.log_observations("00000000-0000-7000-8000-000000000000", {"click": 1})
 
 
-def _start_redis(port: int, workdir) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            return proc
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    proc.kill()
-    pytest.fail("redis-server did not start")
-
-
-def test_redis_down_serves_default_and_keeps_events(tmp_path):
+def test_redis_down_serves_default_and_keeps_events(redis_process):
     blueprint = make_blueprint()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     down = LooperClient(f"redis://127.0.0.1:{port}/0", blueprints={blueprint.name: blueprint}, socket_timeout=0.05)
     decision = down.get_decision("t_notify", "u1", FEATURES)
     assert decision.is_default and decision.action in ("send", "skip")
     assert decision.default_reason == "circuit_open"  # the connect check already failed
     assert down.stats()["events_buffered"] == 1
-    proc = _start_redis(port, tmp_path)  # Redis is back
-    try:
-        assert down.flush() == 0
-        assert [e["decision_id"] for e in _stream(redis.Redis(port=port))] == [decision.decision_id]
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    redis_process(port=port)  # Redis is back
+    assert down.flush() == 0
+    assert [e["decision_id"] for e in _stream(redis.Redis(port=port))] == [decision.decision_id]
 
 
 def test_a_refused_write_keeps_every_event_for_the_retry(redis_url, redis_client):

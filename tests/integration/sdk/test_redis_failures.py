@@ -1,6 +1,6 @@
 """The SDK when Redis hangs, refuses writes, is down, holds corrupt entries, or is misconfigured.
 
-Each test runs a real redis-server of its own (tests/integration/sdk/conftest.py):
+Each test runs a real redis-server of its own (tests/conftest.py, ``redis_process``):
 paused with SIGSTOP to hang, at ``maxmemory`` with ``noeviction`` to refuse writes.
 """
 
@@ -16,8 +16,7 @@ import redis
 
 from looper_common.contracts import events, policy_store
 from looper_common.sdk.client import LooperClient, LooperError
-from tests.conftest import FEATURES, ROOT, make_blueprint
-from tests.integration.sdk.conftest import free_port
+from tests.conftest import FEATURES, ROOT, free_port, make_blueprint
 
 pytestmark = pytest.mark.integration
 
@@ -230,7 +229,9 @@ def test_the_demo_traffic_works_against_a_redis_with_a_password(redis_process, m
     stream = [json.loads(f[b"e"]) for _, f in server.client.xrange(events.stream_key("notification_send"))]
     decisions = [e for e in stream if e["kind"] == "decision"]
     assert len(decisions) == stats.decisions > 0
-    assert {e["default_reason"] for e in decisions} == {"no_policy"}  # reached Redis: nothing is published
+    # reached Redis (nothing is published; the blueprint's holdback units say so instead)
+    assert {e["default_reason"] for e in decisions} <= {"no_policy", "holdback"}
+    assert "no_policy" in {e["default_reason"] for e in decisions}
 
 
 def test_simulate_never_prints_the_password(capsys, caplog):

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -41,29 +39,13 @@ def _wait(url: str, proc: subprocess.Popen) -> None:
     pytest.fail("looper serve did not start")
 
 
-def _redis_server(port: int, workdir: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            return proc
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    proc.kill()
-    pytest.fail("redis-server did not start")
-
-
-def test_shutdown_flushes_events_kept_while_redis_was_away(tmp_path):
+def test_shutdown_flushes_events_kept_while_redis_was_away(redis_process):
     redis_port, port = _free_port(), _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LOOPER_HOME": str(ROOT), "LOOPER_API_TOKENS": "tok",
            "LOOPER_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
     server = subprocess.Popen(
         [sys.executable, "-m", "looper_common.cli", "serve", "--port", str(port), "--blueprints",
          str(ROOT / "blueprints")], env=env, stderr=subprocess.PIPE, text=True)
-    store = None
     try:
         base = f"http://127.0.0.1:{port}"
         _wait(f"{base}/healthz", server)
@@ -72,7 +54,7 @@ def test_shutdown_flushes_events_kept_while_redis_was_away(tmp_path):
         served = [httpx.post(f"{base}/v1/decisions", headers=auth, json={
             "blueprint": "notification_send", "unit_id": f"u{i}", "features": FEATURES}).json() for i in range(3)]
         assert all(d["is_default"] for d in served)
-        store = _redis_server(redis_port, tmp_path)
+        redis_process(port=redis_port)  # Redis is back (stopped by the fixture)
         assert httpx.get(f"{base}/readyz").status_code == 200
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=30)
@@ -92,9 +74,6 @@ def test_shutdown_flushes_events_kept_while_redis_was_away(tmp_path):
         if server.poll() is None:
             server.kill()
             server.wait()
-        if store is not None:
-            store.terminate()
-            store.wait(10)
 
 
 def test_shutdown_exits_1_when_events_could_not_be_sent(tmp_path):

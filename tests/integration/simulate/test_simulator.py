@@ -79,11 +79,15 @@ def test_two_days_of_traffic_reach_the_stream(sim_url: str) -> None:
     # the day's values are the oracle's view of exactly the decisions served
     scenario = get_scenario(BLUEPRINTS["notification_send"])
     day1 = [d for d in decisions if d["ts"] < day_start_ms(START) + DAY_MS]
-    rewards = [scenario.rewards(d["features"]) for d in day1]
-    assert stats[0].default_value == pytest.approx(sum(r["skip"] for r in rewards) / 300)
-    assert stats[0].oracle_value == pytest.approx(sum(max(r.values()) for r in rewards) / 300)
+    # the values are over the units outside the blueprint's holdback (served the default by design)
+    held = [d for d in day1 if d.get("default_reason") == events.HOLDBACK]
+    assert held and stats[0].held_back == len(held)
+    rewards = [scenario.rewards(d["features"]) for d in day1 if d not in held]
+    n = 300 - len(held)
+    assert stats[0].default_value == pytest.approx(sum(r["skip"] for r in rewards) / n)
+    assert stats[0].oracle_value == pytest.approx(sum(max(r.values()) for r in rewards) / n)
     assert stats[0].served_value == pytest.approx(
-        sum(0.9 * r["skip"] + 0.1 * r["send"] for r in rewards) / 300)
+        sum(0.9 * r["skip"] + 0.1 * r["send"] for r in rewards) / n)
     assert stats[0].policy_share == 0.0
     assert stats[0].oracle_value > stats[0].default_value + 0.02
     pending = sim.pending
@@ -117,8 +121,9 @@ def test_published_policy_is_served_and_the_oracle_table_is_written(sim_url, tmp
     r.set(policy_store.active_key("notification_send"), "v1")
     _, stats, _ = simulate(sim_url, "notification_send", oracle_dir=tmp_path)
     decisions, _ = stream_events(sim_url, "notification_send")
-    assert all(s.policy_share == 1.0 for s in stats)
-    assert all(d["policy_version"] == "v1" for d in decisions)
+    held = {d["decision_id"] for d in decisions if d.get("default_reason") == events.HOLDBACK}
+    assert all(s.policy_share == 1.0 - s.held_back / 300 for s in stats) and held
+    assert all(d["policy_version"] == "v1" for d in decisions if d["decision_id"] not in held)
     table = pq.read_table(tmp_path / "notification_send" / "date=2026-01-01.parquet")
     assert table.column_names == [
         "decision_id", "unit_id", "ts", "action", "reward_send", "reward_skip"]
@@ -132,7 +137,8 @@ def test_published_policy_is_served_and_the_oracle_table_is_written(sim_url, tmp
         assert (row["unit_id"], row["action"]) == (d["unit_id"], d["action"])
         assert row["ts"] == datetime.fromtimestamp(d["ts"] / 1000, UTC)
         assert row["reward_send"] == pytest.approx(scenario.expected_reward(d["features"], "send"))
-    value = sum(0.9 * r["reward_send"] + 0.1 * r["reward_skip"] for r in rows) / len(rows)
+    served_rows = [r for r in rows if r["decision_id"] not in held]  # the holdback's units get the default
+    value = sum(0.9 * r["reward_send"] + 0.1 * r["reward_skip"] for r in served_rows) / len(served_rows)
     assert stats[0].served_value == pytest.approx(value)
     assert (tmp_path / "notification_send" / "date=2026-01-02.parquet").is_file()
 
