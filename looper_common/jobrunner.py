@@ -64,7 +64,8 @@ def setup(args: argparse.Namespace, job_name: str) -> JobContext:
     shutdown then frees them by reference count without the full collections that
     would traverse every module MLflow and Spark loaded (1-3 s of a task).
     """
-    atexit.register(gc.freeze)  # registered first, so it runs after the handlers registered later
+    atexit.unregister(gc.freeze)  # once per process, however many jobs run in it
+    atexit.register(gc.freeze)  # before the jobs' own handlers, so it runs after them
     logging.basicConfig(
         level=logging.INFO,
         format=f"%(asctime)s {job_name} %(levelname)s %(message)s",
