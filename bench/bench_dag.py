@@ -4,10 +4,11 @@ The simulator serves one day of ``notification_send`` traffic through the real S
 (``get_decisions`` in batches, ``log_observations_batch``), one decision per user, as
 ``make demo`` does on its first day; then the blueprint's DAG runs once for that day
 exactly as the demo runs it (``airflow dags test``: ingest_events, join_feedback,
-validate_training_set, train_models, evaluate_models, tune_policy, publish_policies, each
-a spark-submit). The stream then holds the day's decisions and the observations due by
-its end; the decisions of its first half mature (12h windows), are trained and
-evaluated on, and every unit gets a policy entry. The same is done first at the demo's
+validate_training_set, train_models, evaluate_models, tune_policy, publish_policies,
+monitor_blueprint; join_feedback a spark-submit, the others plain processes). The stream
+then holds the day's decisions and the observations due by its end; the decisions of its
+first half mature (12h windows), are trained and evaluated on, and every unit gets a
+policy entry. The same is done first at the demo's
 size (2,000 decisions), so each task's fixed cost shows beside its size-dependent one.
 
 There is no baseline to take a ratio against: the report is the time per task, the rows
@@ -53,7 +54,7 @@ BLUEPRINT = "notification_send"
 RUN_DATE = date(2026, 5, 1)
 SEED = 7
 TASKS = ("ingest_events", "join_feedback", "validate_training_set", "train_models",
-         "evaluate_models", "tune_policy", "publish_policies")
+         "evaluate_models", "tune_policy", "publish_policies", "monitor_blueprint")
 
 # what each job logs about the rows it handled (the job's logger name, then INFO)
 _ROWS = {
