@@ -13,7 +13,7 @@ The baseline does less per blueprint: it reads each blueprint as raw YAML, where
 project validates it into the strict ``Blueprint`` model. It does more per task: it
 reads ``conf/<env>.yaml`` and globs the jars once per task (seven per blueprint).
 
-    python bench/bench_dag_parse.py               # 200 blueprints, 5 rounds
+    python bench/bench_dag_parse.py               # 1,000 blueprints, 3 rounds (goal: first parse < 10 s)
     python bench/bench_dag_parse.py --quick       # 20 blueprints, 3 rounds (prints only)
 """
 
@@ -60,9 +60,9 @@ def child(dag_folder: str) -> None:
         return real_glob(pattern, *args, **kwargs)
 
     yaml.safe_load, glob.glob = counted_safe_load, counted_glob
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     bag = DagBag(dag_folder=dag_folder)
-    first = time.perf_counter() - started
+    first, first_cpu = time.perf_counter() - started, time.process_time() - cpu_started
     per_parse = dict(counts)
     if bag.import_errors:
         raise SystemExit(f"import errors: {bag.import_errors}")
@@ -74,7 +74,7 @@ def child(dag_folder: str) -> None:
     DagBag(dag_folder=dag_folder)
     second = time.perf_counter() - started
     print(json.dumps({
-        "first": first, "second": second, "serialize": serialize, "dags": len(bag.dags),
+        "first": first, "first_cpu": first_cpu, "second": second, "serialize": serialize, "dags": len(bag.dags),
         "tasks": sum(len(d.tasks) for d in bag.dags.values()), **per_parse,
     }))
 
@@ -89,8 +89,8 @@ def measure(dag_folder: Path, env: dict[str, str]) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--blueprints", type=int, default=None, help="blueprints to generate (default 200)")
-    parser.add_argument("--rounds", type=int, default=None, help="alternated measurements each (default 5)")
+    parser.add_argument("--blueprints", type=int, default=None, help="blueprints to generate (default 1000)")
+    parser.add_argument("--rounds", type=int, default=None, help="alternated measurements each (default 3)")
     parser.add_argument("--baseline-ref", default="main", help="git ref of the baseline DAG file")
     parser.add_argument("--quick", action="store_true", help="20 blueprints, 3 rounds")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -99,8 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.child:
         child(args.child)
         return 0
-    count = args.blueprints or (20 if args.quick else 200)
-    rounds = args.rounds or (3 if args.quick else 5)
+    count = args.blueprints or (20 if args.quick else 1000)
+    rounds = args.rounds or 3
     baseline_text = subprocess.run(["git", "show", f"{args.baseline_ref}:dags/{DAG_FILE}"], cwd=C.ROOT,
                                    capture_output=True, text=True, check=True).stdout
 
@@ -120,6 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "PYTHONPATH": os.pathsep.join(filter(None, [str(C.ROOT), os.environ.get("PYTHONPATH")])),
             "AIRFLOW_HOME": str(scratch / "airflow"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            # the measurement, not Airflow's 30 s import limit, decides: on a loaded machine a
+            # parse can pass it (see the load printed with the figures)
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600",
         }
         results: dict[str, list[dict]] = {"baseline": [], "project": []}
         for i in range(rounds):
@@ -136,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"the two files built different DAGs: {base} vs {proj}")
     rows = []
     for key, what in (("first", "first parse in a fresh process (DAG file's imports included)"),
+                      ("first_cpu", "CPU seconds of that first parse (`process_time`; less moved by load)"),
                       ("second", "second parse, same process (the factory's work alone)"),
                       ("serialize", "serializing the DAGs (`DagSerialization.to_dict`)")):
         b, p = med("baseline", key), med("project", key)
@@ -146,10 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     body = "\n".join([
         f"`dags/{DAG_FILE}` over {count} generated blueprints ({proj['dags']} DAGs, {proj['tasks']} tasks), "
         f"parsed with `DagBag` in a fresh process per measurement, {rounds} rounds alternating with the "
-        f"baseline, `git show {args.baseline_ref}:dags/{DAG_FILE}` (every task a spark-submit, conf and jars "
-        "read per task). Medians in seconds; the ratio is baseline / project. The baseline reads each "
-        "blueprint as raw YAML; the project validates it into the strict `Blueprint` model (more work "
-        "per blueprint), and reads the settings and globs the jars once per parse.",
+        f"baseline, `git show {args.baseline_ref}:dags/{DAG_FILE}`. Medians in seconds; the ratio is "
+        "baseline / project. Goal: the first parse of 1,000 blueprints under 10 s (Airflow's default "
+        "import timeout is 30 s). Counted per parse: YAML documents read with `yaml.safe_load` (the "
+        "blueprints go through libyaml's `CSafeLoader`, not counted) and jar globs.",
         "",
         C.table(["", f"baseline `{args.baseline_ref}` (s)", "project (s)", "ratio"], rows),
         "",
@@ -157,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ])
     print("\n" + body)
     if C.docs_wanted(args):
-        C.write_section("dag_parse", f"Parsing the DAG file: {count} blueprints", body)
+        key = "dag_parse" if count == 200 else f"dag_parse_{count}"  # the 200-blueprint section stays
+        C.write_section(key, f"Parsing the DAG file: {count} blueprints", body)
     return 0
 
 

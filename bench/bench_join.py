@@ -93,6 +93,7 @@ def make_decisions(spark: SparkSession, bp: Blueprint, n: int, lo_us: int, step_
         F.create_map(F.lit("send"), score, F.lit("skip"), 1 - score).alias("scores"),
         F.lit("v1").alias("policy_version"),
         F.lit(False).alias("is_default"),
+        F.lit(None).cast("string").alias("default_reason"),
         F.to_date(ts).alias("date"),
     )
     return rows.select(*BRONZE_DECISIONS.columns)

@@ -179,10 +179,27 @@ def timetable(schedule: str) -> str | CronDataIntervalTimetable:
     return CronDataIntervalTimetable(schedule, timezone="UTC")
 
 
-def build_dag(name: str, blueprint: Blueprint, settings: Settings, jars: str | None) -> DAG:
+def airflow_dag_defaults() -> dict[str, object]:
+    """The DAG arguments Airflow would read from its configuration for every DAG, read once per parse.
+
+    Left out, each ``DAG(...)`` reads them again (three configuration look-ups, each
+    scanning the environment); passed explicitly, they are the same values.
+    """
+    from airflow.configuration import conf
+
+    return {
+        "max_active_tasks": conf.getint("core", "max_active_tasks_per_dag"),
+        "max_consecutive_failed_dag_runs": conf.getint("core", "max_consecutive_failed_dag_runs_per_dag"),
+        "disable_bundle_versioning": conf.getboolean("dag_processor", "disable_bundle_versioning"),
+    }
+
+
+def build_dag(name: str, blueprint: Blueprint, settings: Settings, jars: str | None,
+              dag_defaults: dict[str, object] | None = None) -> DAG:
     """The DAG of one blueprint: its jobs in a line, the join behind the watermark sensor, the monitor last."""
     env = job_environment(settings)
     with DAG(
+        **(dag_defaults or {}),
         dag_id=f"looper_{name}",
         description=blueprint.description or f"Looper loop for {name}",
         doc_md=__doc__,
@@ -220,11 +237,12 @@ def alert_callbacks(settings: Settings) -> list:
 
 
 def build_dags(home: Path = HOME) -> dict[str, DAG]:
-    """Every blueprint's DAG, from one reading of the settings, the blueprints and the jars."""
+    """Every blueprint's DAG, from one reading of the settings, the blueprints, the jars and Airflow's DAG defaults."""
     settings = load_settings(home=home)
     jars = sorted(glob.glob(os.path.join(settings.spark.jars_dir, "*.jar"))) if settings.spark.jars_dir else []
+    dag_defaults = airflow_dag_defaults()
     return {
-        f"looper_{name}": build_dag(name, blueprint, settings, ",".join(jars) or None)
+        f"looper_{name}": build_dag(name, blueprint, settings, ",".join(jars) or None, dag_defaults)
         for name, blueprint in load_blueprints(settings.blueprints_dir).items()
     }
 

@@ -109,6 +109,15 @@ class AlertSettings(_Strict):
         return () if value is None else value
 
 
+class TrainingSettings(_Strict):
+    """Bounds of what ``train_models`` reads (``training.examples.load_training_frame``)."""
+
+    # Above this many example rows in the lookback window, training reads a sample of the
+    # window's decisions of about this size (by the MD5 of the decision id) and says so
+    # in its MLflow run (tag ``training.sampled``). The default keeps a few GB on the driver.
+    max_examples: int = Field(2_000_000, ge=1)
+
+
 class Settings(_Strict):
     env: str = "local"
     home: str = "."
@@ -123,6 +132,7 @@ class Settings(_Strict):
     spark: SparkSettings = SparkSettings()
     jobs: JobsSettings = JobsSettings()
     alerts: AlertSettings = AlertSettings()
+    training: TrainingSettings = TrainingSettings()
 
 
 def project_home() -> Path:

@@ -22,7 +22,7 @@ from looper_common.lake.tables import TableSpec
 
 log = logging.getLogger(__name__)
 
-Filter = tuple[str, str, object]  # (column, "=" | "!=" | "<" | "<=" | ">" | ">=" | "in", value)
+Filter = tuple[str, str, object]  # (column, "=" | "!=" | "<" | "<=" | ">" | ">=" | "in" | "md5<", value)
 COMMIT_ATTEMPTS = 5  # a MERGE that lost a race with another writer reads the new version and runs again
 
 
@@ -88,6 +88,15 @@ def conform(table: pa.Table, spec: TableSpec, columns: Sequence[str] | None) -> 
 
 def selected_bytes(table: DeltaTable, spec: TableSpec, filters: Sequence[Filter] | None) -> int:
     """Parquet bytes of the live files whose partition values pass the partition filters."""
+    return _selected(table, spec, filters, "size_bytes")
+
+
+def selected_rows(table: DeltaTable, spec: TableSpec, filters: Sequence[Filter] | None) -> int:
+    """Rows of the live files whose partition values pass the partition filters (from the log's file stats)."""
+    return _selected(table, spec, filters, "num_records")
+
+
+def _selected(table: DeltaTable, spec: TableSpec, filters: Sequence[Filter] | None, stat: str) -> int:
     actions = _arrow_table(table.get_add_actions(flatten=True))
     keep = None
     for column, op, value in filters or ():
@@ -99,8 +108,8 @@ def selected_bytes(table: DeltaTable, spec: TableSpec, filters: Sequence[Filter]
         else:
             test = getattr(pc, _COMPARE[op])(values, pa.scalar(value, values.type))
         keep = test if keep is None else pc.and_(keep, test)
-    sizes = actions.column("size_bytes") if keep is None else actions.filter(keep).column("size_bytes")
-    return int(pc.sum(sizes).as_py() or 0)
+    values = actions.column(stat) if keep is None else actions.filter(keep).column(stat)
+    return int(pc.sum(values).as_py() or 0)
 
 
 _COMPARE = {"=": "equal", "!=": "not_equal", "<": "less", "<=": "less_equal", ">": "greater", ">=": "greater_equal"}
@@ -121,6 +130,20 @@ def _sql_literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+SAMPLE_OP = "md5<"  # (key, "md5<", hex prefix): rows whose key's MD5 (lowercase hex) starts below the prefix
+
+
+def sample_filter(key: str, fraction: float, digits: int = 8) -> Filter:
+    """A filter keeping about ``fraction`` of the distinct values of ``key``, the same ones on every engine.
+
+    By the MD5 of the key, so the sample is a function of the key alone: every label
+    row of a decision is in it or none is, a rerun picks the same rows, and delta-rs and
+    Spark (both have ``md5``) pick the same ones.
+    """
+    bound = min(max(int(fraction * 16**digits), 1), 16**digits)
+    return (key, SAMPLE_OP, f"{bound:0{digits}x}" if bound < 16**digits else "g" * digits)
+
+
 def where_sql(filters: Sequence[Filter] | None, alias: str = "") -> str:
     """The filters ``[(column, op, value)]`` as a SQL condition (``TRUE`` without filters)."""
     terms = []
@@ -128,6 +151,8 @@ def where_sql(filters: Sequence[Filter] | None, alias: str = "") -> str:
         name = f'{alias}"{column}"'
         if op == "in":
             terms.append(f"{name} IN ({', '.join(_sql_literal(v) for v in value)})" if value else "FALSE")
+        elif op == SAMPLE_OP:
+            terms.append(f"substr(md5(CAST({name} AS VARCHAR)), 1, {len(str(value))}) < {_sql_literal(value)}")
         else:
             terms.append(f"{name} {'<>' if op == '!=' else op} {_sql_literal(value)}")
     return " AND ".join(terms) or "TRUE"

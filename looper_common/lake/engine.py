@@ -89,6 +89,10 @@ class Lake:
         """The table's current Delta version (stamped on downstream runs for lineage)."""
         return self._table(spec).version()
 
+    def selected_rows(self, spec: TableSpec, filters: Sequence[Filter] | None = None) -> int:
+        """Rows in the live files the partition filters select (the Delta log's stats; nothing is read)."""
+        return delta.selected_rows(self._table(spec), spec, filters)
+
     def read(
         self, spec: TableSpec, *, filters: Sequence[Filter] | None = None, columns: Sequence[str] | None = None
     ) -> LakeRead:
@@ -163,28 +167,40 @@ class Lake:
         schema: pa.Schema,
         filters: Sequence[Filter] | None = None,
         columns: Sequence[str] | None = None,
+        shared: object = None,
     ) -> pa.Table:
         """``fn`` over the selected rows, all the rows of one ``key`` value in the same call.
 
         ``fn`` maps Arrow rows to Arrow rows of ``schema``. On delta-rs it runs once over
         the whole selection; on Spark, once per partition after a repartition by ``key``
-        (``mapInArrow`` on the executors), and the results are collected.
+        (``mapInArrow`` on the executors), and the results are collected. With ``shared``
+        (a model, say), ``fn`` is called as ``fn(rows, shared)``; on Spark ``shared`` is
+        broadcast once to the executors rather than shipped with every task.
         """
         table = self._table(spec)
         if self._engine(delta.selected_bytes(table, spec, filters)) == "delta-rs":
-            return conform_to(fn(self._read(table, spec, filters, columns, "delta-rs").table), schema)
+            rows = self._read(table, spec, filters, columns, "delta-rs").table
+            return conform_to(fn(rows) if shared is None else fn(rows, shared), schema)
         from pyspark.sql.pandas.types import from_arrow_schema
 
         from looper_common.lake import spark
+
+        broadcast = None if shared is None else self.session().sparkContext.broadcast(shared)
 
         def per_partition(batches):
             batches = list(batches)  # a partition no key hashed to has none, and no schema to build a table from
             rows = pa.Table.from_batches(batches) if batches else None
             if rows is not None and rows.num_rows:
-                yield from conform_to(fn(rows), schema).to_batches()
+                out = fn(rows) if broadcast is None else fn(rows, broadcast.value)
+                yield from conform_to(out, schema).to_batches()
 
         frame = self.dataframe(spec).where(spark.filter_column(filters or ())).select(*(columns or spec.columns))
-        return conform_to(frame.repartition(key).mapInArrow(per_partition, from_arrow_schema(schema)).toArrow(), schema)
+        try:
+            return conform_to(frame.repartition(key).mapInArrow(per_partition, from_arrow_schema(schema)).toArrow(),
+                              schema)
+        finally:
+            if broadcast is not None:
+                broadcast.unpersist()
 
 
 def conform_to(rows: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -123,7 +123,12 @@ def filter_column(filters: Sequence[tuple[str, str, object]]) -> F.Column:
     """The delta-rs style filters ``[(column, op, value)]`` as one Spark condition."""
     condition = F.lit(True)
     for column, op, value in filters:
-        test = F.col(column).isin(list(value)) if op == "in" else _OPERATORS[op](F.col(column), F.lit(value))
+        if op == "md5<":  # delta.SAMPLE_OP: the same sample as delta-rs' where_sql
+            test = F.substring(F.md5(F.col(column).cast("string")), 1, len(str(value))) < F.lit(value)
+        elif op == "in":
+            test = F.col(column).isin(list(value))
+        else:
+            test = _OPERATORS[op](F.col(column), F.lit(value))
         condition = condition & test
     return condition
 

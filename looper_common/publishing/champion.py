@@ -87,7 +87,8 @@ def publish_policies(settings: Settings, lake: Lake, blueprint: Blueprint, run_d
     client = redis.Redis.from_url(settings.redis.url, password=settings.redis.password)
     stats = publish_champion(
         lake, client, blueprint, run_date, model_uri=model_uri, model_version=champion.version,
-        ttl_seconds=settings.redis.policy_ttl_days * 86_400, params=params, extra_models=extra,
+        ttl_seconds=settings.redis.policy_ttl_days * 86_400, redis_url=settings.redis.url,
+        password_env=settings.redis.password_env, params=params, extra_models=extra,
     )
     active = client.get(policy_store.active_key(blueprint.name))
     active = active.decode() if active else stats.version

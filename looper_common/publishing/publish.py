@@ -1,8 +1,10 @@
 """Publishing the champion's policy (DESIGN.md §6): load every known unit, score it, publish.
 
-The champion scores every known unit from its latest logged features; the policy
-frame goes to ``redis_policy.publish_policy``, which writes the version's entries and
-then switches the active pointer atomically (``redis_policy`` also holds rollback).
+The champion scores every known unit from its latest logged features
+(``scoring.score_and_write``, on the driver or on Spark's executors by the lake's size
+rule), the entries go to Redis from where they were scored, and only then does
+``redis_policy.publish_entries`` switch the active pointer, atomically, on the driver
+(``redis_policy`` also holds rollback).
 """
 
 from __future__ import annotations
@@ -12,23 +14,19 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from concurrent.futures import Future
 from datetime import date
 from typing import TYPE_CHECKING
 
-import pandas as pd
 import redis
 
 from looper_common.contracts.blueprint import Blueprint
-from looper_common.jobrunner import in_background
 from looper_common.lake.engine import Lake
-from looper_common.publishing.redis_policy import PublishStats, publish_policy
+from looper_common.publishing.redis_policy import PublishStats, publish_entries
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
-SCORING_CHUNK = 200_000
 POLICY_PARAMS_TAG = "policy_params"  # champion model version tag: tuned params (JSON), set by tune_policy
 TUNED_DATE_TAG = "policy_tuned_date"
 
@@ -77,42 +75,55 @@ def publish_champion(
     model_uri: str,
     model_version: str | int,
     ttl_seconds: int,
+    redis_url: str,
+    password_env: str = "LOOPER_REDIS_PASSWORD",
     params: Mapping[str, object] | None = None,
     extra_models: Mapping[str, str] | None = None,
-    units: Future[pd.DataFrame] | None = None,
 ) -> PublishStats:
     """Score every known unit with the model at ``model_uri`` and publish the policy.
 
-    ``params`` are tuned policy params (see ``policies``); their exploration part is
-    written to the version's meta hash, where the SDK reads it. ``extra_models`` maps
-    other labels to model URIs, for a ``weighted_sum`` policy. ``units`` is
-    :func:`load_units` already started in the background (see ``jobs/publish_policies.py``).
+    The units' latest features are read and scored, and their entries written to
+    ``redis_url``, by :func:`scoring.score_and_write` through ``Lake.map_groups``: in this
+    process on a small lake, on Spark's executors (the models broadcast) on a large one;
+    ``client`` (the same Redis) writes the meta hash and switches the pointer here, once
+    every entry is in. ``params`` are tuned policy params (see ``policies``); their
+    exploration part goes to the version's meta hash, where the SDK reads it.
+    ``extra_models`` maps other labels to model URIs, for a ``weighted_sum`` policy.
     """
-    from looper_common.decision_science.policies import exploration_spec, policy_frame
+    from looper_common.decision_science.policies import exploration_spec
+    from looper_common.lake.engine import blueprint_dates
+    from looper_common.lake.tables import BRONZE_DECISIONS
     from looper_common.publishing.compact_model import publish_for_serving
-    from looper_common.publishing.units import load_units
+    from looper_common.publishing.scoring import WRITE_COUNTS, ScoringJob, score_and_write
+    from looper_common.publishing.units import UNIT_COLUMNS
     from looper_common.training.registry import load_model
 
     started = time.perf_counter()
-    if units is None:
-        units = in_background(lambda: load_units(lake, blueprint, run_date), "units")
-    # the models load (scikit-learn, skops: seconds of imports) while the features are read
     models = {blueprint.objectives.maximize: load_model(model_uri)}
     models.update({label: load_model(uri) for label, uri in (extra_models or {}).items()})
-    wide = units.result()
-    if wide.empty:
-        raise ValueError(f"{blueprint.name}: no decisions up to {run_date}; nothing to publish")
-    log.info("%s: features of %d units loaded and %d model(s) (%.1f s)",
-             blueprint.name, len(wide), len(models), time.perf_counter() - started)
-    started, frames = time.perf_counter(), []
-    for lo in range(0, len(wide), SCORING_CHUNK):
-        frames.append(policy_frame(models, wide.iloc[lo:lo + SCORING_CHUNK], blueprint, params))
-        done = min(lo + SCORING_CHUNK, len(wide))
-        log.info("%s: scored %d/%d units (%.0f/s)",
-                 blueprint.name, done, len(wide), done / (time.perf_counter() - started))
+    log.info("%s: %d model(s) loaded (%.1f s)", blueprint.name, len(models), time.perf_counter() - started)
     version = policy_version(run_date, model_version, blueprint, params)
+    job = ScoringJob(blueprint, run_date, models, params, version, ttl_seconds, redis_url, password_env)
+
+    def write_all() -> tuple[int, int]:
+        counts = lake.map_groups(
+            BRONZE_DECISIONS, score_and_write, key="unit_id", schema=WRITE_COUNTS, shared=job,
+            filters=blueprint_dates(blueprint.name, last=run_date), columns=UNIT_COLUMNS,
+        )
+        entries = int(pc_sum(counts["entries"]))
+        if entries == 0:
+            raise ValueError(f"{blueprint.name}: no decisions up to {run_date}; nothing to publish")
+        return entries, int(pc_sum(counts["batches"]))
+
     meta = {"model_uri": model_uri, "model_version": model_version, "run_date": run_date,
             "policy_params": json.dumps(dict(params or blueprint.policy.params), sort_keys=True)}
     meta.update(publish_for_serving(client, blueprint, version, models, params, ttl_seconds=ttl_seconds))
-    return publish_policy(client, blueprint, pd.concat(frames, ignore_index=True), version=version,
-                          ttl_seconds=ttl_seconds, meta=meta, exploration=exploration_spec(blueprint, params))
+    return publish_entries(client, blueprint, write_all, version=version, ttl_seconds=ttl_seconds, meta=meta,
+                           exploration=exploration_spec(blueprint, params))
+
+
+def pc_sum(column) -> int:
+    """The sum of an Arrow integer column (0 when empty)."""
+    import pyarrow.compute as pc
+
+    return pc.sum(column).as_py() or 0

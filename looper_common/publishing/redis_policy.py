@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -75,7 +75,7 @@ def encode_entries(units: pd.DataFrame, blueprint: Blueprint) -> list[bytes]:
 
 def _write_meta(
     client: redis.Redis, key: str, fields: Mapping[str, object], ttl: int, exploration: ExplorationSpec | None
-) -> None:
+) -> bool:
     pipe = client.pipeline(transaction=True)
     pipe.hset(key, mapping={k: str(v) for k, v in fields.items()})
     if exploration is None:  # a rerun without an override must not keep an earlier one
@@ -84,7 +84,93 @@ def _write_meta(
         pipe.hset(key, policy_store.EXPLORATION_FIELD, json.dumps(exploration.model_dump()))
     pipe.hsetnx(key, "published_at", datetime.now(UTC).isoformat(timespec="seconds"))
     pipe.expire(key, ttl)
-    pipe.execute()
+    return bool(pipe.execute()[-2])  # HSETNX: 1 when this call created the hash
+
+
+def write_entries(
+    client: redis.Redis, blueprint: Blueprint, version: str, units: pd.DataFrame, ttl_seconds: int,
+    batch_size: int = PER_CALL,
+) -> tuple[int, int]:
+    """``SET ... EX`` of every row of a policy frame under ``version``; returns ``(entries, batches)``.
+
+    The same code on the driver (one call over every unit) and on Spark's executors (one
+    call per partition, each with its own client): entries go in script calls of
+    ``batch_size`` (``BatchWriter.set_ex``), and an error Redis returns is raised.
+    """
+    keys, values = entry_pairs(blueprint, version, units)
+    return write_pairs(client, blueprint.name, version, keys, values, ttl_seconds, batch_size)
+
+
+def entry_pairs(blueprint: Blueprint, version: str, units: pd.DataFrame) -> tuple[list[bytes], list[bytes]]:
+    """The keys and values of a policy frame's entries (:func:`encode_entries` checks the frame)."""
+    values = encode_entries(units, blueprint)
+    prefix = policy_store.entry_key(blueprint.name, version, "").encode()
+    return [prefix + u.encode() for u in units["unit_id"].astype(str).tolist()], values
+
+
+def write_pairs(client: redis.Redis, bp: str, version: str, keys: list[bytes], values: list[bytes],
+                ttl_seconds: int, batch_size: int = PER_CALL) -> tuple[int, int]:
+    """``SET key value EX ttl`` of every pair, in script calls of ``batch_size``; returns ``(entries, batches)``."""
+    started, last_log = time.perf_counter(), time.perf_counter()
+    writer, batches = BatchWriter(client, per_call=batch_size), 0
+    for lo in range(0, len(keys), batch_size):
+        hi = min(lo + batch_size, len(keys))
+        batches += writer.set_ex(keys[lo:hi], values[lo:hi], ttl_seconds)
+        if time.perf_counter() - last_log > 5:
+            last_log = time.perf_counter()
+            log.info("%s: %d/%d entries of %s written (%d batches, %.0f/s)",
+                     bp, hi, len(keys), version, batches, hi / (last_log - started))
+    return len(keys), batches
+
+
+def publish_entries(
+    client: redis.Redis,
+    blueprint: Blueprint,
+    write: Callable[[], tuple[int, int]],
+    *,
+    version: str,
+    ttl_seconds: int,
+    meta: Mapping[str, object] | None = None,
+    exploration: ExplorationSpec | None = None,
+) -> PublishStats:
+    """Meta hash, then ``write()`` (every entry, wherever it runs), then the pointer switch on this process.
+
+    ``write`` returns ``(entries, batches)``, e.g. :func:`write_entries` over a frame here
+    or the executors' sums; its error (or no entry at all) leaves the pointer where it
+    was. The meta hash is written first with the entries' TTL, so it expires before any
+    entry ("meta exists" means "all the entries still exist", what rollback relies on);
+    its ``units`` field is set once the entries are in.
+    """
+    bp = blueprint.name
+    if ttl_seconds < 1:
+        raise ValueError("ttl_seconds must be positive")
+    mkey = meta_key(bp, version)
+    run_date = str(meta["run_date"]) if meta and meta.get("run_date") is not None else None
+    refused = _refusal(client, bp, version, run_date)
+    if refused is not None:
+        code, current = refused
+        log.warning("%s: %s; not publishing it", bp, _REFUSED[code].format(version=version, current=current))
+        return PublishStats(bp, version, 0, 0, 0.0, current, False)
+
+    started = time.perf_counter()
+    created = _write_meta(client, mkey, {"blueprint_version": blueprint.version, **(meta or {})}, ttl_seconds,
+                          exploration)
+    try:
+        entries, batches = write()
+        if entries == 0:
+            raise ValueError(f"{bp}: no units to publish; the pointer stays where it is")
+    except BaseException:
+        if created:  # a version that never became active leaves no meta (its entries, if any, expire)
+            client.delete(mkey)
+        raise
+    client.hset(mkey, "units", entries)
+    code, previous = _switch(client, bp, version, run_date)
+    if code < 0:
+        log.warning("%s: %s meanwhile; pointer left at %s",
+                    bp, _REFUSED[code].format(version=version, current=previous), previous)
+    stats = PublishStats(bp, version, entries, batches, time.perf_counter() - started, previous, code == 1)
+    log.info("%s", stats.summary())
+    return stats
 
 
 def publish_policy(
@@ -98,58 +184,25 @@ def publish_policy(
     meta: Mapping[str, object] | None = None,
     exploration: ExplorationSpec | None = None,
 ) -> PublishStats:
-    """Write every unit's entry of ``version`` (``SET ... EX``), then switch the active pointer.
-
-    The entries go in script calls of ``batch_size`` (``BatchWriter.set_ex``); an error
-    Redis returns is raised before the switch, so the pointer never moves to a version
-    with missing entries.
+    """Write every unit's entry of ``version`` from this process, then switch the active pointer.
 
     ``units`` is a policy frame (``unit_id``, ``action``, ``score_<action>``...) as from
     ``policies.policy_frame``; ``meta`` adds fields (model, run date) to the meta hash.
     ``exploration`` (e.g. tuned by a policy tuning job) is written to the meta hash's
     ``exploration`` field, and the SDK applies it instead of the blueprint's
     ``policy.exploration`` while this version is active; None removes the field.
+    See :func:`publish_entries` for the order of the writes.
     """
-    bp = blueprint.name
     if units.empty:
-        raise ValueError(f"{bp}: no units to publish; the pointer stays where it is")
+        raise ValueError(f"{blueprint.name}: no units to publish; the pointer stays where it is")
     if not units["unit_id"].is_unique:
-        raise ValueError(f"{bp}: unit ids must be unique in a published policy")
-    if ttl_seconds < 1 or batch_size < 1:
+        raise ValueError(f"{blueprint.name}: unit ids must be unique in a published policy")
+    if batch_size < 1:
         raise ValueError("ttl_seconds and batch_size must be positive")
-    mkey = meta_key(bp, version)
-    run_date = str(meta["run_date"]) if meta and meta.get("run_date") is not None else None
-    refused = _refusal(client, bp, version, run_date)
-    if refused is not None:
-        code, current = refused
-        log.warning("%s: %s; not publishing it", bp, _REFUSED[code].format(version=version, current=current))
-        return PublishStats(bp, version, 0, 0, 0.0, current, False)
-
-    started = time.perf_counter()
-    values = encode_entries(units, blueprint)
-    prefix = policy_store.entry_key(bp, version, "").encode()
-    keys = [prefix + u.encode() for u in units["unit_id"].astype(str).tolist()]
-    # Meta first, same TTL: it expires before any entry, so "meta exists" means "all the
-    # entries still exist" (what rollback relies on).
-    fields = {"units": len(keys), "blueprint_version": blueprint.version, **(meta or {})}
-    _write_meta(client, mkey, fields, ttl_seconds, exploration)
-    writer, batches, last_log = BatchWriter(client, per_call=batch_size), 0, started
-    for lo in range(0, len(keys), batch_size):
-        hi = min(lo + batch_size, len(keys))
-        batches += writer.set_ex(keys[lo:hi], values[lo:hi], ttl_seconds)
-        if time.perf_counter() - last_log > 5:
-            last_log = time.perf_counter()
-            log.info("%s: %d/%d entries of %s written (%d batches, %.0f/s)",
-                     bp, hi, len(keys), version, batches, hi / (last_log - started))
-    code, previous = _switch(client, bp, version, run_date)
-    if code < 0:
-        log.warning("%s: %s meanwhile; pointer left at %s",
-                    bp, _REFUSED[code].format(version=version, current=previous), previous)
-    stats = PublishStats(
-        bp, version, len(keys), batches, time.perf_counter() - started, previous, code == 1
-    )
-    log.info("%s", stats.summary())
-    return stats
+    keys, values = entry_pairs(blueprint, version, units)  # a bad frame is refused before anything is written
+    return publish_entries(
+        client, blueprint, lambda: write_pairs(client, blueprint.name, version, keys, values, ttl_seconds, batch_size),
+        version=version, ttl_seconds=ttl_seconds, meta=meta, exploration=exploration)
 
 
 ROLLED_BACK_CODE, OLDER_CODE = -1, -2

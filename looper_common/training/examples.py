@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from looper_common.contracts.blueprint import Blueprint
+from looper_common.lake.delta import sample_filter
 from looper_common.lake.engine import Lake, blueprint_dates
 from looper_common.lake.frames import to_pandas
 from looper_common.lake.tables import SILVER_EXAMPLES
@@ -90,18 +91,38 @@ def examples_wide(rows: pa.Table, blueprint: Blueprint) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class TrainingFrame:
-    """Wide examples as pandas, the ``silver/examples`` version they were read at, and by which engine."""
+    """Wide examples as pandas, the ``silver/examples`` version they were read at, and by which engine.
+
+    ``sampled_from`` is the number of example rows the window held when only a sample
+    of its decisions was read (see :func:`load_training_frame`); None when all were.
+    """
 
     frame: pd.DataFrame
     version: int
     engine: str
+    sampled_from: int | None = None
 
 
 def load_training_frame(
-    lake: Lake, blueprint: Blueprint, run_date: date, lookback_days: int | None = 28
+    lake: Lake, blueprint: Blueprint, run_date: date, lookback_days: int | None = 28,
+    max_rows: int | None = None,
 ) -> TrainingFrame:
-    """Wide examples that matured in the lookback window up to the run date (all of them with None)."""
+    """Wide examples that matured in the lookback window up to the run date (all of them with None).
+
+    When the window holds more than ``max_rows`` example rows (``training.max_examples``),
+    a sample of its decisions is read instead, about ``max_rows`` rows: each decision is
+    in it or not by the MD5 of its id (``delta.sample_filter``), so all its labels come
+    together, a rerun reads the same sample, and the time split still sees every day.
+    The filter runs where the rows are read (delta-rs, or Spark's executors), so no more
+    than the sample reaches this process.
+    """
     since = run_date - timedelta(days=lookback_days) if lookback_days is not None else None
-    read = lake.read(SILVER_EXAMPLES, filters=blueprint_dates(blueprint.name, since, run_date))
+    filters = blueprint_dates(blueprint.name, since, run_date)
+    total = lake.selected_rows(SILVER_EXAMPLES, filters) if max_rows is not None else 0
+    sampled = max_rows is not None and total > max_rows
+    if sampled:
+        filters = [*filters, sample_filter("decision_id", max_rows / total)]
+    read = lake.read(SILVER_EXAMPLES, filters=filters)
     wide = examples_wide(read.table, blueprint)
-    return TrainingFrame(wide.sort_values(["ts", "decision_id"], ignore_index=True), read.version, read.engine)
+    return TrainingFrame(wide.sort_values(["ts", "decision_id"], ignore_index=True), read.version, read.engine,
+                         total if sampled else None)

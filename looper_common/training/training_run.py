@@ -16,7 +16,7 @@ from looper_common.contracts.blueprint import Blueprint
 from looper_common.contracts.config import Settings
 from looper_common.jobrunner import in_background
 from looper_common.lake.engine import Lake
-from looper_common.training.examples import load_training_frame
+from looper_common.training.examples import TrainingFrame, load_training_frame
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,15 @@ def challenger_reason(blueprint: Blueprint, family: str) -> str:
     return f"best of {blueprint.model.tuning.max_evals} trials ({family})"
 
 
+def sample_tags(loaded: TrainingFrame, max_rows: int) -> dict[str, str]:
+    """What the run trained on: all the window's examples, or a sample of them (``training.max_examples``)."""
+    if loaded.sampled_from is None:
+        return {"training.sampled": "false"}
+    return {"training.sampled": "true", "training.sample_of_rows": str(loaded.sampled_from),
+            "training.max_examples": str(max_rows),
+            "training.sample": "decisions whose MD5(decision_id) falls below max_examples / rows"}
+
+
 def train_models(
     settings: Settings,
     lake: Lake,
@@ -60,7 +69,9 @@ def train_models(
     A rerun for the same date and blueprint version keeps the versions it made (``force``
     trains again); without matured examples nothing is trained and the default action stays.
     """
-    examples = in_background(lambda: load_training_frame(lake, blueprint, run_date, lookback_days), "examples")
+    max_rows = settings.training.max_examples
+    examples = in_background(lambda: load_training_frame(lake, blueprint, run_date, lookback_days, max_rows),
+                             "examples")
     # MLflow, scikit-learn, hyperopt: imported while the examples load
     import mlflow
 
@@ -71,6 +82,9 @@ def train_models(
     wide = loaded.frame
     log.info("%d matured examples for %s up to %s (silver/examples v%d, read by %s)",
              len(wide), blueprint.name, run_date, loaded.version, loaded.engine)
+    if loaded.sampled_from is not None:
+        log.warning("the window holds %d example rows, over training.max_examples = %d: trained on a sample "
+                    "of its decisions (%d)", loaded.sampled_from, max_rows, len(wide))
     if wide.empty:
         log.warning("no matured examples yet: nothing to train, the default action stays in place")
         return TrainRun(blueprint.name, run_date, 0, loaded.version)
@@ -81,6 +95,7 @@ def train_models(
         "run_date": str(run_date),
         "git_sha": git_sha(settings.home),
         "delta.silver_examples.version": str(loaded.version),
+        **sample_tags(loaded, max_rows),
     }
     with mlflow.start_run(run_name=f"train {run_date}", tags=tags):
         results = train_blueprint(wide, blueprint, run_date, tags, force=force)

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 
 from looper_common.contracts import policy_store
-from looper_common.contracts.config import MlflowSettings, RedisSettings, Settings
+from looper_common.contracts.config import MlflowSettings, RedisSettings, Settings, TrainingSettings
 from looper_common.decision_science import evaluate_models, tune_policy
 from looper_common.lake.engine import Lake
 from looper_common.lake.tables import BRONZE_DECISIONS, SILVER_EXAMPLES
@@ -125,3 +125,26 @@ def test_without_examples_or_a_champion_nothing_is_made(tmp_path, settings, redi
     published = publish_policies(settings, empty, BP, RUN_DATE)
     assert published.stats is None and published.active is None and "nothing published" in published.summary()
     assert redis_client.keys("looper:policy:*") == []
+
+
+def test_over_training_max_examples_training_reads_a_sample_and_its_run_says_so(lake, settings):
+    total = (DAYS + 1) * PER_DAY
+    bounded = settings.model_copy(update={"training": TrainingSettings(max_examples=total // 2)})
+
+    trained = train_models(bounded, lake, BP, RUN_DATE, lookback_days=DAYS)
+
+    assert 0.3 * total < trained.examples < 0.7 * total and trained.challengers == ((NAME, "1"),)
+    runs = mlflow.search_runs(experiment_names=[f"looper/{BP.name}"], output_format="list")
+    parent = next(r for r in runs if r.info.run_name == f"train {RUN_DATE}")
+    tags = parent.data.tags
+    assert (tags["training.sampled"], tags["training.sample_of_rows"], tags["training.max_examples"]) == (
+        "true", str(total), str(total // 2))
+
+
+def test_under_training_max_examples_the_run_says_it_read_everything(lake, settings):
+    trained = train_models(settings, lake, BP, RUN_DATE, lookback_days=DAYS)
+
+    assert trained.examples == (DAYS + 1) * PER_DAY
+    runs = mlflow.search_runs(experiment_names=[f"looper/{BP.name}"], output_format="list")
+    parent = next(r for r in runs if r.info.run_name == f"train {RUN_DATE}")
+    assert parent.data.tags["training.sampled"] == "false" and "training.sample_of_rows" not in parent.data.tags

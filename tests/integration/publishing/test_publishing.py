@@ -356,7 +356,7 @@ def test_publish_champion_from_bronze_decisions_to_what_the_sdk_serves(
     mv = find_champion(uri, BP)
     model_uri = f"models:/{MODEL}/{mv.version}"
     stats = publish_champion(lake, redis_client, BP, RUN_DATE, model_uri=model_uri,
-                             model_version=mv.version, ttl_seconds=TTL)
+                             model_version=mv.version, ttl_seconds=TTL, redis_url=redis_url)
 
     version = policy_version(RUN_DATE, mv.version, BP)
     assert stats.version == version and stats.units == 30 and active(redis_client) == version
@@ -398,3 +398,51 @@ def test_without_a_champion_the_job_keeps_the_default(redis_client, redis_url, t
 
     assert main(["--blueprint", NAME, "--run-date", RUN_DATE.isoformat()]) == 0
     assert redis_client.keys("looper:policy:*") == []
+
+
+def policy_state(client: redis.Redis) -> dict[bytes, object]:
+    """Every policy key with its value (entries) or fields (meta hashes, without the publish time)."""
+    state: dict[bytes, object] = {}
+    for key in sorted(client.keys("looper:policy:*")):
+        kind = client.type(key)
+        if kind == b"string":
+            state[key] = client.get(key)
+        elif kind == b"hash":
+            state[key] = {f: v for f, v in client.hgetall(key).items() if f != b"published_at"}
+        else:
+            state[key] = client.lrange(key, 0, -1)
+    return state
+
+
+def test_publishing_on_spark_executors_writes_the_same_entries_as_on_the_driver(
+    spark, lake, redis_client, redis_url, champion
+):
+    uri, _ = champion
+    logged_units(lake)
+    mv = find_champion(uri, BP)
+    publish = dict(model_uri=f"models:/{MODEL}/{mv.version}", model_version=mv.version, ttl_seconds=TTL,
+                   redis_url=redis_url)
+
+    local = publish_champion(lake, redis_client, BP, RUN_DATE, **publish)
+    on_driver = policy_state(redis_client)
+    redis_client.flushdb()
+    on_spark = dataclasses.replace(lake, local_read_max_bytes=0)  # every read above the limit: Spark
+    distributed = publish_champion(on_spark, redis_client, BP, RUN_DATE, **publish)
+
+    assert (distributed.units, distributed.version, distributed.switched) == (30, local.version, True)
+    assert local.units == 30 and distributed.batches >= 1
+    entries = [k for k in on_driver if k.startswith(policy_store.entry_key(NAME, local.version, "").encode())]
+    assert len(entries) == 30
+    assert policy_state(redis_client) == on_driver
+    assert redis_client.get(policy_store.active_key(NAME)) == local.version.encode()
+
+
+def test_publishing_nothing_on_spark_leaves_the_pointer(spark, lake, redis_client, redis_url, champion):
+    uri, _ = champion
+    logged_units(lake)
+    mv = find_champion(uri, BP)
+    on_spark = dataclasses.replace(lake, local_read_max_bytes=0)
+    with pytest.raises(ValueError, match="no decisions up to 2025-12-31"):
+        publish_champion(on_spark, redis_client, BP, date(2025, 12, 31), model_uri=f"models:/{MODEL}/{mv.version}",
+                         model_version=mv.version, ttl_seconds=TTL, redis_url=redis_url)
+    assert redis_client.get(policy_store.active_key(NAME)) is None

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from looper_common.lake.engine import Lake
+from looper_common.lake.engine import Lake, blueprint_dates
 from looper_common.lake.tables import SILVER_EXAMPLES
 from looper_common.training.examples import load_training_frame
 from tests.conftest import make_blueprint
@@ -86,3 +86,25 @@ def test_the_training_frame_read_by_spark_equals_delta_rs(spark, examples_lake):
         assert got.version == expected.version
         assert len(got.frame) >= 12
         pd.testing.assert_frame_equal(got.frame, expected.frame)
+
+
+def test_over_max_rows_a_sample_of_whole_decisions_is_read_the_same_on_both_engines(spark, examples_lake):
+    full = load_training_frame(examples_lake, BP, RUN_DATE, lookback_days=None, max_rows=1000)
+    assert full.sampled_from is None and len(full.frame) == 48  # under the bound: everything
+
+    rows = examples_lake.selected_rows(SILVER_EXAMPLES, blueprint_dates(BP.name, last=RUN_DATE))
+    assert rows == 48 * len(BP.labels) - 4  # decision 3 of each day has no clicks row
+    sample = load_training_frame(examples_lake, BP, RUN_DATE, lookback_days=None, max_rows=70)
+    assert sample.sampled_from == rows
+    assert 0 < len(sample.frame) < 48
+    assert set(sample.frame["decision_id"]) < set(full.frame["decision_id"])
+    # whole decisions: every label of a sampled decision came with it
+    expected = full.frame.set_index("decision_id").loc[sample.frame["decision_id"]].reset_index()
+    pd.testing.assert_frame_equal(sample.frame, expected, check_dtype=False)  # "n/a" (a float NaN) may be left out
+    again = load_training_frame(examples_lake, BP, RUN_DATE, lookback_days=None, max_rows=70)
+    pd.testing.assert_frame_equal(again.frame, sample.frame)  # a rerun reads the same sample
+
+    on_spark = dataclasses.replace(examples_lake, local_read_max_bytes=0)
+    got = load_training_frame(on_spark, BP, RUN_DATE, lookback_days=None, max_rows=70)
+    assert (got.engine, got.sampled_from) == ("spark", rows)
+    pd.testing.assert_frame_equal(got.frame, sample.frame)
