@@ -48,6 +48,12 @@ def policy_version(
     return version
 
 
+def model_version_of(version: str | None) -> str | None:
+    """The model version in a :func:`policy_version` (``20260301-m7-abc123`` -> ``7``), None if none."""
+    parts = (version or "").split("-")
+    return parts[1][1:] if len(parts) > 2 and parts[1].startswith("m") else None
+
+
 def find_champion(tracking_uri: str, blueprint: Blueprint) -> ModelVersion | None:
     """The registry's champion version of the blueprint's model, or None when there is none."""
     from mlflow import MlflowClient
@@ -80,6 +86,7 @@ def publish_champion(
     params: Mapping[str, object] | None = None,
     extra_models: Mapping[str, str] | None = None,
     units: Future[pd.DataFrame] | None = None,
+    switch: bool = True,
 ) -> PublishStats:
     """Score every known unit with the model at ``model_uri`` and publish the policy.
 
@@ -115,4 +122,5 @@ def publish_champion(
             "policy_params": json.dumps(dict(params or blueprint.policy.params), sort_keys=True)}
     meta.update(publish_for_serving(client, blueprint, version, models, params, ttl_seconds=ttl_seconds))
     return publish_policy(client, blueprint, pd.concat(frames, ignore_index=True), version=version,
-                          ttl_seconds=ttl_seconds, meta=meta, exploration=exploration_spec(blueprint, params))
+                          ttl_seconds=ttl_seconds, meta=meta, exploration=exploration_spec(blueprint, params),
+                          switch=switch)

@@ -97,6 +97,7 @@ def publish_policy(
     batch_size: int = PER_CALL,
     meta: Mapping[str, object] | None = None,
     exploration: ExplorationSpec | None = None,
+    switch: bool = True,
 ) -> PublishStats:
     """Write every unit's entry of ``version`` (``SET ... EX``), then switch the active pointer.
 
@@ -109,6 +110,7 @@ def publish_policy(
     ``exploration`` (e.g. tuned by a policy tuning job) is written to the meta hash's
     ``exploration`` field, and the SDK applies it instead of the blueprint's
     ``policy.exploration`` while this version is active; None removes the field.
+    ``switch=False`` writes the version without moving the pointer (a shadow or canary challenger).
     """
     bp = blueprint.name
     if units.empty:
@@ -141,7 +143,7 @@ def publish_policy(
             last_log = time.perf_counter()
             log.info("%s: %d/%d entries of %s written (%d batches, %.0f/s)",
                      bp, hi, len(keys), version, batches, hi / (last_log - started))
-    code, previous = _switch(client, bp, version, run_date)
+    code, previous = _switch(client, bp, version, run_date) if switch else (0, None)
     if code < 0:
         log.warning("%s: %s meanwhile; pointer left at %s",
                     bp, _REFUSED[code].format(version=version, current=previous), previous)
