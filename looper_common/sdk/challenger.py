@@ -68,13 +68,16 @@ class Challengers:
         self._cached: dict[str, tuple[float, Rollout | None]] = {}
         self._models = OnlineModels(client)  # apart from the champion's: one version per blueprint each
         self._plans: dict[str, ServingPlan] = {}
+        self.asked_redis = False  # whether the last get() or entries() read Redis (not only a cache)
 
     def get(self, blueprint: str) -> Rollout | None:
         """The blueprint's challenger; a Redis error propagates (the caller serves the default)."""
         now = time.monotonic()
         cached = self._cached.get(blueprint)
+        self.asked_redis = False
         if cached is not None and cached[0] > now:
             return cached[1]
+        self.asked_redis = True
         raw = self._redis.get(policy_store.challenger_key(blueprint))
         rollout = _parse(blueprint, raw) if raw is not None else None
         self._cached[blueprint] = (now + self._ttl, rollout)
@@ -88,6 +91,7 @@ class Challengers:
         if requests and (online is None or mode == "hybrid"):
             prefix = policy_store.entry_key(bp.name, rollout.version, "")
             entries = self._redis.mget([prefix + str(u) for u, _ in requests])
+            self.asked_redis = True
         return online.entries(requests, entries) if online is not None else entries
 
     def plan(self, champion: ServingPlan, rollout: Rollout) -> ServingPlan:

@@ -163,7 +163,7 @@ class LooperClient:
                 if version is not None and bp.promotion.stage != "none":
                     rollout = self._challengers.get(bp.name)
                     challenger_entries = rollout and self._challengers.entries(bp, rollout, requests)
-                    asked = True
+                    asked = asked or self._challengers.asked_redis
                 if asked:  # a trial that did not reach Redis proves nothing
                     self._link.success()
             except redis.RedisError as err:
