@@ -142,7 +142,8 @@ def live_sections(
     sections = []
     shadow = shadow_ope(frame, blueprint, label, challenger, models, n_bootstrap=n_bootstrap)
     if shadow is not None:
-        agree = (frame["shadow_action"] == frame["action"])[frame["shadow_action"].notna()].mean()
+        shadowed = frame["shadow_action"].notna() & _of(frame, "shadow_version", challenger)
+        agree = (frame["shadow_action"] == frame["action"])[shadowed].mean()
         sections.append((f"Shadow: the challenger's logged actions on live traffic ({label})",
                          f"<p class='meta'>policy <b>shadow</b> is the challenger's exact action on each "
                          f"decision the champion served; <b>challenger</b> is the OPE of its model on the same "
