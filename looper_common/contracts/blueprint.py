@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from looper_common.contracts.config import SAFE_LOADER
+from looper_common.contracts.rollout_spec import CanaryEvidence, CanarySpec, Stage
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,15 @@ class PromotionSpec(_Strict):
     min_lift: float = 0.0
     gate: Literal["metric", "ope"] = "metric"
     clip: float | None = Field(None, gt=0.0)  # OPE importance-weight clip (None: unclipped)
+    stage: Stage = "none"  # how the challenger meets live traffic before promotion (rollout_spec)
+    canary: CanarySpec | None = None
+    require_canary: CanaryEvidence | None = None
+
+    @model_validator(mode="after")
+    def _canary_share(self) -> PromotionSpec:
+        if (self.stage == "canary") != (self.canary is not None):
+            raise ValueError("stage: canary and canary: {share: ...} go together")
+        return self
 
 
 CheckName = Literal[
@@ -271,6 +281,9 @@ class Blueprint(_Strict):
         content = self.model_dump(mode="json")
         if self.serving == ServingSpec():  # the default serving leaves the versions of existing blueprints as they were
             content.pop("serving")
+        for rollout in ("stage", "canary", "require_canary"):  # likewise the default rollout (rollout_spec)
+            if content["promotion"][rollout] == PromotionSpec.model_fields[rollout].default:
+                content["promotion"].pop(rollout)
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

@@ -23,7 +23,12 @@ DECISION_REQUIRED = (
     "event_id", "decision_id", "blueprint", "blueprint_version", "unit_id", "ts",
     "features", "action", "propensity", "action_probs", "is_default",
 )
-DECISION_OPTIONAL = ("scores", "policy_version", "default_reason")
+# a challenger on live traffic (contracts/rollout_spec.py): ``variant`` is "canary" for a
+# canary unit's decision; the shadow_* fields carry the shadow challenger's version, the
+# action it would have taken and its scores, on the decisions the champion served
+ROLLOUT_FIELDS = ("variant", "shadow_version", "shadow_action", "shadow_scores")
+DECISION_OPTIONAL = ("scores", "policy_version", "default_reason", *ROLLOUT_FIELDS)
+CANARY = "canary"  # ``variant`` of a decision served by the canary challenger
 
 # Why a decision was served the blueprint's default action: a default decision event's
 # ``default_reason`` (DESIGN.md §3).

@@ -33,6 +33,12 @@ def meta_key(blueprint: str, version: str) -> str:
 EXPLORATION_FIELD = "exploration"  # meta field: the version's own ExplorationSpec (JSON)
 
 
+def challenger_key(blueprint: str) -> str:
+    """JSON ``{"version", "stage", "share"}``: the challenger published beside the active version
+    (``shadow`` or ``canary``, contracts/rollout_spec.py); absent when there is none."""
+    return f"{PREFIX}{blueprint}:challenger"
+
+
 def entry_key(blueprint: str, version: str, unit_id: str) -> str:
     return f"{PREFIX}{blueprint}:{version}:{unit_id}"
 

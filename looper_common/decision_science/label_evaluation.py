@@ -129,6 +129,13 @@ def evaluate_label(
     if champion is not None:
         models["champion"] = load_model(f"models:/{name}/{champion}")
     verdict, sections = judge(models, holdout, blueprint, label, n_bootstrap=n_bootstrap)
+    if label.name == blueprint.objectives.maximize and (
+            blueprint.promotion.stage != "none" or blueprint.promotion.require_canary is not None):
+        from looper_common.decision_science.live_evidence import live_sections
+
+        verdict, live = live_sections(lake, blueprint, label.name, holdout, models, challenger, verdict,
+                                      n_bootstrap=n_bootstrap)
+        sections += live
     run = log_evaluation(models, holdout, blueprint, label, run_date, challenger=challenger, champion=champion,
                          verdict=verdict, sections=sections)
     log.info("%s: challenger v%s vs champion v%s: %s", name, challenger, champion, verdict.reason)

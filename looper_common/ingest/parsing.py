@@ -106,6 +106,10 @@ class _Decision(msgspec.Struct, tag_field="kind", tag=events.DECISION):
     scores: dict[str, float] | None = None
     policy_version: str | None = None
     default_reason: str | None = None
+    variant: str | None = None
+    shadow_version: str | None = None
+    shadow_action: str | None = None
+    shadow_scores: dict[str, float] | None = None
 
 
 class _Observation(msgspec.Struct, tag_field="kind", tag=events.OBSERVATION):
@@ -177,7 +181,8 @@ def _add_decision(batch: ParsedBatch, event: _Decision, stream: str, stream_id: 
     row = (
         event.event_id, event.decision_id, event.blueprint, event.blueprint_version, event.unit_id, ts,
         jv.feature_texts(event.features), event.action, event.propensity, event.action_probs, event.scores,
-        event.policy_version, event.is_default, event.default_reason, date,
+        event.policy_version, event.is_default, event.default_reason, event.variant, event.shadow_version,
+        event.shadow_action, event.shadow_scores, date,
     )
     if not batch.decisions.add(event.event_id, row, (event.blueprint, date)):
         conflict(batch, stream, stream_id, payload, event.event_id)

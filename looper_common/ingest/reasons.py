@@ -65,6 +65,8 @@ FIELD_CHECKS: dict[str, dict[str, jv.Check]] = {
         "features": _features, "action": jv.string, "propensity": jv.number,
         "action_probs": jv.number_map("probability"), "scores": jv.number_map("score"),
         "policy_version": jv.string, "is_default": jv.boolean, "default_reason": jv.string,
+        "variant": jv.string, "shadow_version": jv.string, "shadow_action": jv.string,
+        "shadow_scores": jv.number_map("score"),
     },
     events.OBSERVATION: {
         "event_id": jv.string, "decision_id": jv.string, "blueprint": jv.string,

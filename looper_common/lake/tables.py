@@ -29,6 +29,9 @@ DECISIONS_SCHEMA = _schema(
     ("action_probs", NUMBER_MAP, False), ("scores", NUMBER_MAP, True), ("policy_version", pa.string(), True),
     ("is_default", pa.bool_(), False),
     ("default_reason", pa.string(), True),  # why the default was served (DESIGN.md §3); null otherwise
+    # a challenger on live traffic (events.ROLLOUT_FIELDS); null otherwise
+    ("variant", pa.string(), True), ("shadow_version", pa.string(), True), ("shadow_action", pa.string(), True),
+    ("shadow_scores", NUMBER_MAP, True),
     ("date", pa.date32(), False),
 )
 OBSERVATIONS_SCHEMA = _schema(

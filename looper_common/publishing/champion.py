@@ -22,6 +22,7 @@ from looper_common.contracts.blueprint import Blueprint
 from looper_common.contracts.config import Settings
 from looper_common.decision_science.policies import policy_labels
 from looper_common.lake.engine import Lake
+from looper_common.publishing.challenger import publish_challenger
 from looper_common.publishing.publish import (
     POLICY_PARAMS_TAG,
     TUNED_DATE_TAG,
@@ -93,6 +94,9 @@ def publish_policies(settings: Settings, lake: Lake, blueprint: Blueprint, run_d
     active = client.get(policy_store.active_key(blueprint.name))
     active = active.decode() if active else stats.version
     record_active_pointer(lake, blueprint, run_date, stats, active, f"{champion.name} v{champion.version}")
+    publish_challenger(lake, client, blueprint, run_date, champion_version=str(champion.version),
+                       ttl_seconds=settings.redis.policy_ttl_days * 86_400, redis_url=settings.redis.url,
+                       password_env=settings.redis.password_env)  # promotion.stage: shadow | canary
     return PublishRun(blueprint.name, run_date, f"{champion.name} v{champion.version}", stats, active)
 
 

@@ -46,6 +46,12 @@ def policy_version(
     return version
 
 
+def model_version_of(version: str | None) -> str | None:
+    """The model version in a :func:`policy_version` (``20260301-m7-abc123`` -> ``7``), None if none."""
+    parts = (version or "").split("-")
+    return parts[1][1:] if len(parts) > 2 and parts[1].startswith("m") else None
+
+
 def find_champion(tracking_uri: str, blueprint: Blueprint) -> ModelVersion | None:
     """The registry's champion version of the blueprint's model, or None when there is none."""
     from mlflow import MlflowClient
@@ -79,6 +85,7 @@ def publish_champion(
     password_env: str = "LOOPER_REDIS_PASSWORD",
     params: Mapping[str, object] | None = None,
     extra_models: Mapping[str, str] | None = None,
+    switch: bool = True,
 ) -> PublishStats:
     """Score every known unit with the model at ``model_uri`` and publish the policy.
 
@@ -89,6 +96,7 @@ def publish_champion(
     every entry is in. ``params`` are tuned policy params (see ``policies``); their
     exploration part goes to the version's meta hash, where the SDK reads it.
     ``extra_models`` maps other labels to model URIs, for a ``weighted_sum`` policy.
+    ``switch=False`` publishes the version without moving the pointer (a challenger).
     """
     from looper_common.decision_science.policies import exploration_spec
     from looper_common.lake.engine import blueprint_dates
@@ -119,7 +127,7 @@ def publish_champion(
             "policy_params": json.dumps(dict(params or blueprint.policy.params), sort_keys=True)}
     meta.update(publish_for_serving(client, blueprint, version, models, params, ttl_seconds=ttl_seconds))
     return publish_entries(client, blueprint, write_all, version=version, ttl_seconds=ttl_seconds, meta=meta,
-                           exploration=exploration_spec(blueprint, params))
+                           exploration=exploration_spec(blueprint, params), switch=switch)
 
 
 def pc_sum(column) -> int:

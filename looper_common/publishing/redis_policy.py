@@ -132,6 +132,7 @@ def publish_entries(
     ttl_seconds: int,
     meta: Mapping[str, object] | None = None,
     exploration: ExplorationSpec | None = None,
+    switch: bool = True,
 ) -> PublishStats:
     """Meta hash, then ``write()`` (every entry, wherever it runs), then the pointer switch on this process.
 
@@ -139,7 +140,8 @@ def publish_entries(
     or the executors' sums; its error (or no entry at all) leaves the pointer where it
     was. The meta hash is written first with the entries' TTL, so it expires before any
     entry ("meta exists" means "all the entries still exist", what rollback relies on);
-    its ``units`` field is set once the entries are in.
+    its ``units`` field is set once the entries are in. ``switch=False`` leaves the
+    pointer alone (a shadow or canary challenger).
     """
     bp = blueprint.name
     if ttl_seconds < 1:
@@ -164,7 +166,7 @@ def publish_entries(
             client.delete(mkey)
         raise
     client.hset(mkey, "units", entries)
-    code, previous = _switch(client, bp, version, run_date)
+    code, previous = _switch(client, bp, version, run_date) if switch else (0, None)
     if code < 0:
         log.warning("%s: %s meanwhile; pointer left at %s",
                     bp, _REFUSED[code].format(version=version, current=previous), previous)
@@ -183,6 +185,7 @@ def publish_policy(
     batch_size: int = PER_CALL,
     meta: Mapping[str, object] | None = None,
     exploration: ExplorationSpec | None = None,
+    switch: bool = True,
 ) -> PublishStats:
     """Write every unit's entry of ``version`` from this process, then switch the active pointer.
 
@@ -191,7 +194,8 @@ def publish_policy(
     ``exploration`` (e.g. tuned by a policy tuning job) is written to the meta hash's
     ``exploration`` field, and the SDK applies it instead of the blueprint's
     ``policy.exploration`` while this version is active; None removes the field.
-    See :func:`publish_entries` for the order of the writes.
+    See :func:`publish_entries` for the order of the writes;
+    ``switch=False`` writes the version without moving the pointer (a shadow or canary challenger).
     """
     if units.empty:
         raise ValueError(f"{blueprint.name}: no units to publish; the pointer stays where it is")
@@ -202,7 +206,7 @@ def publish_policy(
     keys, values = entry_pairs(blueprint, version, units)  # a bad frame is refused before anything is written
     return publish_entries(
         client, blueprint, lambda: write_pairs(client, blueprint.name, version, keys, values, ttl_seconds, batch_size),
-        version=version, ttl_seconds=ttl_seconds, meta=meta, exploration=exploration)
+        version=version, ttl_seconds=ttl_seconds, meta=meta, exploration=exploration, switch=switch)
 
 
 ROLLED_BACK_CODE, OLDER_CODE = -1, -2

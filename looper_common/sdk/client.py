@@ -29,6 +29,7 @@ from looper_common.contracts.blueprint import Blueprint, ExplorationSpec, load_b
 from looper_common.sdk import at_exit
 from looper_common.sdk.active_policy import ActivePolicies
 from looper_common.sdk.breaker import CircuitBreaker
+from looper_common.sdk.challenger import Challengers, decide_with_challenger
 from looper_common.sdk.connection import EvictionPolicyError, check_eviction_policy, connect, mask_url
 from looper_common.sdk.decision_batch import Decision, ServingPlan, encode_decision_event
 from looper_common.sdk.holdback import withhold
@@ -108,6 +109,7 @@ class LooperClient:
         self._stats = SdkStats(stats_interval_s)
         self._close_timeout_s = close_timeout_s
         self._online = OnlineModels(self.redis)
+        self._challengers = Challengers(self.redis, pointer_ttl_s)  # shadow and canary (sdk/challenger.py)
         self._random_bits = random_bits
         self._eviction_checked = False
         try:
@@ -139,7 +141,7 @@ class LooperClient:
         stamps = self._timestamps(ts, len(requests))
         n = len(requests)
         entries: list[bytes | None] = [None] * n
-        online = None
+        online = rollout = challenger_entries = None
         if not self._link.allow():  # Redis failed recently: do not ask it
             version, override = self._active.cached(bp.name)
             missing = events.CIRCUIT_OPEN
@@ -158,6 +160,10 @@ class LooperClient:
                     prefix = policy_store.entry_key(bp.name, version, "")
                     entries = self.redis.mget([prefix + str(u) for u, _ in requests])
                     missing, asked = events.UNKNOWN_UNIT, True
+                if version is not None and bp.promotion.stage != "none":
+                    rollout = self._challengers.get(bp.name)
+                    challenger_entries = rollout and self._challengers.entries(bp, rollout, requests)
+                    asked = asked or self._challengers.asked_redis
                 if asked:  # a trial that did not reach Redis proves nothing
                     self._link.success()
             except redis.RedisError as err:
@@ -167,7 +173,7 @@ class LooperClient:
                     bp.name, self._link.backoff_s, err,
                 )
                 version, override = self._active.cached(bp.name)
-                entries, missing, online = [None] * n, events.REDIS_ERROR, None
+                entries, missing, online, rollout = [None] * n, events.REDIS_ERROR, None, None
         if online is not None:
             entries = online.entries(requests, entries)
         entries = withhold(bp, requests, entries)  # the holdback's units get the default, reason holdback
@@ -180,7 +186,13 @@ class LooperClient:
         defaults = stats.defaults.get(bp.name)
         if defaults is None:
             defaults = stats.defaults[bp.name] = {}
-        decisions, payloads = plan.decide(requests, stamps, entries, rands, missing, defaults)
+        if rollout is None:
+            decisions, payloads = plan.decide(requests, stamps, entries, rands, missing, defaults)
+        else:
+            decisions, payloads = decide_with_challenger(
+                plan, self._challengers, rollout, requests, stamps, entries, challenger_entries, rands, missing,
+                defaults,
+            )
         self._send(compiled.stream, payloads)
         return decisions
 

@@ -157,3 +157,21 @@ def test_default_reason_is_stored_in_bronze_and_null_when_absent(local_lake, red
     assert ingest_events(redis_client, local_lake, blueprints, streams=[STREAM]).decisions == 2
     rows = local_lake.read(BRONZE_DECISIONS, columns=["event_id", "default_reason"]).table.to_pylist()
     assert sorted((r["event_id"], r["default_reason"]) for r in rows) == [("a", "circuit_open"), ("b", None)]
+
+
+def test_challenger_fields_are_stored_in_bronze_and_null_when_absent(local_lake, redis_client, blueprints):
+    base = {
+        "kind": "decision", "blueprint": "t_notify", "blueprint_version": blueprints["t_notify"].version,
+        "unit_id": "u1", "ts": int(TS.timestamp() * 1000), "features": FEATURES, "action": "send",
+        "propensity": 0.9, "action_probs": {"send": 0.9, "skip": 0.1}, "is_default": False, "policy_version": "p1",
+    }
+    shadow = {"shadow_version": "p2", "shadow_action": "skip", "shadow_scores": {"send": 0.2, "skip": 0.4}}
+    for event_id, extra in (("s", shadow), ("c", {"variant": "canary"}), ("n", {})):
+        redis_client.xadd(STREAM, {"e": json.dumps({**base, "event_id": event_id, "decision_id": event_id, **extra})})
+    assert ingest_events(redis_client, local_lake, blueprints, streams=[STREAM]).decisions == 3
+    columns = ["event_id", "variant", "shadow_version", "shadow_action", "shadow_scores"]
+    rows = {r["event_id"]: r for r in local_lake.read(BRONZE_DECISIONS, columns=columns).table.to_pylist()}
+    assert rows["s"] == {"event_id": "s", "variant": None, "shadow_version": "p2", "shadow_action": "skip",
+                         "shadow_scores": [("send", 0.2), ("skip", 0.4)]}
+    assert rows["c"]["variant"] == "canary" and rows["c"]["shadow_action"] is None
+    assert all(v is None for k, v in rows["n"].items() if k != "event_id")

@@ -27,7 +27,8 @@ OBSERVATION = {
 }
 DECISION_ROW = (
     "d1", "d1", "t_notify", "v1", "u1", TS, {"recency": "2.5", "visits": "3", "opted_in": "true", "country": "us"},
-    "send", 0.95, {"send": 0.95, "skip": 0.05}, {"send": 0.7, "skip": 0.2}, "p1", False, None, DAY,
+    "send", 0.95, {"send": 0.95, "skip": 0.05}, {"send": 0.7, "skip": 0.2}, "p1", False, None,
+    None, None, None, None, DAY,  # no challenger fields (events.ROLLOUT_FIELDS)
 )
 
 
@@ -57,6 +58,14 @@ def test_good_decision_is_one_bronze_row(blueprints):
     assert batch.observations.rows == [] and batch.quarantine.rows == []
     assert batch.decisions.partitions == {"blueprint": {"t_notify"}, "date": {DAY}}
     assert batch.entries == 1
+
+
+def test_a_decision_with_challenger_fields_carries_them_to_its_row(blueprints):
+    shadow = {**DECISION, "variant": "canary", "shadow_version": "p2", "shadow_action": "skip",
+              "shadow_scores": {"send": 0.1, "skip": 0.3}}
+    [row] = _parse(blueprints, shadow).decisions.rows
+    assert row[-5:] == ("canary", "p2", "skip", {"send": 0.1, "skip": 0.3}, DAY)
+    assert "shadow_action" in _reason(blueprints, {**DECISION, "shadow_action": 3})
 
 
 def test_good_observation_is_one_bronze_row_with_a_float_value(blueprints):
