@@ -45,7 +45,7 @@ class WatchMinutes(Scenario):
     observations = ("watch_minutes",)
     delays = {"watch_minutes": LogNormalDelay(HOUR, 1.0)}
     objective_aggregations = ("sum",)
-    sigma = 0.6  # of the session's log-minutes
+    sigma = 0.4  # of the session's log-minutes
     median_minutes = {"trending": 22.0, "continue_watching": 35.0, "new_release": 25.0, "documentary": 45.0}
     device_minutes = {"tv": 1.5, "mobile": 0.7, "web": 1.0}
     young = {"18_24": 1.0, "25_34": 0.5, "35_54": -0.4, "55_plus": -0.9}
@@ -68,7 +68,7 @@ class WatchMinutes(Scenario):
         ]
 
     def start_probability(self, features: Mapping[str, object], action: str) -> float:
-        logit = -1.2 + 0.35 * math.log1p(float(features["minutes_7d"]) / 60.0)
+        logit = -2.6 + 1.1 * math.log1p(float(features["minutes_7d"]) / 60.0)
         age, device = str(features["age_bucket"]), str(features["device"])
         if action == "continue_watching":
             logit += 1.6 if features["has_unfinished"] else -2.0
@@ -78,9 +78,13 @@ class WatchMinutes(Scenario):
             logit += -0.9 * self.young[age] + (0.5 if device == "tv" else -0.6)
         return _sigmoid(logit)
 
+    def median(self, features: Mapping[str, object], action: str) -> float:
+        """Median session minutes: the row's, scaled by the device and by the user's habit."""
+        habit = math.sqrt(0.5 + float(features["minutes_7d"]) / 120.0)
+        return self.median_minutes[action] * self.device_minutes[str(features["device"])] * habit
+
     def mean_minutes(self, features: Mapping[str, object], action: str) -> float:
-        median = self.median_minutes[action] * self.device_minutes[str(features["device"])]
-        return median * math.exp(self.sigma**2 / 2.0)
+        return self.median(features, action) * math.exp(self.sigma**2 / 2.0)
 
     def event_probabilities(self, features: Mapping[str, object], action: str) -> dict[str, float]:
         return {"watch_minutes": self.start_probability(features, action)}
@@ -89,8 +93,7 @@ class WatchMinutes(Scenario):
                         z: Sequence[Sequence[float]]) -> list[Outcome]:
         if u[0] >= self.start_probability(features, action):
             return []
-        median = self.median_minutes[action] * self.device_minutes[str(features["device"])]
-        minutes = round(median * math.exp(self.sigma * z[0][1]), 2)
+        minutes = round(self.median(features, action) * math.exp(self.sigma * z[0][1]), 2)
         return [("watch_minutes", minutes, self.delays["watch_minutes"].seconds(z[0][0]))]
 
     def expected_reward(self, features: Mapping[str, object], action: str) -> float:
