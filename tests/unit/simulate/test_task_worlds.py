@@ -54,7 +54,8 @@ def test_watch_minutes_are_numbers_and_the_best_row_depends_on_the_user():
     scenario, features = population("watch_minutes", 3000)
     x = features[0]
     _, minutes, _ = scenario.sample_outcomes(x, "documentary", [0.0], [[0.0, 0.5]])[0]
-    assert minutes == pytest.approx(45.0 * scenario.device_minutes[x["device"]] * math.exp(0.3), abs=0.01)
+    habit = math.sqrt(0.5 + x["minutes_7d"] / 120.0)
+    assert minutes == pytest.approx(45.0 * scenario.device_minutes[x["device"]] * habit * math.exp(0.2), abs=0.01)
     unfinished = {"age_bucket": "35_54", "device": "tv", "minutes_7d": 120.0, "has_unfinished": True}
     young = {"age_bucket": "18_24", "device": "mobile", "minutes_7d": 120.0, "has_unfinished": False}
     assert scenario.oracle_action(unfinished) == "continue_watching"
