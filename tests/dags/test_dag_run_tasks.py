@@ -71,7 +71,7 @@ def test_dags_test_runs_the_loop_for_each_task_type(blueprint_name, tmp_path, re
     values = np.asarray(examples["value"].to_pylist(), dtype="float64")
     assert examples.num_rows > 1000 and set(examples["label"].to_pylist()) == {label}
     if classes is None:  # minutes: a number, zero when nothing was watched
-        assert values.min() == 0.0 and (values > 0).mean() > 0.2 and len(np.unique(values)) > 100
+        assert values.min() == 0.0 and (values > 0).mean() > 0.1 and len(np.unique(values)) > 100
     else:  # every class occurs, and only the declared ones
         assert set(values.tolist()) == classes
 
