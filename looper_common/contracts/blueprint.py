@@ -30,6 +30,7 @@ from pydantic import (
 
 from looper_common.contracts.config import SAFE_LOADER
 from looper_common.contracts.rollout_spec import CanaryEvidence, CanarySpec, Stage
+from looper_common.contracts.tasks import task_problems
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class LabelSpec(_Strict):
     window: Duration
     aggregation: Literal["any", "sum", "count", "max", "last"] = "any"
     default: float = 0.0
+    classes: dict[int, float] | None = None  # multiclass: each class code's reward (contracts/tasks.py)
 
     @property
     def window_seconds(self) -> int:
@@ -273,6 +275,8 @@ class Blueprint(_Strict):
             raise ValueError(f"objectives.maximize {self.objectives.maximize!r} is not a label {labels}")
         if self.policy.type in ("threshold", "uplift") and len(self.decision.actions) != 2:
             raise ValueError(f"policy type {self.policy.type!r} needs exactly 2 actions")
+        if problems := task_problems(self):
+            raise ValueError("; ".join(problems))
         return self
 
     @cached_property
@@ -284,6 +288,9 @@ class Blueprint(_Strict):
         for rollout in ("stage", "canary", "require_canary"):  # likewise the default rollout (rollout_spec)
             if content["promotion"][rollout] == PromotionSpec.model_fields[rollout].default:
                 content["promotion"].pop(rollout)
+        for label in content["labels"]:  # as does a label without classes
+            if label["classes"] is None:
+                label.pop("classes")
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

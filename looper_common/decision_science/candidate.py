@@ -121,7 +121,7 @@ def evaluate_candidate(
     else:
         columns[policy_column(CANDIDATE)] = file_probabilities(path, logged, blueprint)
     if label in models:
-        columns["q_hat"] = score_actions(models[label], logged, blueprint)
+        columns["q_hat"] = score_actions(models[label], logged, blueprint, label)
     result = ope.evaluate(columns, ["logged", CANDIDATE], q_hat="q_hat" if "q_hat" in columns else None,
                           baseline="logged", clip=blueprint.promotion.clip, n_bootstrap=n_bootstrap, seed=seed)
     first, last = min(logged["matured_date"]), max(logged["matured_date"])

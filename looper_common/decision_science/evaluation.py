@@ -28,6 +28,7 @@ from looper_common.contracts.blueprint import Blueprint, LabelSpec  # noqa: E402
 from looper_common.decision_science import ope  # noqa: E402
 from looper_common.decision_science.ope import policy_column  # noqa: E402
 from looper_common.decision_science.policies import policy_scores, score_actions, target_probabilities  # noqa: E402
+from looper_common.decision_science.rewards import label_reward  # noqa: E402
 from looper_common.training.examples import to_model_frame  # noqa: E402
 from looper_common.training.metrics import LOSS, baseline_metrics, model_metrics, predict_for_metrics  # noqa: E402
 
@@ -43,9 +44,8 @@ class PromotionVerdict:
 
 
 def reward_of(holdout: pd.DataFrame, blueprint: Blueprint, label: str) -> np.ndarray:
-    """The label as the reward OPE averages: 0/1 for binary tasks, the value otherwise."""
-    y = holdout[label].to_numpy(dtype="float64")
-    return (y > 0).astype("float64") if blueprint.model.task == "binary" else y
+    """The label as the reward OPE averages: 0/1 for binary, the class's reward for multiclass, else the value."""
+    return label_reward(blueprint, label, holdout[label].to_numpy(dtype="float64"))
 
 
 def logged_probabilities(holdout: pd.DataFrame, blueprint: Blueprint) -> np.ndarray:
@@ -86,7 +86,7 @@ def ope_columns(
         "action_index": action_index,
         "propensity": holdout["propensity"].to_numpy(dtype="float64"),
         "reward": reward_of(holdout, blueprint, label) - cost[action_index],
-        "q_hat": score_actions(reward_model, holdout, blueprint) - cost,
+        "q_hat": score_actions(reward_model, holdout, blueprint, label) - cost,
         policy_column("logged"): logged_probabilities(holdout, blueprint),
     }
     for name, (models, params) in candidates.items():

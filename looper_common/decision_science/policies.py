@@ -23,26 +23,34 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from looper_common.contracts.blueprint import Blueprint, ExplorationSpec
+from looper_common.contracts.blueprint import Blueprint, ExplorationSpec, LabelSpec
+from looper_common.decision_science.rewards import expected_reward, label_spec
 from looper_common.training.examples import to_model_frame
 
 EXPLORATION_PARAMS = ("epsilon", "temperature", "floor")
 
 
-def predict_scores(model: object, frame: pd.DataFrame, task: str) -> np.ndarray:
-    """Score of each row: P(label = 1) for binary, the expected value for regression."""
+def predict_scores(model: object, frame: pd.DataFrame, task: str, label: LabelSpec | None = None) -> np.ndarray:
+    """Score of each row: P(label = 1) for binary, the expected reward for multiclass, the value for regression.
+
+    A multiclass score is sum_c P(c) * reward(c) with the rewards of ``label``'s
+    ``classes`` (each class worth its code without them), as ``contracts.tasks`` defines.
+    """
     if task == "binary":
         return model.predict_proba(frame)[:, 1]
     if task == "multiclass":
         proba = model.predict_proba(frame)
-        return proba @ np.asarray(model.classes_, dtype="float64")
+        if label is None:
+            return proba @ np.asarray(model.classes_, dtype="float64")
+        return expected_reward(proba, model.classes_, label)
     return np.asarray(model.predict(frame), dtype="float64")
 
 
-def score_actions(model: object, wide: pd.DataFrame, blueprint: Blueprint) -> np.ndarray:
-    """Scores of every unit (rows of ``wide``) under every action: shape (units, actions)."""
+def score_actions(model: object, wide: pd.DataFrame, blueprint: Blueprint, label: str | None = None) -> np.ndarray:
+    """Scores of every unit (rows of ``wide``) under every action by ``label``'s model (the objective's by default)."""
+    spec = label_spec(blueprint, label)
     columns = [
-        predict_scores(model, to_model_frame(wide, blueprint, action=action), blueprint.model.task)
+        predict_scores(model, to_model_frame(wide, blueprint, action=action), blueprint.model.task, spec)
         for action in blueprint.decision.actions
     ]
     return np.column_stack(columns)
@@ -91,7 +99,7 @@ def policy_scores(
     missing = [label for label in needed if label not in models]
     if missing:
         raise ValueError(f"{blueprint.name}: the {blueprint.policy.type} policy needs a model of {missing}")
-    return combine_scores({label: score_actions(models[label], wide, blueprint) for label in needed},
+    return combine_scores({label: score_actions(models[label], wide, blueprint, label) for label in needed},
                           blueprint, params)
 
 

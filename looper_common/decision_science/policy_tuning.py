@@ -107,7 +107,7 @@ class PolicyTuner:
         missing = [label for label in policy_labels(blueprint, blueprint.policy.params) if label not in models]
         if missing:
             raise ValueError(f"{blueprint.name}: tuning needs the champion model of {missing}")
-        self.scores = {label: score_actions(models[label], holdout, blueprint) for label in labels}
+        self.scores = {label: score_actions(models[label], holdout, blueprint, label) for label in labels}
         index = holdout["action"].map({a: i for i, a in enumerate(self.actions)})
         self.base = {
             "decision_id": holdout["decision_id"].astype(str).to_numpy(),

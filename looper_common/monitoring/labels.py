@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from looper_common.contracts.blueprint import Blueprint
+from looper_common.decision_science.rewards import label_reward
 from looper_common.monitoring.metrics import Metric
 from looper_common.monitoring.serving import logged_action_probability
 
@@ -22,7 +23,8 @@ def label_health(blueprint: Blueprint, examples: pa.Table, reference: pa.Table) 
     ``examples`` are the silver examples that matured on the run date; ``reference``
     those of the reference window. Calibration is the mean logged score of the chosen
     action minus the mean label, over the policy-served examples of the objective label
-    (positive: the model promised more than happened).
+    (positive: the model promised more than happened); the label counts as the reward the
+    score predicts (``decision_science.rewards``: a multiclass label's class reward).
     """
     out = []
     for label in blueprint.labels:
@@ -35,8 +37,10 @@ def label_health(blueprint: Blueprint, examples: pa.Table, reference: pa.Table) 
                                         pc.is_valid(examples["scores"])))
     if objective.num_rows:
         scores = logged_action_probability(objective["scores"], objective["action"])
-        values = objective["value"].to_numpy(zero_copy_only=False)
-        known = np.isfinite(scores)
+        # the label as the scores promise it: 0/1, the class's reward (multiclass) or the value
+        values = label_reward(blueprint, blueprint.objectives.maximize,
+                              objective["value"].to_numpy(zero_copy_only=False))
+        known = np.isfinite(scores) & np.isfinite(values)
         gap = float(scores[known].mean() - values[known].mean()) if known.any() else None
         out.append(Metric("calibration_gap", gap, blueprint.objectives.maximize,
                           f"{int(known.sum())} policy-served examples"))

@@ -35,6 +35,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 
 from looper_common.contracts.blueprint import Blueprint
+from looper_common.decision_science.rewards import class_values, label_spec
 from looper_common.sdk.online import FORMAT, MODEL_FIELD, MODEL_SHA_FIELD, model_key
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,17 @@ def export_model(model: object) -> dict:
 def compact_document(
     model: object, blueprint: Blueprint, params: Mapping[str, object] | None = None
 ) -> dict:
-    """What the SDK needs to serve online: the model, its inputs and task, and the policy it applies."""
+    """What the SDK needs to serve online: the model, its inputs and task, and the policy it applies.
+
+    A multiclass model's ``rewards`` are those of its classes (``decision_science.rewards``).
+    """
+    body = export_model(model)
+    rewards = {}
+    if blueprint.model.task == "multiclass":
+        values = class_values(label_spec(blueprint), np.asarray(body["classes"]))
+        if np.isnan(values).any():
+            raise NotExportable(f"classes {body['classes']} not all declared by the objective's classes")
+        rewards = {"rewards": values.tolist()}
     return {
         "format": FORMAT,
         "blueprint": blueprint.name,
@@ -155,7 +166,8 @@ def compact_document(
         "actions": list(blueprint.decision.actions),
         "features": [[f.name, f.type] for f in blueprint.features],
         "policy": {"type": blueprint.policy.type, "params": {**blueprint.policy.params, **(params or {})}},
-        "model": export_model(model),
+        "model": body,
+        **rewards,
     }
 
 

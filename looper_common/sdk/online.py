@@ -145,6 +145,7 @@ class CompactModel:
             raise ValueError(f"the {self.policy} policy is not served online")
         model = document["model"]
         self.kind, self.link, self.classes = model["kind"], model["link"], model["classes"]
+        self.rewards = [float(r) for r in document.get("rewards") or self.classes or ()]  # multiclass: per class
         if self.kind in ("hist_gbdt", "forest"):
             self.columns = model["columns"]
             codes = {name: {c: float(i) for i, c in enumerate(cats)} for name, cats in model["categories"].items()}
@@ -215,12 +216,12 @@ class CompactModel:
         return raw
 
     def score(self, features: Mapping[str, object], action: str, row: list[float] | None = None) -> float:
-        """``decision_science.policies.predict_scores`` of one row: P(1), the expected class or the value."""
+        """``decision_science.policies.predict_scores`` of one row: P(1), the expected reward or the value."""
         out = self._outputs(features, action, row)
         if self.task == "binary":
             return out[1]
         if self.task == "multiclass":
-            return sum(p * float(c) for p, c in zip(out, self.classes, strict=True))
+            return sum(p * r for p, r in zip(out, self.rewards, strict=True))
         return out[0]
 
     def scores(self, features: Mapping[str, object]) -> dict[str, float]:

@@ -39,6 +39,7 @@ class Scenario(ABC):
     observations: ClassVar[tuple[str, ...]]  # every observation name the scenario emits
     delays: ClassVar[dict[str, LogNormalDelay]]  # observations drawn independently, with delays
     decisions_per_day: ClassVar[float | None] = None  # None: one per user; else a Poisson mean
+    objective_aggregations: ClassVar[tuple[str, ...]] = _WINDOWED_PROBABILITY  # whose oracle it knows
 
     def __init__(self, blueprint: Blueprint) -> None:
         check_blueprint(self, blueprint)
@@ -112,10 +113,10 @@ def check_blueprint(scenario: Scenario, blueprint: Blueprint) -> None:
             problems.append(f"label {label.name!r}: {label.observation!r} never emitted")
     objective = next(lb for lb in blueprint.labels if lb.name == blueprint.objectives.maximize)
     oracle_known = objective.observation in scenario.delays
-    if objective.aggregation not in _WINDOWED_PROBABILITY or not oracle_known:
+    if objective.aggregation not in scenario.objective_aggregations or not oracle_known:
         problems.append(
             f"objective {objective.name!r} ({objective.aggregation} of {objective.observation!r}) "
-            "has no oracle: use a 0/1 observation with any, count or max"
+            f"has no oracle: use {' or '.join(scenario.objective_aggregations)} of an observation it emits"
         )
     if problems:
         raise ScenarioError(f"{where}: " + "; ".join(problems))

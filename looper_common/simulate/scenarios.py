@@ -22,9 +22,11 @@ from looper_common.simulate.base import (
     check_blueprint,
 )
 from looper_common.simulate.delays import LogNormalDelay
+from looper_common.simulate.task_worlds import NotificationOutcome, WatchMinutes
 
 __all__ = [
-    "SCENARIOS", "FeedLayout", "NotificationSend", "PromoOffer", "Scenario", "ScenarioError",
+    "SCENARIOS", "FeedLayout", "NotificationOutcome", "NotificationSend", "PromoOffer", "Scenario", "ScenarioError",
+    "WatchMinutes",
     "check_blueprint", "get_scenario",
 ]
 
@@ -246,7 +248,9 @@ class PromoOffer(Scenario):
         return {"purchase": min(max(control + effect, 0.002), 0.95)}
 
 
-SCENARIOS: dict[str, type[Scenario]] = {s.name: s for s in (NotificationSend, FeedLayout, PromoOffer)}
+SCENARIOS: dict[str, type[Scenario]] = {
+    s.name: s for s in (NotificationSend, FeedLayout, PromoOffer, WatchMinutes, NotificationOutcome)
+}
 
 
 def get_scenario(blueprint: Blueprint) -> Scenario:

@@ -90,9 +90,12 @@ def schema_expectations(blueprint: Blueprint) -> list[gxe.Expectation]:
 
 
 def label_domain(blueprint: Blueprint, label: LabelSpec) -> gxe.Expectation | None:
-    """{0, 1} for the objective of a binary task, else what the label's aggregation can give."""
+    """{0, 1} for the objective of a binary task, a multiclass label's declared classes, else what
+    the label's aggregation can give."""
     if blueprint.model.task == "binary" and label.name == blueprint.objectives.maximize:
         return gxe.ExpectColumnValuesToBeInSet(column=label.name, value_set=[0.0, 1.0])
+    if label.classes is not None:
+        return gxe.ExpectColumnValuesToBeInSet(column=label.name, value_set=sorted(map(float, label.classes)))
     if label.aggregation == "any":
         values = sorted({0.0, 1.0, label.default})
         return gxe.ExpectColumnValuesToBeInSet(column=label.name, value_set=values)

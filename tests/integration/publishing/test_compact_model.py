@@ -111,6 +111,30 @@ def test_multiclass_expected_class_online_equals_offline(family):
     assert_online_equals_offline(model, blueprint, units(300, 8, with_gaps=gaps))
 
 
+@pytest.mark.parametrize("family", ["hist_gbdt", "logistic", "random_forest"])
+def test_multiclass_expected_reward_online_equals_offline(family):
+    # each class worth its declared reward: the SDK scores sum_c P(c) * reward(c) as the policy does
+    outcome = {"name": "outcome", "observation": "outcome", "window": "1h", "aggregation": "max",
+               "classes": {0: 0.0, 1: 1.0, 2: 6.0, 3: -5.0}}
+    blueprint = make_blueprint(labels=[outcome], model={"task": "multiclass"}, objectives={"maximize": "outcome"},
+                               policy={"type": "argmax"})
+    gaps = family != "logistic"
+    model = fitted(FAMILIES[family], "multiclass", blueprint, with_gaps=gaps)
+    document = compact_document(model, blueprint)
+    assert document["rewards"] == [0.0, 1.0, 6.0, -5.0]
+    assert_online_equals_offline(model, blueprint, units(300, 10, with_gaps=gaps))
+    online = CompactModel(document)
+    test = units(50, 11, with_gaps=gaps)
+    proba = model.predict_proba(to_model_frame(test.assign(action="send"), blueprint))
+    sent = [online.score(request_features(row), "send") for _, row in test.iterrows()]
+    np.testing.assert_allclose(sent, proba @ np.array([0.0, 1.0, 6.0, -5.0]), rtol=0, atol=1e-6)
+    # a class the label does not declare has no reward: no compact form (served by lookup)
+    fewer = make_blueprint(labels=[{**outcome, "classes": {0: 0.0, 1: 1.0, 2: 6.0}}], model={"task": "multiclass"},
+                           objectives={"maximize": "outcome"}, policy={"type": "argmax"})
+    with pytest.raises(NotExportable, match="not all declared"):
+        compact_document(model, fewer)
+
+
 @pytest.mark.parametrize("family", sorted(REGRESSION))
 def test_regression_value_online_equals_predict(family):
     blueprint = make_blueprint(model={"task": "regression"}, policy={"type": "argmax"})

@@ -165,7 +165,8 @@ def test_cli_refuses_unknown_blueprints_and_blueprints_without_scenario(
     assert main(["simulate", "--blueprint", "nope", "--redis-url", sim_url]) == 2
     err = capsys.readouterr().err
     assert err.strip() == ("looper simulate: error: unknown blueprint 'nope' "
-                           "(known: feed_layout, notification_send, promo_offer)")
+                           "(known: feed_layout, notification_outcome, notification_send, promo_offer, "
+                           "watch_minutes)")
     data = make_blueprint().model_dump(mode="json")
     (tmp_path / "t_notify.yaml").write_text(yaml.safe_dump(data))
     code = main(["simulate", "--blueprint", "t_notify", "--redis-url", sim_url,

@@ -115,6 +115,13 @@ def test_label_domains_follow_task_and_aggregation():
     suite = build_suite(blueprint, None, min_rows=1)
     assert _by(suite, "expect_column_values_to_be_in_set")["seen"]["value_set"] == [-1.0, 0.0, 1.0]
     assert "y" not in _by(suite, "expect_column_values_to_be_in_set")  # regression objective
+    # a multiclass label's values are its declared classes
+    outcome = {"name": "y", "observation": "o", "window": "1h", "aggregation": "max",
+               "classes": {0: 0.0, 2: 6.0, 3: -5.0}}
+    multiclass = make_blueprint(labels=[outcome], model={"task": "multiclass"}, objectives={"maximize": "y"},
+                                policy={"type": "argmax"})
+    suite = build_suite(multiclass, None, min_rows=1)
+    assert _by(suite, "expect_column_values_to_be_in_set")["y"]["value_set"] == [0.0, 2.0, 3.0]
 
 
 def _failed(expectation: gxe.Expectation, result: dict, error: str | None = None):
