@@ -22,7 +22,7 @@ import redis
 from looper_common.contracts.blueprint import Blueprint
 from looper_common.jobrunner import in_background
 from looper_common.lake.engine import Lake
-from looper_common.publishing.redis_policy import PublishStats, publish_policy
+from looper_common.publishing.redis_policy import BATCH_PREFIX, PublishStats, publish_policy
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -106,7 +106,13 @@ def publish_champion(
              blueprint.name, len(wide), len(models), time.perf_counter() - started)
     started, frames = time.perf_counter(), []
     for lo in range(0, len(wide), SCORING_CHUNK):
-        frames.append(policy_frame(models, wide.iloc[lo:lo + SCORING_CHUNK], blueprint, params))
+        chunk = wide.iloc[lo:lo + SCORING_CHUNK]
+        frame = policy_frame(models, chunk, blueprint, params)
+        if blueprint.serving.mode == "hybrid":  # the entries carry the batch-only features (sdk/online.py)
+            for feature in blueprint.features:
+                if feature.source == "batch":
+                    frame[BATCH_PREFIX + feature.name] = chunk[feature.name].to_numpy()
+        frames.append(frame)
         done = min(lo + SCORING_CHUNK, len(wide))
         log.info("%s: scored %d/%d units (%.0f/s)",
                  blueprint.name, done, len(wide), done / (time.perf_counter() - started))
