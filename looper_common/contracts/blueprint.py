@@ -72,6 +72,10 @@ class FeatureSpec(_Strict):
     name: Name
     type: Literal["float", "int", "bool", "category"]
     values: list[str] | None = None  # optional known domain of a category feature
+    # request: product code passes it to get_decision. batch: only the batch side knows it
+    # (an aggregate over the unit's history); with serving.mode hybrid the request may omit
+    # it and the unit's published entry supplies its latest value
+    source: Literal["request", "batch"] = "request"
 
     @model_validator(mode="after")
     def _values_only_for_category(self) -> FeatureSpec:
@@ -123,6 +127,9 @@ class ExplorationSpec(_Strict):
     epsilon: float = Field(0.05, ge=0.0, le=1.0)
     temperature: float = Field(1.0, gt=0.0)
     floor: float = Field(0.0, ge=0.0, lt=1.0)  # minimum probability of any action
+    # epsilon of the default action's epsilon-greedy while no policy version is active: a
+    # first day logged with more of every action gives the first model something to learn
+    cold_start: float | None = Field(None, ge=0.0, le=1.0)
 
 
 class PolicyTuningSpec(_Strict):
@@ -273,6 +280,9 @@ class Blueprint(_Strict):
             raise ValueError(f"names {overlap} are used for both a feature and a label")
         if self.objectives.maximize not in labels:
             raise ValueError(f"objectives.maximize {self.objectives.maximize!r} is not a label {labels}")
+        batch = [f.name for f in self.features if f.source == "batch"]
+        if batch and self.serving.mode != "hybrid":
+            raise ValueError(f"features {batch} have source: batch, which only serving.mode hybrid supplies")
         if self.policy.type in ("threshold", "uplift") and len(self.decision.actions) != 2:
             raise ValueError(f"policy type {self.policy.type!r} needs exactly 2 actions")
         if problems := task_problems(self):
@@ -291,6 +301,11 @@ class Blueprint(_Strict):
         for label in content["labels"]:  # as does a label without classes
             if label["classes"] is None:
                 label.pop("classes")
+        if self.policy.exploration.cold_start is None:  # likewise an unset cold_start
+            content["policy"]["exploration"].pop("cold_start")
+        for feature in content["features"]:  # and request features
+            if feature["source"] == "request":
+                feature.pop("source")
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

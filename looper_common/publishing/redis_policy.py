@@ -70,7 +70,31 @@ def encode_entries(units: pd.DataFrame, blueprint: Blueprint) -> list[bytes]:
         raise ValueError(f"{blueprint.name}: {bad} non-finite score(s); refusing to publish them")
     template = b'{"a":"%b","s":{' + b",".join(b'"%b":%%r' % a.encode() for a in actions) + b"}}"
     chosen = [a.encode() for a in units["action"].tolist()]
-    return [template % row for row in zip(chosen, *(s.tolist() for s in scores), strict=True)]
+    entries = [template % row for row in zip(chosen, *(s.tolist() for s in scores), strict=True)]
+    batch = batch_feature_json(units, blueprint)
+    if batch is None:
+        return entries
+    return [entry[:-1] + b',"f":' + f + b"}" for entry, f in zip(entries, batch, strict=True)]
+
+
+BATCH_PREFIX = "feature_"  # policy frame columns holding the values of ``source: batch`` features
+
+
+def batch_feature_json(units: pd.DataFrame, blueprint: Blueprint) -> list[bytes] | None:
+    """Per row, the JSON object of the unit's ``source: batch`` features (a missing value left out).
+
+    None when the blueprint has none or the frame does not carry them (not hybrid serving).
+    """
+    names = [f for f in blueprint.features if f.source == "batch" and f"{BATCH_PREFIX}{f.name}" in units]
+    if not names:
+        return None
+    cast = {"float": float, "int": int, "bool": bool, "category": str}
+    columns = [(f.name, cast[f.type], units[f"{BATCH_PREFIX}{f.name}"].astype(object).tolist()) for f in names]
+    out = []
+    for i in range(len(units)):
+        values = {name: kind(col[i]) for name, kind, col in columns if not pd.isna(col[i])}
+        out.append(json.dumps(values, separators=(",", ":"), allow_nan=False).encode())
+    return out
 
 
 def _write_meta(

@@ -56,11 +56,24 @@ def score_and_write(decisions: pa.Table, job: ScoringJob) -> pa.Table:
         client = connect(job.redis_url, os.environ.get(job.password_env) or None, socket_timeout=30)
         try:
             for lo in range(0, len(wide), SCORING_CHUNK):
-                frame = policy_frame(job.models, wide.iloc[lo:lo + SCORING_CHUNK], job.blueprint, job.params)
+                chunk = wide.iloc[lo:lo + SCORING_CHUNK]
+                frame = with_batch_features(policy_frame(job.models, chunk, job.blueprint, job.params), chunk,
+                                            job.blueprint)
                 written, calls = write_entries(client, job.blueprint, job.version, frame, job.ttl_seconds,
                                                job.batch_size)
                 entries, batches = entries + written, batches + calls
         finally:
             client.close()
     return pa.table({"entries": [entries], "batches": [batches]}, schema=WRITE_COUNTS)
+
+
+def with_batch_features(frame, chunk, blueprint: Blueprint):
+    """In hybrid serving, the entries carry the units' ``source: batch`` features (``sdk/online.py``)."""
+    from looper_common.publishing.redis_policy import BATCH_PREFIX
+
+    if blueprint.serving.mode == "hybrid":
+        for feature in blueprint.features:
+            if feature.source == "batch":
+                frame[BATCH_PREFIX + feature.name] = chunk[feature.name].to_numpy()
+    return frame
 

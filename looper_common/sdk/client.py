@@ -33,7 +33,7 @@ from looper_common.sdk.challenger import Challengers, decide_with_challenger
 from looper_common.sdk.connection import EvictionPolicyError, check_eviction_policy, connect, mask_url
 from looper_common.sdk.decision_batch import Decision, ServingPlan, encode_decision_event
 from looper_common.sdk.holdback import withhold
-from looper_common.sdk.online import OnlineModels
+from looper_common.sdk.online import OnlineModels, with_batch_features
 from looper_common.sdk.outbox import Outbox, is_link_error
 from looper_common.sdk.redis_batches import BatchWriter
 from looper_common.sdk.requests import Compiled, LooperError, check_requests, compile_blueprint, observation_number
@@ -174,6 +174,8 @@ class LooperClient:
                 )
                 version, override = self._active.cached(bp.name)
                 entries, missing, online, rollout = [None] * n, events.REDIS_ERROR, None, None
+        if compiled.batch_features:  # hybrid: the published entries supply batch-only features
+            requests = with_batch_features(requests, entries)
         if online is not None:
             entries = online.entries(requests, entries)
         entries = withhold(bp, requests, entries)  # the holdback's units get the default, reason holdback

@@ -212,7 +212,10 @@ class ServingPlan:
     def _default_distribution(self) -> _Distribution:
         if self._default is None:
             bp = self.blueprint
-            probs = action_distribution(bp.policy.exploration, self._actions, bp.decision.default_action)
+            spec = bp.policy.exploration
+            if self.version is None and spec.cold_start is not None:  # no policy yet: explore the cold start
+                spec = ExplorationSpec(type="epsilon_greedy", epsilon=spec.cold_start)
+            probs = action_distribution(spec, self._actions, bp.decision.default_action)
             self._default = _Distribution(probs)
         return self._default
 

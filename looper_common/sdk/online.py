@@ -246,14 +246,12 @@ class CompactModel:
     def entries(
         self, requests: Sequence[tuple[str, Mapping[str, object]]], looked_up: Sequence[bytes | None]
     ) -> list[bytes | None]:
-        """Scored entries for the requests; a published entry's ``"f"`` fills features a request lacks.
+        """Scored entries for the requests (hybrid: after :func:`with_batch_features`).
 
         A request that cannot be scored (a value that is not a number) keeps its looked-up entry.
         """
         out: list[bytes | None] = []
         for (_, features), raw in zip(requests, looked_up, strict=True):
-            if raw is not None and b'"f"' in raw:
-                features = {**json.loads(raw).get("f", {}), **features}
             try:
                 scores = self.scores(features)
             except (TypeError, ValueError) as err:
@@ -262,6 +260,28 @@ class CompactModel:
                 continue
             out.append(policy_store.encode_entry(self.choose(scores), scores))
         return out
+
+
+def with_batch_features(
+    requests: Sequence[tuple[str, Mapping[str, object]]], looked_up: Sequence[bytes | None]
+) -> list[tuple[str, Mapping[str, object]]]:
+    """Hybrid serving: each request with its unit's published ``"f"`` features under its own.
+
+    ``publish_policies`` writes there the latest values of the blueprint's ``source: batch``
+    features; what the request itself carries wins. The result is what is scored and
+    logged, so the training data holds the features the decision was made from.
+    """
+    out = []
+    for (unit_id, features), raw in zip(requests, looked_up, strict=True):
+        if raw is not None and b'"f"' in raw:
+            try:
+                batch = json.loads(raw).get("f")
+            except ValueError:  # a corrupt entry: served the default later, with its reason
+                batch = None
+            if isinstance(batch, dict):
+                features = {**batch, **features}
+        out.append((unit_id, features))
+    return out
 
 
 def load_document(raw: bytes, sha256: str) -> CompactModel:

@@ -45,6 +45,7 @@ class Compiled:
     limits: event_rules.EventLimits = event_rules.DEFAULT_LIMITS
     # a decision event's bytes beyond its unit id and features (ids, actions, probabilities)
     overhead: int = 0
+    batch_features: frozenset[str] = frozenset()  # source: batch, which a request may omit
 
 
 def compile_blueprint(blueprint: Blueprint) -> Compiled:
@@ -55,6 +56,7 @@ def compile_blueprint(blueprint: Blueprint) -> Compiled:
         checks={f.name: (f.type, _TYPE_CHECKS[f.type]) for f in blueprint.features},
         stream=events.stream_key(blueprint.name),
         tag=ids.blueprint_tag(blueprint.name),
+        batch_features=frozenset(f.name for f in blueprint.features if f.source == "batch"),
         # generous: 600 bytes of fixed fields, per action its name and two 24-character numbers,
         # per feature its name and a 32-byte value
         overhead=600 + len(blueprint.name) + len(blueprint.version) + sum(3 * len(a) + 60 for a in actions)
@@ -114,7 +116,7 @@ def _check_features(compiled: Compiled, unit_id: str, features: Mapping[str, obj
         except KeyError:
             pass
     bp = compiled.blueprint.name
-    missing = [n for n in checks if n not in features]
+    missing = [n for n in checks if n not in features and n not in compiled.batch_features]
     if missing:
         raise LooperError(f"{bp}: unit {unit_id!r}: missing feature(s) {missing}")
     unknown = [n for n in features if n not in checks]

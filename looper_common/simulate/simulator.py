@@ -48,6 +48,8 @@ class DayStats:
     oracle_value: float  # always serving the best action
     policy_share: float  # share of decisions served by a published policy
     held_back: int = 0  # decisions of holdback units (reason holdback), left out of the values
+    new_units: int = 0  # units first seen this day (``Simulator(joining=...)``), outside the holdback
+    new_units_served: int = 0  # their decisions served by a published policy, not the default
 
 
 def day_start_ms(day: date) -> int:
@@ -77,6 +79,8 @@ class Simulator:
         chunk_size: decisions per ``get_decisions`` call.
         arrival: when observations are sent (lag, outage); default: as soon as due.
         faults: faults to plant on given days (``simulate.faults``); none by default.
+        joining: ``(day, count)``: the last ``count`` users are first seen on ``day``
+            (0-based) and absent before it: units no batch run has seen.
     """
 
     def __init__(
@@ -91,9 +95,14 @@ class Simulator:
         chunk_size: int = 2000,
         arrival: Arrival | None = None,
         faults: Faults | None = None,
+        joining: tuple[int, int] | None = None,
     ) -> None:
         if users < 1 or seed < 0 or chunk_size < 1:
             raise ValueError("users and chunk_size must be positive and seed non-negative")
+        if joining is not None and not (joining[0] >= 0 and 0 <= joining[1] < users):
+            raise ValueError(f"joining must be (day >= 0, 0 <= count < users), got {joining}")
+        self.joining = joining
+        self._batch = frozenset(f.name for f in blueprint.features if f.source == "batch")
         self.client = client
         self.blueprint = blueprint
         self.scenario: Scenario = get_scenario(blueprint)
@@ -125,15 +134,20 @@ class Simulator:
         drop_entries(self.client.redis, self.blueprint.name,
                      self.faults.unpublished_units(self.blueprint.name, day, self.unit_ids))
         who, stamps = self._schedule(begin, rng)
+        first = self._first_seen(day)
+        if first is not None:  # the joiners are absent before their day (the draws stay the same)
+            kept = [i for i, w in enumerate(who) if w < first or day >= self.joining[0]]
+            who, stamps = [who[i] for i in kept], [stamps[i] for i in kept]
         u = rng.random((len(who), len(self.scenario.delays))).tolist()
         z = rng.standard_normal((len(who), len(self.scenario.delays), 2)).tolist()
         actions = self.blueprint.decision.actions
         default = self.blueprint.decision.default_action
         served, defaults, oracles, rows = [], [], [], []
-        published = held = 0
+        published = held = new_units = new_served = 0
+        joined = first if first is not None and day == self.joining[0] else None
         for lo in range(0, len(who), self.chunk_size):
             chunk = range(lo, min(lo + self.chunk_size, len(who)))
-            requests = [(self.unit_ids[who[i]], logged[who[i]]) for i in chunk]
+            requests = [(self.unit_ids[who[i]], self._request(logged[who[i]])) for i in chunk]
             decisions = self.client.get_decisions(
                 self.blueprint.name, requests, ts=[stamps[i] for i in chunk]
             )
@@ -147,6 +161,9 @@ class Simulator:
                 if decision.default_reason == events.HOLDBACK:
                     held += 1
                     continue
+                if joined is not None and who[i] >= joined:  # a unit first seen today (outside the holdback)
+                    new_units += 1
+                    new_served += not decision.is_default
                 served.append(served_value(decision, rewards))
                 defaults.append(rewards[default])
                 oracles.append(max(rewards.values()))
@@ -164,6 +181,8 @@ class Simulator:
             oracle_value=_mean(oracles),
             policy_share=published / len(who) if who else math.nan,
             held_back=held,
+            new_units=new_units,
+            new_units_served=new_served,
         )
 
     def flush_all(self) -> int:
@@ -175,6 +194,18 @@ class Simulator:
     def _rng(self, *key: int) -> np.random.Generator:
         """An independent numpy stream per purpose (and per day), all from one seed."""
         return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=key))
+
+    def _request(self, features: Features) -> Features:
+        """What product code passes: the features but those only the batch side knows (``source: batch``)."""
+        if not self._batch:
+            return features
+        return {k: v for k, v in features.items() if k not in self._batch}
+
+    def _first_seen(self, day: int) -> int | None:
+        """Index of the first joining user, or None when nobody joins."""
+        if self.joining is None or self.joining[1] == 0:
+            return None
+        return len(self.unit_ids) - self.joining[1]
 
     def _schedule(self, begin: int, rng: np.random.Generator) -> tuple[list[int], list[int]]:
         """Who decides when today: user index and epoch-ms time, in time order."""

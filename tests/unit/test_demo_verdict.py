@@ -23,8 +23,19 @@ demo = _demo()
 
 
 def test_met_line_says_met():
-    met, sentence = demo.verdict(7, 0.53, 0.9)
-    assert met and sentence.startswith("pass line met") and "53%" in sentence
+    met, sentence = demo.verdict(7, 0.83, 0.9, 0.78, (95, 95))
+    assert met and sentence.startswith("pass line met") and "83%" in sentence and "78% on average" in sentence
+    assert "all 95 units first seen on day 6 got a model decision" in sentence
+
+
+def test_a_good_last_day_after_poor_first_days_is_not_met():
+    met, sentence = demo.verdict(7, 0.89, 1.0, 0.61, (95, 95))
+    assert not met and "89% of the gap on the last day but 61% on average over days 2-7 (< 75%)" in sentence
+
+
+def test_new_units_served_the_default_is_not_met():
+    met, sentence = demo.verdict(7, 0.89, 1.0, 0.8, (95, 0))
+    assert not met and "of 95 units first seen on day 6, only 0 got a model decision" in sentence
 
 
 @pytest.mark.parametrize(("days", "share", "why"), [
@@ -36,7 +47,7 @@ def test_met_line_says_met():
 def test_unmet_line_says_why(days, share, why):
     met, sentence = demo.verdict(days, 0.2, share)
     assert not met
-    assert sentence.startswith("pass line NOT met: the served policy closed 20% of the gap (< 50%)")
+    assert sentence.startswith("pass line NOT met: the served policy closed 20% of the gap (< 80%)")
     assert why in sentence
 
 
@@ -49,7 +60,7 @@ def test_no_policy_on_the_last_day_says_what_evaluate_models_decided(tmp_path):
         "SubprocessHook] loc=subprocess.py:106\n")
     promotion = demo.promotion_outcome(log)
     assert promotion.endswith("kept (log_loss 0.0893 does not beat the constant baseline 0.0785)")
-    met, sentence = demo.verdict(2, 0.08, 0.0, promotion)
+    met, sentence = demo.verdict(2, 0.08, 0.0, promotion=promotion)
     assert not met
     assert "evaluate_models kept the default (notification_send on 2026-01-01" in sentence
     assert "a 2-day run can end on the default: use more --days" in sentence

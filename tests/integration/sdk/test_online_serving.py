@@ -94,3 +94,40 @@ def test_lookup_mode_reads_no_compact_model_even_when_one_is_published(redis_url
     sdk = LooperClient(redis_url, blueprints={lookup.name: lookup}, pointer_ttl_s=0.0)
     [d] = sdk.get_decisions(lookup.name, [("u-new", request_features(known.iloc[0]))])
     assert d.is_default
+
+
+def test_hybrid_takes_batch_only_features_from_the_entry_and_logs_them(redis_url, redis_client):
+    features = [{"name": "recency", "type": "float"}, {"name": "visits", "type": "int", "source": "batch"},
+                {"name": "opted_in", "type": "bool"}, {"name": "country", "type": "category"}]
+    blueprint = make_blueprint(serving={"mode": "hybrid"}, features=features)
+    model = fitted(FAMILIES["hist_gbdt"], "binary", blueprint, with_gaps=True)
+    known = units(8, 3, with_gaps=False)
+    frame = policy_frame(model, known, blueprint, PARAMS).assign(feature_visits=known["visits"].astype(int))
+    meta = publish_for_serving(redis_client, blueprint, "v1", {"clicked": model}, PARAMS, ttl_seconds=600)
+    publish_policy(redis_client, blueprint, frame, version="v1", ttl_seconds=600, meta=meta)
+    entry = json.loads(redis_client.get(policy_store.entry_key(blueprint.name, "v1", "u2")))
+    assert entry["f"] == {"visits": int(known["visits"][2])}
+    sdk = LooperClient(redis_url, blueprints={blueprint.name: blueprint}, pointer_ttl_s=0.0)
+    today = units(8, 4, with_gaps=False)
+    asked = [{k: v for k, v in request_features(r).items() if k != "visits"} for _, r in today.iterrows()]
+    decisions = sdk.get_decisions(blueprint.name, [("u2", asked[0]), ("u-new", asked[1])])
+    # u2: today's request features with the published visits; u-new: visits unknown (missing)
+    used = today.iloc[:2].assign(unit_id=["u2", "u-new"], visits=[known["visits"][2], np.nan])
+    offline = policy_scores(model, used, blueprint, PARAMS)
+    for d, scores in zip(decisions, offline, strict=True):
+        assert not d.is_default
+        np.testing.assert_allclose([d.scores["send"], d.scores["skip"]], scores, rtol=0, atol=1e-6)
+    logged = stream(redis_client, blueprint)
+    assert logged[0]["features"]["visits"] == int(known["visits"][2])  # what the decision was made from
+    assert "visits" not in logged[1]["features"]
+    with pytest.raises(Exception, match="missing feature"):  # a request feature is still required
+        sdk.get_decisions(blueprint.name, [("u2", {k: v for k, v in asked[0].items() if k != "recency"})])
+
+
+def test_batch_features_need_hybrid_serving():
+    features = [{"name": "recency", "type": "float"}, {"name": "visits", "type": "int", "source": "batch"}]
+    with pytest.raises(ValueError, match="only serving.mode hybrid"):
+        make_blueprint(features=features)
+    assert make_blueprint().version == make_blueprint(features=[
+        {"name": n, "type": t, "source": "request"} for n, t in
+        (("recency", "float"), ("visits", "int"), ("opted_in", "bool"), ("country", "category"))]).version

@@ -74,7 +74,7 @@ def test_two_days_of_traffic_reach_the_stream(sim_url: str) -> None:
         begin = day_start_ms(stat.date)
         todays = [d for d in decisions if begin <= d["ts"] < begin + DAY_MS]
         assert sorted(d["unit_id"] for d in todays) == [f"u{i:06d}" for i in range(300)]
-    exploring = {"send": 0.1, "skip": 0.9}
+    exploring = {"send": 0.5, "skip": 0.5}  # exploration.cold_start 1.0: nothing is published yet
     assert all(d["is_default"] and d["action_probs"] == exploring for d in decisions)
     # the day's values are the oracle's view of exactly the decisions served
     scenario = get_scenario(BLUEPRINTS["notification_send"])
@@ -87,7 +87,7 @@ def test_two_days_of_traffic_reach_the_stream(sim_url: str) -> None:
     assert stats[0].default_value == pytest.approx(sum(r["skip"] for r in rewards) / n)
     assert stats[0].oracle_value == pytest.approx(sum(max(r.values()) for r in rewards) / n)
     assert stats[0].served_value == pytest.approx(
-        sum(0.9 * r["skip"] + 0.1 * r["send"] for r in rewards) / n)
+        sum(0.5 * r["skip"] + 0.5 * r["send"] for r in rewards) / n)  # cold_start 1.0: uniform
     assert stats[0].policy_share == 0.0
     assert stats[0].oracle_value > stats[0].default_value + 0.02
     pending = sim.pending
@@ -175,3 +175,16 @@ def test_cli_refuses_unknown_blueprints_and_blueprints_without_scenario(
     assert "no traffic scenario for blueprint 't_notify'" in capsys.readouterr().err
     assert main(["simulate", "--blueprint", "feed_layout", "--days", "0"]) == 2
     assert redis.Redis.from_url(sim_url).dbsize() == 0
+
+
+def test_joining_users_are_absent_before_their_day_and_counted_on_it(sim_url: str) -> None:
+    client = LooperClient(sim_url, blueprints=BLUEPRINTS, random_bits=random.Random(5).getrandbits)
+    sim = Simulator(client, BLUEPRINTS["notification_send"], users=200, seed=5, start=START, joining=(1, 30))
+    first, second = sim.run_day(0), sim.run_day(1)
+    assert (first.decisions, first.new_units) == (170, 0)
+    assert (second.decisions, second.new_units) == (200, 30)
+    assert second.new_units_served == 0  # nothing is published: the default, for them too
+    decided = {d["unit_id"] for d in stream_events(sim_url, "notification_send")[0][:170]}
+    assert not decided & {f"u{i:06d}" for i in range(170, 200)}
+    with pytest.raises(ValueError, match="joining"):
+        Simulator(client, BLUEPRINTS["notification_send"], users=10, seed=5, start=START, joining=(1, 10))

@@ -196,3 +196,16 @@ def test_each_corrupt_entry_gets_the_default_with_its_reason():
     assert [e.get("default_reason") for e in events_] == reasons
     assert "default_reason" not in events_[len(CORRUPT)]  # a served decision carries none
     assert all(e["action"] in ACTIONS and e["policy_version"] is None for e in events_[: len(CORRUPT)])
+
+
+def test_cold_start_explores_while_no_policy_is_active_and_never_after():
+    blueprint = _blueprint({"type": "epsilon_greedy", "epsilon": 0.1, "cold_start": 0.9})
+    requests, stamps = [("u1", FEATURES)] * 2, [1_700_000_000_000] * 2
+    cold, _ = ServingPlan(blueprint, None, blueprint.policy.exploration, 7).decide(requests, stamps, [None, None])
+    assert cold[0].action_probs == pytest.approx({"send": 0.3, "skip": 0.4, "later": 0.3})
+    assert cold[0].is_default and cold[0].propensity == cold[0].action_probs[cold[0].action]
+    # a version is active: an unknown unit's default is explored with the blueprint's epsilon
+    warm, _ = ServingPlan(blueprint, "v1", blueprint.policy.exploration, 7).decide(
+        requests, stamps, [None, None], missing="unknown_unit")
+    assert warm[0].action_probs == pytest.approx({"send": 0.1 / 3, "skip": 1 - 0.2 / 3, "later": 0.1 / 3})
+    assert _blueprint({"type": "epsilon_greedy", "epsilon": 0.1}).version != blueprint.version
