@@ -115,3 +115,14 @@ def test_the_factory_builds_a_cluster_client_from_settings(redis_cluster, monkey
     assert isinstance(client, redis.RedisCluster) and client.ping()
     assert redis_conn.config_values(client, "maxmemory-policy") == [b"noeviction"] * 3 or \
         redis_conn.config_values(client, "maxmemory-policy") == ["noeviction"] * 3
+
+
+def test_monitoring_reads_stream_and_memory_health_on_the_cluster(cluster_client, redis_cluster):
+    from looper_common.monitoring.flow import redis_health
+
+    client = sdk(redis_cluster)
+    client.get_decisions(BP.name, [(u, FEATURES) for u in UNITS[:30]], ts=TS)
+    client.close()
+    metrics = {m.check: m.value for m in redis_health(cluster_client, BP.name)}
+    assert metrics["stream_length"] == 30
+    assert metrics["redis_memory_bytes"] > 0 and metrics["redis_memory_share"] is None  # no maxmemory set
