@@ -40,7 +40,6 @@ def run(args: argparse.Namespace) -> int:
 
     import redis
 
-    from looper_common.contracts import redis_conn
     from looper_common.ingest.import_logs import LogFileError, import_logs
     from looper_common.jobrunner import JobContext, setup
 
@@ -50,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         print(err, file=sys.stderr)
         return 2
     try:
-        client = redis_conn.from_settings(ctx.settings.redis)
+        client = ctx.redis()
         stats = import_logs(client, ctx.lake, ctx.blueprints, args.blueprint, args.file,
                             batch_size=ctx.settings.redis.ingest_batch_size)
     except (LogFileError, redis.RedisError) as err:
