@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TypeVar
 
+from looper_common.contracts import redis_conn
 from looper_common.contracts.blueprint import Blueprint, BlueprintError, load_blueprints
 from looper_common.contracts.config import ConfigError, Settings, load_settings, local_read_max_bytes
 from looper_common.contracts.errors import OperatorError
@@ -56,6 +57,10 @@ class JobContext:
     settings: Settings
     blueprints: dict[str, Blueprint]
     lake: Lake
+
+    def redis(self) -> redis_conn.RedisClient:
+        """A Redis client as the settings describe it (one server or a cluster, ``contracts.redis_conn``)."""
+        return redis_conn.from_settings(self.settings.redis)
 
 
 def setup(args: argparse.Namespace, job_name: str) -> JobContext:

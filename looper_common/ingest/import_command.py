@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         print(err, file=sys.stderr)
         return 2
     try:
-        client = redis.Redis.from_url(ctx.settings.redis.url, password=ctx.settings.redis.password)
+        client = ctx.redis()
         stats = import_logs(client, ctx.lake, ctx.blueprints, args.blueprint, args.file,
                             batch_size=ctx.settings.redis.ingest_batch_size)
     except (LogFileError, redis.RedisError) as err:

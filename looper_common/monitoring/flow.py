@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import redis
 
-from looper_common.contracts import events
+from looper_common.contracts import events, redis_conn
 from looper_common.monitoring.metrics import Metric
 
 
@@ -61,8 +61,9 @@ def redis_health(client: redis.Redis, blueprint: str) -> list[Metric]:
             out.append(Metric("stream_pending", float(group["pending"])))
             lag = group.get("lag")
             out.append(Metric("stream_lag", None if lag is None else float(lag), None, "entries not yet read"))
-    memory = client.info("memory")
-    used, limit = float(memory["used_memory"]), float(memory.get("maxmemory", 0))
+    # on a cluster, the fullest primary: it refuses writes first
+    nodes = [(float(m["used_memory"]), float(m.get("maxmemory", 0))) for m in redis_conn.info_values(client, "memory")]
+    used, limit = max(nodes, key=lambda n: (n[0] / n[1] if n[1] else 0.0, n[0]))
     out.append(Metric("redis_memory_bytes", used))
     out.append(Metric("redis_memory_share", used / limit if limit else None, None,
                       "of maxmemory" if limit else "no maxmemory set"))

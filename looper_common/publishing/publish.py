@@ -98,6 +98,7 @@ def publish_champion(
     ``extra_models`` maps other labels to model URIs, for a ``weighted_sum`` policy.
     ``switch=False`` publishes the version without moving the pointer (a challenger).
     """
+    from looper_common.contracts.redis_conn import is_cluster
     from looper_common.decision_science.policies import exploration_spec
     from looper_common.lake.engine import blueprint_dates
     from looper_common.lake.tables import BRONZE_DECISIONS
@@ -111,7 +112,8 @@ def publish_champion(
     models.update({label: load_model(uri) for label, uri in (extra_models or {}).items()})
     log.info("%s: %d model(s) loaded (%.1f s)", blueprint.name, len(models), time.perf_counter() - started)
     version = policy_version(run_date, model_version, blueprint, params)
-    job = ScoringJob(blueprint, run_date, models, params, version, ttl_seconds, redis_url, password_env)
+    job = ScoringJob(blueprint, run_date, models, params, version, ttl_seconds, redis_url, password_env,
+                     cluster=is_cluster(client))
 
     def write_all() -> tuple[int, int]:
         counts = lake.map_groups(

@@ -37,6 +37,7 @@ class ScoringJob:
     redis_url: str
     password_env: str = "LOOPER_REDIS_PASSWORD"
     batch_size: int = PER_CALL
+    cluster: bool = False  # redis_url is a node of a Redis Cluster (``redis.cluster``)
 
 
 def score_and_write(decisions: pa.Table, job: ScoringJob) -> pa.Table:
@@ -53,7 +54,8 @@ def score_and_write(decisions: pa.Table, job: ScoringJob) -> pa.Table:
     wide = to_pandas(latest_units(decisions, job.blueprint, job.run_date))
     entries = batches = 0
     if len(wide):
-        client = connect(job.redis_url, os.environ.get(job.password_env) or None, socket_timeout=30)
+        client = connect(job.redis_url, os.environ.get(job.password_env) or None, socket_timeout=30,
+                         cluster=job.cluster)
         try:
             for lo in range(0, len(wide), SCORING_CHUNK):
                 chunk = wide.iloc[lo:lo + SCORING_CHUNK]
