@@ -18,7 +18,7 @@ export PYSPARK_DRIVER_PYTHON := $(PYTHON)
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export AIRFLOW_HOME ?= $(CURDIR)/var/airflow
 
-.PHONY: help bootstrap test demo lint bench redis-start redis-stop redis-status airflow airflow-stop mlflow clean distclean
+.PHONY: help bootstrap test demo lint bench redis-start redis-stop redis-status airflow airflow-stop mlflow cluster-up cluster-down cluster-status clean distclean
 
 help: ## list the targets
 	@echo "Looper make targets:"
@@ -51,6 +51,15 @@ mlflow: bootstrap ## start the MLflow UI on the local store (Ctrl-C to stop)
 	@echo "MLflow UI: http://127.0.0.1:$(MLFLOW_PORT)  (experiments looper/<blueprint>, Models: looper.<blueprint>.<label>)"
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/var/mlflow/mlflow.db \
 	  --default-artifact-root $(CURDIR)/var/mlflow/artifacts --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+cluster-up: bootstrap ## start the cluster in a box (Spark master + 2 workers, S3, PostgreSQL, MLflow, Airflow, Redis Cluster; conf/cluster-local.yaml)
+	@bash scripts/cluster.sh up
+
+cluster-down: ## stop every service of the cluster in a box (also after a failed test)
+	@bash scripts/cluster.sh down
+
+cluster-status: ## which services of the cluster in a box run
+	@bash scripts/cluster.sh status
 
 redis-start: ## start the local redis-server (port LOOPER_REDIS_PORT)
 	@bash scripts/redis.sh start
