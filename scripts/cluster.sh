@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A cluster in a box: the services of conf/cluster-local.yaml as separate processes on this
-# machine, every one bound to 127.0.0.1, state, pid files and logs under var/cluster/.
+# machine, every one bound to 127.0.0.1, state, pid files and logs under var/cluster/
+# ($LOOPER_CLUSTER_DIR).
 # Usage: scripts/cluster.sh {up|down|status|env}   (make cluster-up / make cluster-down)
 #
 #   Spark standalone   master spark://127.0.0.1:7077 (UI :7078), two workers (1 core, 1 GiB each, UI :7081, :7082)
@@ -17,7 +18,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${LOOPER_VENV:-$ROOT/.venv}"
-STATE="$ROOT/var/cluster"
+STATE="${LOOPER_CLUSTER_DIR:-$ROOT/var/cluster}"   # the test uses its own
 HOST=127.0.0.1
 SPARK_PORT=7077 SPARK_UI_PORT=7078
 S3_PORT="${LOOPER_S3_PORT:-9100}"
@@ -85,8 +86,8 @@ jars() {  # Delta + hadoop-aws + the AWS SDK v2 bundle, fetched once (conf/jars/
 }
 
 pyfiles() {  # looper_common as a zip for spark-submit --py-files (spark.py_files): the executors import it
-    mkdir -p "$STATE/dist"
-    python - "$ROOT" "$STATE/dist/looper_common.zip" <<'EOF'
+    mkdir -p "$ROOT/var/dist"
+    python - "$ROOT" "$ROOT/var/dist/looper_common.zip" <<'EOF'
 import pathlib, sys, zipfile
 root, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 tmp = target.with_suffix(".tmp")
@@ -95,7 +96,7 @@ with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.write(path, path.relative_to(root))
 tmp.replace(target)
 EOF
-    log "built var/cluster/dist/looper_common.zip (spark.py_files)"
+    log "built var/dist/looper_common.zip (spark.py_files)"
 }
 
 spark_up() {
