@@ -27,6 +27,7 @@ MLFLOW_PORT="${LOOPER_MLFLOW_PORT:-5050}"
 AIRFLOW_PORT="${LOOPER_AIRFLOW_PORT:-8790}"
 PG_BIN="${LOOPER_PG_BIN:-/usr/lib/postgresql/15/bin}"
 JARS="$ROOT/.jars-cluster"
+BOX_KEYS=$([ -z "${AWS_ACCESS_KEY_ID:-}" ] && echo yes || true)   # the box's own keys, not a secret
 export LOOPER_S3_BUCKET="${LOOPER_S3_BUCKET:-looper}"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-looper-local}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-looper-local-secret}"
@@ -225,6 +226,8 @@ status() {
 env_vars() {  # what a shell (or a test) exports to use the stack; the AWS values only if defaulted here
     echo "export LOOPER_ENV=$LOOPER_ENV LOOPER_HOME=$ROOT AIRFLOW_HOME=$STATE/airflow SPARK_LOCAL_IP=$HOST"
     echo "export AWS_REGION=$AWS_REGION"
+    [ -n "$BOX_KEYS" ] && echo "export AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY"
+    return 0
 }
 
 case "${1:-}" in
