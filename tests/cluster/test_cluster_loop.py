@@ -89,12 +89,24 @@ def stack(tmp_path_factory):
 
 
 def _api(method: str, path: str, token: str | None = None, body: dict | None = None) -> dict:
+    """One call of the api-server; a GET that times out (a busy machine) is asked again, up to 10 times."""
+    for attempt in range(10):
+        try:
+            return _call(method, path, token, body)
+        except (TimeoutError, urllib.error.URLError) as err:
+            if method != "GET" or attempt == 9 or (isinstance(err, urllib.error.HTTPError)):
+                raise
+            time.sleep(5)
+    raise AssertionError("unreachable")
+
+
+def _call(method: str, path: str, token: str | None, body: dict | None) -> dict:
     request = urllib.request.Request(f"{AIRFLOW}{path}", method=method,
                                      data=None if body is None else json.dumps(body).encode())
     request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=30) as response:
+    with urllib.request.urlopen(request, timeout=120) as response:
         return json.loads(response.read() or b"{}")
 
 
