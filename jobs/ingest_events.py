@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import redis
-
+from looper_common.contracts import redis_conn
 from looper_common.ingest import event_streams, ingest_events
 from looper_common.ingest.watermark import record_watermarks
 from looper_common.jobrunner import job_parser, setup
@@ -25,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=None, help="events per Delta commit")
     args = parser.parse_args(argv)
     ctx = setup(args, "ingest_events")
-    client = redis.Redis.from_url(ctx.settings.redis.url, password=ctx.settings.redis.password)
+    client = redis_conn.from_settings(ctx.settings.redis)
     streams = event_streams(client, args.blueprint)
     if streams:
         log.info("draining %d stream(s): %s", len(streams), ", ".join(streams))

@@ -58,6 +58,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
     import redis
 
+    from looper_common.contracts import redis_conn
     from looper_common.contracts.config import ConfigError, load_settings
     from looper_common.jobrunner import open_lake
     from looper_common.publishing.redis_policy import RollbackError, rollback
@@ -68,7 +69,7 @@ def _rollback(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"looper rollback: error: {err}", file=sys.stderr)
         return 2
-    client = redis.Redis.from_url(settings.redis.url, password=settings.redis.password)
+    client = redis_conn.from_settings(settings.redis)
     try:
         left, restored = rollback(client, args.blueprint)
     except (RollbackError, redis.RedisError) as err:

@@ -44,6 +44,8 @@ EXIT_MET, EXIT_NOT_MET, EXIT_DAG_FAILED = 0, 1, 3
 
 def reset_stores(settings, redis_client, blueprint: str) -> None:
     """Start from nothing: the lake, MLflow's store, and the blueprint's keys and stream."""
+    from looper_common.contracts import events, policy_store
+
     for path in (settings.lake_root, settings.mlflow.artifact_root, str(ROOT / "var" / "validation"),
                  str(ROOT / "var" / "sim")):
         shutil.rmtree(path, ignore_errors=True)
@@ -51,13 +53,15 @@ def reset_stores(settings, redis_client, blueprint: str) -> None:
     if db != settings.mlflow.tracking_uri and os.path.exists(db):
         os.remove(db)
     os.makedirs(os.path.dirname(db), exist_ok=True)
-    for pattern in (f"looper:policy:{blueprint}:*", f"looper:events:{blueprint}"):
+    patterns = (policy_store.active_key(blueprint).removesuffix("active") + "*",  # pointer, history, meta
+                policy_store.entry_key(blueprint, "*", "*"), events.stream_key(blueprint))
+    for pattern in patterns:
         for key in redis_client.scan_iter(match=pattern, count=1000):
             redis_client.delete(key)
 
 
 def demo_simulator(redis_url: str, blueprints: dict, blueprint: str, *, users: int, seed: int, start: date,
-                   oracle_dir: Path | None = None, faults=None):
+                   oracle_dir: Path | None = None, faults=None, cluster: bool = False):
     """The demo's traffic: the simulator through the real SDK, with seeded decision ids.
 
     The client rereads the active pointer on every call (``pointer_ttl_s=0``), so a policy
@@ -66,7 +70,7 @@ def demo_simulator(redis_url: str, blueprints: dict, blueprint: str, *, users: i
     from looper_common.sdk.client import LooperClient
     from looper_common.simulate import Simulator
 
-    client = LooperClient(redis_url, blueprints=blueprints, pointer_ttl_s=0.0,
+    client = LooperClient(redis_url, blueprints=blueprints, pointer_ttl_s=0.0, cluster=cluster,
                           random_bits=random.Random(seed).getrandbits)
     return Simulator(client, blueprints[blueprint], users=users, seed=seed, start=start, oracle_dir=oracle_dir,
                      faults=faults)
@@ -202,8 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-day", type=int, default=5, help="the day (1-based) the fault starts")
     args = parser.parse_args(argv)
 
-    import redis
-
+    from looper_common.contracts import redis_conn
     from looper_common.contracts.blueprint import load_blueprints
     from looper_common.contracts.config import load_settings
     from looper_common.lake.engine import Lake
@@ -212,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     blueprints = load_blueprints(settings.blueprints_dir)
     if args.blueprint not in blueprints:  # before anything is reset
         parser.error(f"unknown blueprint {args.blueprint!r} (known: {', '.join(sorted(blueprints))})")
-    redis_client = redis.Redis.from_url(settings.redis.url, password=settings.redis.password)
+    redis_client = redis_conn.from_settings(settings.redis)
     print(f"Looper demo: {args.blueprint}, {args.users} simulated users, {args.days} days, seed {args.seed}")
     print("resetting the local stores (var/lake, var/mlflow, the blueprint's Redis keys)")
     reset_stores(settings, redis_client, args.blueprint)
@@ -220,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     simulator = demo_simulator(settings.redis.url, blueprints, args.blueprint, users=args.users, seed=args.seed,
                                start=args.start_date, oracle_dir=ROOT / "var" / "sim",
-                               faults=demo_faults(args.fault, args.fault_day - 1, args.blueprint))
+                               faults=demo_faults(args.fault, args.fault_day - 1, args.blueprint),
+                               cluster=settings.redis.cluster)
     lake = Lake(settings.lake_root)  # delta-rs only: the demo process starts no JVM
 
     header = (f"{'day':>3} {'date':<10} {'decisions':>9} {'matured':>8} {'policy':>7} "
@@ -261,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  Monitor:     {dashboard_path(settings, args.blueprint, last.date)}  (alerts: {settings.lake_root}"
           "/monitoring/alerts)")
     print(f"  Redis:       redis-cli -p {settings.redis.url.rsplit(':', 1)[-1].split('/')[0]} "
-          f"get looper:policy:{args.blueprint}:active")
+          f"get 'looper:policy:{{{args.blueprint}}}:active'")
     met, sentence = verdict(args.days, closed, last.policy_share)
     print(f"\n{sentence}")
     return EXIT_MET if met else EXIT_NOT_MET

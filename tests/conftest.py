@@ -17,7 +17,7 @@ from looper_common.contracts.blueprint import Blueprint, parse_blueprint
 ROOT = Path(__file__).resolve().parent.parent
 # Tests are hermetic: settings overrides exported by the Makefile or a shell must not
 # point them (or the jobs they start) at the developer's lake, Redis or MLflow.
-for _var in ("LOOPER_ENV", "LOOPER_LAKE_ROOT", "LOOPER_BLUEPRINTS_DIR", "LOOPER_REDIS_URL",
+for _var in ("LOOPER_ENV", "LOOPER_LAKE_ROOT", "LOOPER_BLUEPRINTS_DIR", "LOOPER_REDIS_URL", "LOOPER_REDIS_CLUSTER",
              "LOOPER_MLFLOW_TRACKING_URI", "LOOPER_MLFLOW_ARTIFACT_ROOT", "LOOPER_SPARK_MASTER"):
     os.environ.pop(_var, None)
 # Airflow reads its settings at import: keep its state under var/, never in ~/airflow.
@@ -66,6 +66,23 @@ def redis_client(redis_url: str) -> redis.Redis:
     client = redis.Redis.from_url(redis_url)
     client.flushall()
     return client
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A real Redis Cluster (3 masters, 3 replicas; ``tests/redis_cluster.py``) for the session."""
+    from tests.redis_cluster import LocalCluster
+
+    cluster = LocalCluster(tmp_path_factory.mktemp("redis-cluster"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster_client(redis_cluster):
+    """A cluster client on an emptied cluster."""
+    redis_cluster.flush()
+    return redis_cluster.client()
 
 
 @pytest.fixture(scope="session")

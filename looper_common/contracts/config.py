@@ -23,6 +23,7 @@ OVERRIDES = {
     "LOOPER_LAKE_ROOT": ("lake_root",),
     "LOOPER_BLUEPRINTS_DIR": ("blueprints_dir",),
     "LOOPER_REDIS_URL": ("redis", "url"),
+    "LOOPER_REDIS_CLUSTER": ("redis", "cluster"),
     "LOOPER_MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri"),
     "LOOPER_MLFLOW_ARTIFACT_ROOT": ("mlflow", "artifact_root"),
     "LOOPER_SPARK_MASTER": ("spark", "master"),
@@ -44,6 +45,8 @@ class _Strict(BaseModel):
 
 class RedisSettings(_Strict):
     url: str = "redis://127.0.0.1:6390/0"
+    # true: url is a node of a Redis Cluster, every client is redis-py's RedisCluster (contracts/redis_conn.py)
+    cluster: bool = False
     password_env: str = "LOOPER_REDIS_PASSWORD"
     policy_ttl_days: int = Field(7, ge=1)
     ingest_batch_size: int = Field(200_000, ge=1)

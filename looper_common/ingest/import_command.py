@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     import redis
 
+    from looper_common.contracts import redis_conn
     from looper_common.ingest.import_logs import LogFileError, import_logs
     from looper_common.jobrunner import JobContext, setup
 
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         print(err, file=sys.stderr)
         return 2
     try:
-        client = redis.Redis.from_url(ctx.settings.redis.url, password=ctx.settings.redis.password)
+        client = redis_conn.from_settings(ctx.settings.redis)
         stats = import_logs(client, ctx.lake, ctx.blueprints, args.blueprint, args.file,
                             batch_size=ctx.settings.redis.ingest_batch_size)
     except (LogFileError, redis.RedisError) as err:

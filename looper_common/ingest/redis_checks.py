@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import redis
 
-from looper_common.contracts import events
+from looper_common.contracts import events, redis_conn
 
 SAFE_POLICY_PREFIXES = ("noeviction", "volatile-")
 
@@ -21,15 +21,17 @@ class RedisPolicyError(RuntimeError):
     """Redis is configured so that it can evict stream entries before they are ingested."""
 
 
-def check_eviction_policy(client: redis.Redis) -> str:
-    """The server's ``maxmemory-policy``; raises :class:`RedisPolicyError` if it can evict streams."""
-    policy = str(client.info("memory").get("maxmemory_policy", "noeviction"))
-    if not policy.startswith(SAFE_POLICY_PREFIXES):
-        raise RedisPolicyError(
-            f"Redis maxmemory-policy is {policy}: at maxmemory it evicts event streams before they are "
-            "ingested; set it to noeviction (CONFIG SET maxmemory-policy noeviction, or in redis.conf)"
-        )
-    return policy
+def check_eviction_policy(client: redis.Redis | redis.RedisCluster) -> str:
+    """The server's ``maxmemory-policy`` (of every primary of a cluster); raises
+    :class:`RedisPolicyError` if it can evict streams."""
+    policies = [str(info.get("maxmemory_policy", "noeviction")) for info in redis_conn.info_values(client, "memory")]
+    for policy in policies:
+        if not policy.startswith(SAFE_POLICY_PREFIXES):
+            raise RedisPolicyError(
+                f"Redis maxmemory-policy is {policy}: at maxmemory it evicts event streams before they are "
+                "ingested; set it to noeviction (CONFIG SET maxmemory-policy noeviction, or in redis.conf)"
+            )
+    return policies[0]
 
 
 def _has_group(client: redis.Redis, stream: str) -> bool:

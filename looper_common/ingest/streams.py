@@ -27,7 +27,7 @@ from datetime import date, timedelta
 import pyarrow as pa
 import redis
 
-from looper_common.contracts import event_rules, events
+from looper_common.contracts import event_rules, events, redis_conn
 from looper_common.contracts.blueprint import Blueprint
 from looper_common.ingest.arrow_batch import TABLES, to_tables
 from looper_common.ingest.known_events import settle_known_ids
@@ -88,10 +88,12 @@ def _id_key(stream_id: str) -> tuple[int, int]:
     return int(ms), int(seq)
 
 
-def _payload(fields: list | None) -> bytes | None:
+def _payload(fields: list | dict | None) -> bytes | None:
     """The event field of a raw entry's ``[field, value, ...]`` (None if absent or empty)."""
     if not fields:
         return None
+    if isinstance(fields, dict):  # parsed by redis-py (the cluster client)
+        return fields.get(_FIELD) or None
     if fields[0] == _FIELD:
         return fields[1] or None
     for i in range(0, len(fields) - 1, 2):
@@ -108,12 +110,16 @@ def _as_parsed(response: object, **options: object) -> object:
     return response
 
 
-def _raw_reader(client: redis.Redis) -> redis.Redis:
+def _raw_reader(client: redis.Redis | redis.RedisCluster) -> redis.Redis | redis.RedisCluster:
     """A client on ``client``'s connection pool whose XREADGROUP replies stay as the parser gives them.
 
     redis-py's own callback builds a dict per entry, which costs more than Redis takes
-    to send it; ingestion only needs each entry's id and payload.
+    to send it; ingestion only needs each entry's id and payload. A cluster client has
+    no single pool (each node has its own): it reads through ``client`` itself, and
+    :func:`_payload` takes the parsed entries.
     """
+    if redis_conn.is_cluster(client):
+        return client
     reader = redis.Redis(connection_pool=client.connection_pool)
     reader.set_response_callback("XREADGROUP", _as_parsed)
     return reader

@@ -12,8 +12,7 @@ import logging
 from datetime import date
 from pathlib import Path
 
-import redis
-
+from looper_common.contracts import redis_conn
 from looper_common.contracts.blueprint import Blueprint
 from looper_common.contracts.config import Settings
 from looper_common.lake.engine import Lake
@@ -65,7 +64,7 @@ def log_to_mlflow(settings: Settings, run: MonitorRun, page: Path, blueprint: Bl
 
 def monitor_blueprint(settings: Settings, lake: Lake, blueprint: Blueprint, run_date: date) -> MonitorRun:
     """Every check of ``blueprint`` on ``run_date``, its tables, dashboard and MLflow run."""
-    client = redis.Redis.from_url(settings.redis.url, password=settings.redis.password, socket_timeout=5)
+    client = redis_conn.from_settings(settings.redis, socket_timeout=5)
     try:
         run = record_day(lake, blueprint, run_date, client)
     finally:

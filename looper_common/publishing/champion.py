@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from datetime import date
 
 import mlflow
-import redis
 
-from looper_common.contracts import policy_store
+from looper_common.contracts import policy_store, redis_conn
 from looper_common.contracts.blueprint import Blueprint
 from looper_common.contracts.config import Settings
 from looper_common.decision_science.policies import policy_labels
@@ -84,7 +83,7 @@ def publish_policies(settings: Settings, lake: Lake, blueprint: Blueprint, run_d
                       blueprint.policy.type, other)
             return PublishRun(blueprint.name, run_date, f"no champion of {other}")
         extra[label] = f"models:/{other}@{CHAMPION}"
-    client = redis.Redis.from_url(settings.redis.url, password=settings.redis.password)
+    client = redis_conn.from_settings(settings.redis)
     stats = publish_champion(
         lake, client, blueprint, run_date, model_uri=model_uri, model_version=champion.version,
         ttl_seconds=settings.redis.policy_ttl_days * 86_400, params=params, extra_models=extra,

@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
-import redis
-
 from looper_common.contracts import events, ids, policy_store
 from looper_common.contracts.blueprint import Blueprint, ExplorationSpec, load_blueprints
+from looper_common.contracts.redis_conn import ERRORS as redis_errors
+from looper_common.contracts.redis_conn import batch_get
 from looper_common.sdk import at_exit
 from looper_common.sdk.active_policy import ActivePolicies
 from looper_common.sdk.breaker import CircuitBreaker
@@ -53,6 +53,8 @@ class LooperClient:
         blueprints: a folder of blueprint YAML files or already-loaded blueprints.
         password: the Redis password; default ``$LOOPER_REDIS_PASSWORD`` (a password in
             the URL wins).
+        cluster: ``redis_url`` is a node of a Redis Cluster; default the environment's
+            ``redis.cluster`` when the settings are read, else False.
         pointer_ttl_s: how long the active policy version (and its exploration) is cached.
         socket_timeout: seconds a Redis call may take (connect, read) before it fails.
         max_unsent: events kept for retry while Redis is unreachable; more are dropped
@@ -82,12 +84,14 @@ class LooperClient:
         close_timeout_s: float = 5.0,
         stats_interval_s: float = 10.0,
         random_bits: Callable[[int], int] | None = None,
+        cluster: bool | None = None,
     ) -> None:
         if redis_url is None or blueprints is None:
             from looper_common.contracts.config import load_settings
 
             settings = load_settings()
             redis_url = redis_url or settings.redis.url
+            cluster = settings.redis.cluster if cluster is None else cluster
             password = password or settings.redis.password
             blueprints = blueprints if blueprints is not None else settings.blueprints_dir
         if not isinstance(blueprints, Mapping):
@@ -99,7 +103,8 @@ class LooperClient:
             other = self._by_tag.setdefault(compiled.tag, name)
             if other != name:
                 raise LooperError(f"blueprints {other!r} and {name!r} share a decision-id tag; rename one")
-        self.redis = connect(redis_url, password, socket_timeout)
+        self.redis = connect(redis_url, password, socket_timeout, bool(cluster))
+        self._mget = batch_get(self.redis)  # one MGET, or one per slot on a cluster
         self._where = f"Redis at {mask_url(redis_url)}"
         self._link = CircuitBreaker(breaker_base_s, breaker_max_s)  # Redis unreachable or hung
         self._writes = CircuitBreaker(breaker_base_s, breaker_max_s)  # Redis refusing writes
@@ -112,7 +117,7 @@ class LooperClient:
         self._eviction_checked = False
         try:
             self._check_eviction()
-        except redis.RedisError as err:  # Redis is away: checked at the first call that reaches it
+        except redis_errors as err:  # Redis is away: checked at the first call that reaches it
             self._link.failure(err)
             log.warning("%s is not reachable (%s): serving defaults until it is", self._where, err)
         at_exit.track(self)
@@ -156,11 +161,11 @@ class LooperClient:
                     online = self._online.get(bp.name, version)
                 if version is not None and requests and (online is None or mode == "hybrid"):
                     prefix = policy_store.entry_key(bp.name, version, "")
-                    entries = self.redis.mget([prefix + str(u) for u, _ in requests])
+                    entries = self._mget([prefix + str(u) for u, _ in requests])
                     missing, asked = events.UNKNOWN_UNIT, True
                 if asked:  # a trial that did not reach Redis proves nothing
                     self._link.success()
-            except redis.RedisError as err:
+            except redis_errors as err:
                 first = self._link.failure(err)
                 (log.warning if first else log.debug)(
                     "policy lookup for %s failed, serving the default for %.1f s: %s",

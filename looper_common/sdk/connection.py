@@ -13,17 +13,18 @@ warning. A managed Redis that refuses ``CONFIG GET`` is used with a warning.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
+from looper_common.contracts import redis_conn
+from looper_common.contracts.redis_conn import PASSWORD_ENV
+
 __all__ = ["PASSWORD_ENV", "check_eviction_policy", "connect", "mask_url"]
 
 log = logging.getLogger(__name__)
 
-PASSWORD_ENV = "LOOPER_REDIS_PASSWORD"
 SAFE_POLICIES = ("noeviction",)
 
 
@@ -31,32 +32,36 @@ class EvictionPolicyError(ValueError):
     """Redis may evict the keys the loop depends on (a ``LooperError`` in the SDK)."""
 
 
-def connect(url: str, password: str | None, socket_timeout: float) -> redis.Redis:
-    """A client for ``url``; the password is ``password``, else ``$LOOPER_REDIS_PASSWORD``.
+def connect(url: str, password: str | None, socket_timeout: float, cluster: bool = False) -> redis_conn.RedisClient:
+    """A client for ``url`` (a node of a Redis Cluster when ``cluster``); the password is
+    ``password``, else ``$LOOPER_REDIS_PASSWORD``.
 
     A password inside the URL (``redis://:secret@host``) wins, as in redis-py.
     """
-    if password is None:
-        password = os.environ.get(PASSWORD_ENV) or None
-    return redis.Redis.from_url(
-        url, password=password, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+    return redis_conn.connect(
+        url, password=password, cluster=cluster, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
     )
 
 
-def check_eviction_policy(client: redis.Redis, where: str) -> None:
-    """Raise :class:`EvictionPolicyError` when ``maxmemory-policy`` is ``allkeys-*``.
+def check_eviction_policy(client: redis_conn.RedisClient, where: str) -> None:
+    """Raise :class:`EvictionPolicyError` when ``maxmemory-policy`` is ``allkeys-*`` (on any primary
+    of a cluster).
 
     Connection errors propagate (the caller checks again later); a refused ``CONFIG``
     (managed Redis, ACLs) is a warning. ``where`` names the Redis in messages (a masked URL).
     """
     try:
-        reply = client.config_get("maxmemory-policy")
-    except (redis.ConnectionError, redis.TimeoutError):
+        policies = redis_conn.config_values(client, "maxmemory-policy")
+    except redis_conn.LINK_ERRORS:
         raise
     except redis.RedisError as err:
         log.warning("%s: cannot read maxmemory-policy (%s); make sure it is noeviction", where, err)
         return
-    policy = reply.get("maxmemory-policy")
+    for policy in policies:
+        _check_policy(policy, where)
+
+
+def _check_policy(policy: object, where: str) -> None:
     if isinstance(policy, bytes):
         policy = policy.decode()
     if policy is None:

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 
 import redis
 
-from looper_common.contracts import policy_store
+from looper_common.contracts import policy_store, redis_conn
 
 log = logging.getLogger(__name__)
 FORMAT = "looper.compact/1"
@@ -285,7 +285,7 @@ class OnlineModels:
         try:
             where, sha = self._redis.hmget(policy_store.meta_key(blueprint, version), [MODEL_FIELD, MODEL_SHA_FIELD])
             raw = self._redis.get(where.decode()) if where is not None and sha is not None else None
-        except redis.RedisError as err:  # not cached: the next call retries
+        except redis_conn.ERRORS as err:  # not cached: the next call retries
             log.warning("%s: compact model of %s not read, serving by lookup: %s", blueprint, version, err)
             return None
         model = None

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import redis
 
-from looper_common.contracts import events
+from looper_common.contracts import events, redis_conn
 from looper_common.sdk.breaker import CircuitBreaker
 from looper_common.sdk.redis_batches import BatchWriter
 
@@ -33,7 +33,7 @@ _FIELD = events.PAYLOAD_FIELD.encode()
 
 def is_link_error(err: BaseException) -> bool:
     """Redis unreachable, hung or still loading (redis-py's ConnectionError covers loading)."""
-    return isinstance(err, (redis.ConnectionError, redis.TimeoutError))
+    return isinstance(err, redis_conn.LINK_ERRORS)
 
 
 def is_write_refusal(err: BaseException) -> bool:
@@ -152,7 +152,7 @@ class Outbox:
             else:
                 for lo in range(0, len(payloads), per_call):
                     self._writer.xadd(stream, _FIELD, payloads[lo:lo + per_call])
-        except redis.RedisError as err:
+        except redis_conn.ERRORS as err:
             self.failed_sends += 1
             first = True
             if is_link_error(err):

@@ -12,6 +12,11 @@ a replica) aborts the script and is raised as redis-py raises it. Redis checks t
 at the script's first write, so a refused chunk writes nothing; chunks before it stay
 written (a retry of the whole batch duplicates them, which ingestion's insert-only
 write on ``event_id`` absorbs, and a rewrite of the same keys is harmless).
+
+On a Redis Cluster a script may only touch keys of one slot, and the keys of a chunk
+of ``SET`` (policy entries, no hash tag) are spread over all slots: there a chunk is
+one non-transactional cluster pipeline of ``SET ... EX`` (redis-py sends one batch per
+primary), and a refused command leaves the others of its chunk written.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import redis
+
+from looper_common.contracts.redis_conn import is_cluster
 
 __all__ = ["BatchWriter", "PER_CALL"]
 
@@ -51,6 +58,7 @@ class BatchWriter:
             raise ValueError("per_call must be positive")
         self.per_call = per_call
         self._client = client
+        self._cluster = is_cluster(client)
         self._xadd = client.register_script(_XADD_MANY)
         self._set_ex = client.register_script(_SET_EX_MANY)
 
@@ -77,9 +85,20 @@ class BatchWriter:
         calls = 0
         for lo in range(0, len(keys), self.per_call):
             hi = lo + self.per_call
+            if self._cluster:
+                self._pipelined_set_ex(keys[lo:hi], values[lo:hi], ttl_seconds)
+                calls += 1
+                continue
             _check(self._set_ex(keys=keys[lo:hi], args=[ttl_seconds, *values[lo:hi]]), len(keys[lo:hi]), "SET")
             calls += 1
         return calls
+
+    def _pipelined_set_ex(self, keys: Sequence[bytes | str], values: Sequence[bytes], ttl_seconds: int) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for key, value in zip(keys, values, strict=True):
+            pipe.set(key, value, ex=ttl_seconds)
+        replies = pipe.execute(raise_on_error=True)
+        _check(sum(1 for r in replies if r is True), len(keys), "SET")
 
 
 def _check(written: object, expected: int, command: str) -> None:

@@ -15,7 +15,7 @@ import time
 
 import redis
 
-from looper_common.contracts import events
+from looper_common.contracts import events, redis_conn
 
 __all__ = ["SdkStats"]
 
@@ -60,16 +60,19 @@ class SdkStats:
                     deltas.append((bp, name, delta))
         if not deltas:
             return None
-        try:
-            pipe = client.pipeline(transaction=True)  # all or nothing: never counted twice
-            for bp, name, delta in deltas:
-                pipe.hincrby(events.sdk_stats_key(bp), name, delta)
-            for bp in {bp for bp, _, _ in deltas}:
-                pipe.hset(events.sdk_stats_key(bp), "updated_ms", events.to_epoch_ms(None))
-            pipe.execute()
-        except redis.RedisError as err:
-            log.warning("could not write the SDK's counters to Redis (kept for the next report): %s", err)
-            return err
+        by_bp: dict[str, list[tuple[str, int]]] = {}
         for bp, name, delta in deltas:
-            self._reported[(bp, name)] = self._reported.get((bp, name), 0) + delta
+            by_bp.setdefault(bp, []).append((name, delta))
+        for bp, fields in by_bp.items():  # one hash per blueprint, one slot on a cluster
+            try:
+                pipe = client.pipeline(transaction=True)  # all or nothing: never counted twice
+                for name, delta in fields:
+                    pipe.hincrby(events.sdk_stats_key(bp), name, delta)
+                pipe.hset(events.sdk_stats_key(bp), "updated_ms", events.to_epoch_ms(None))
+                pipe.execute()
+            except redis_conn.ERRORS as err:
+                log.warning("could not write the SDK's counters to Redis (kept for the next report): %s", err)
+                return err
+            for name, delta in fields:
+                self._reported[(bp, name)] = self._reported.get((bp, name), 0) + delta
         return None

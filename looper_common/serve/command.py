@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         tokens = parse_tokens(os.environ.get(ENV_VAR))
         settings = load_settings(args.env)
         blueprints = load_blueprints(args.blueprints or settings.blueprints_dir)
-        client = LooperClient(settings.redis.url, blueprints=blueprints, password=settings.redis.password)
+        client = LooperClient(settings.redis.url, blueprints=blueprints, password=settings.redis.password,
+                              cluster=settings.redis.cluster)
     except (TokenError, ConfigError, BlueprintError, LooperError) as err:
         print(f"looper serve: error: {err}", file=sys.stderr)
         return 2

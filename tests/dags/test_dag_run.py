@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from deltalake import DeltaTable
 
+from looper_common.contracts import policy_store
 from looper_common.contracts.blueprint import load_blueprints
 from looper_common.lake.engine import Lake
 from looper_common.lake.tables import (
@@ -121,12 +122,12 @@ def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client):
     assert lake.read(MONITOR_ALERTS).table.num_rows == 0
     assert f"monitor {BLUEPRINT} {run_date}: alerts 0" in result.stdout + result.stderr
 
-    active = redis_client.get(f"looper:policy:{BLUEPRINT}:active").decode()
+    active = redis_client.get(policy_store.active_key(BLUEPRINT)).decode()
     assert active.startswith("20260302-m") and "-p" in active  # tuned params are part of the version
-    meta = redis_client.hgetall(f"looper:policy:{BLUEPRINT}:meta:{active}")
+    meta = redis_client.hgetall(policy_store.meta_key(BLUEPRINT, active))
     assert json.loads(meta[b"policy_params"]) == params
     assert json.loads(meta[b"exploration"])["epsilon"] == pytest.approx(params["epsilon"])
-    entries = list(redis_client.scan_iter(match=f"looper:policy:{BLUEPRINT}:{active}:*", count=10_000))
+    entries = list(redis_client.scan_iter(match=policy_store.entry_key(BLUEPRINT, active, "*"), count=10_000))
     units = [key.decode().rsplit(":", 1)[1] for key in entries if not key.decode().endswith(("meta", "history"))]
     assert len(units) >= 2900  # every unit seen so far has an entry
     assert 0 < redis_client.ttl(entries[0]) <= 7 * 86400

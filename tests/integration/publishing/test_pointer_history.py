@@ -10,6 +10,7 @@ import pytest
 
 from jobs.publish_policies import main as publish_job
 from looper_common.cli import main as looper
+from looper_common.contracts import policy_store
 from looper_common.lake.tables import ALIAS_HISTORY
 from looper_common.publishing.publish import policy_version
 from looper_common.publishing.redis_policy import meta_key, publish_policy
@@ -37,7 +38,9 @@ def test_an_older_run_date_never_moves_the_pointer_and_the_log_says_why(redis_cl
                              meta={"run_date": DAY1})
     assert not old.switched and old.units == 0 and active(redis_client) == "day2"
     assert "version day1 is for an older run date than the active day2; not publishing it" in caplog.text
-    assert redis_client.keys(f"looper:policy:{{{NAME}}}:day1*") == []  # nothing of it written
+    # nothing of it written: no entry, no meta hash
+    assert redis_client.keys(policy_store.entry_key(NAME, "day1", "*")) == []
+    assert not redis_client.exists(policy_store.meta_key(NAME, "day1"))
     # the same day with another model moves it; so does a later day
     same_day = publish_policy(redis_client, BP, units_frame(5, seed=2), version="day2b", ttl_seconds=TTL,
                               meta={"run_date": DAY2})
