@@ -18,7 +18,7 @@ export PYSPARK_DRIVER_PYTHON := $(PYTHON)
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export AIRFLOW_HOME ?= $(CURDIR)/var/airflow
 
-.PHONY: help bootstrap test demo lint bench redis-start redis-stop redis-status airflow airflow-stop mlflow clean distclean
+.PHONY: help bootstrap test demo lint bench redis-start redis-stop redis-status airflow airflow-stop mlflow test-cluster cluster-up cluster-down cluster-status clean distclean
 
 help: ## list the targets
 	@echo "Looper make targets:"
@@ -28,8 +28,12 @@ help: ## list the targets
 bootstrap: ## set up .venv, Delta jars (.jars/), redis-server and var/ (idempotent)
 	@bash scripts/bootstrap.sh
 
-test: bootstrap ## run the test suite (pass options with PYTEST_ARGS=...)
-	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
+test: bootstrap ## run the test suite but the cluster test (pass options with PYTEST_ARGS=...)
+	$(PYTHON) -m pytest tests --ignore=tests/cluster $(PYTEST_ARGS)
+
+test-cluster: bootstrap ## the loop on the cluster in a box (tests/cluster: starts and stops its own stack)
+	@status=0; $(PYTHON) -m pytest tests/cluster $(PYTEST_ARGS) || status=$$?; \
+	  LOOPER_CLUSTER_DIR=$(CURDIR)/var/cluster-test bash scripts/cluster.sh down >/dev/null 2>&1 || true; exit $$status
 
 demo: bootstrap ## run the end-to-end demo on the embedded stack
 	$(PYTHON) scripts/demo.py
@@ -52,6 +56,15 @@ mlflow: bootstrap ## start the MLflow UI on the local store (Ctrl-C to stop; its
 	MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true \
 	  $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/var/mlflow/mlflow.db \
 	  --default-artifact-root $(CURDIR)/var/mlflow/artifacts --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+cluster-up: bootstrap ## start the cluster in a box (Spark master + 2 workers, S3, PostgreSQL, MLflow, Airflow, Redis Cluster; conf/cluster-local.yaml)
+	@bash scripts/cluster.sh up
+
+cluster-down: ## stop every service of the cluster in a box (also after a failed test)
+	@bash scripts/cluster.sh down
+
+cluster-status: ## which services of the cluster in a box run
+	@bash scripts/cluster.sh status
 
 redis-start: ## start the local redis-server (port LOOPER_REDIS_PORT)
 	@bash scripts/redis.sh start

@@ -78,6 +78,7 @@ def spark_job(job: str, name: str, settings: Settings, jars: str | None, env: di
         conn_id="spark_default",
         name=f"looper-{name}-{job}",
         jars=jars,
+        py_files=settings.spark.py_files,  # looper_common for the executors (a zip or wheel)
         conf={
             "spark.pyspark.python": settings.spark.python,
             "spark.pyspark.driver.python": settings.spark.python,
@@ -110,7 +111,7 @@ def python_job(job: str, name: str, settings: Settings, env: dict[str, str]) -> 
 
 
 def poke_watermark(blueprint: str, run_date: str, allowed_lateness_s: int, lake_root: str,
-                   ingest: list[str], env: dict[str, str]) -> bool:
+                   ingest: list[str], env: dict[str, str], storage_options: dict[str, str] | None = None) -> bool:
     """The sensor's poke: has the watermark passed the run date's end plus the allowed lateness?
 
     When it has not, one more ingestion run drains what arrived since (and records the
@@ -122,7 +123,7 @@ def poke_watermark(blueprint: str, run_date: str, allowed_lateness_s: int, lake_
     from looper_common.ingest.watermark import watermark_passed
     from looper_common.lake.engine import Lake
 
-    lake = Lake(lake_root)
+    lake = Lake(lake_root, storage_options=storage_options or {})
     deadline = datetime.combine(date.fromisoformat(run_date), time.min, pendulum.UTC) + timedelta(
         days=1, seconds=allowed_lateness_s)
     if watermark_passed(lake, blueprint, deadline):
@@ -137,14 +138,16 @@ class WatermarkSensor(BaseSensorOperator):
     template_fields = ("run_date",)
 
     def __init__(self, *, blueprint: str, run_date: str, allowed_lateness_s: int, lake_root: str,
-                 ingest: list[str], env: dict[str, str], **kwargs) -> None:
+                 ingest: list[str], env: dict[str, str], storage_options: dict[str, str] | None = None,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.blueprint, self.run_date, self.allowed_lateness_s = blueprint, run_date, allowed_lateness_s
         self.lake_root, self.ingest, self.env = lake_root, ingest, env
+        self.storage_options = dict(storage_options or {})
 
     def poke(self, context) -> bool:
         return poke_watermark(self.blueprint, self.run_date, self.allowed_lateness_s, self.lake_root,
-                              self.ingest, self.env)
+                              self.ingest, self.env, self.storage_options)
 
 
 def watermark_sensor(name: str, blueprint: Blueprint, settings: Settings, env: dict[str, str]) -> BaseOperator:
@@ -156,6 +159,7 @@ def watermark_sensor(name: str, blueprint: Blueprint, settings: Settings, env: d
         run_date=RUN_DATE,
         allowed_lateness_s=blueprint.allowed_lateness_seconds,
         lake_root=settings.lake_root,
+        storage_options=settings.lake_storage_options,
         ingest=[settings.jobs.python, f"{settings.jobs.dir}/ingest_events.py", "--blueprint", name,
                 "--env", settings.env],
         env=env,

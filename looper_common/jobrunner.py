@@ -108,7 +108,8 @@ def _operator_errors_on_one_line(job_name: str, hook):
 
 def open_lake(settings: Settings, app_name: str) -> Lake:
     """The configured lake with every contracted table created; Spark is started only if a request needs it."""
-    lake = Lake(settings.lake_root, local_read_max_bytes(settings), spark=LazySession(settings, app_name))
+    lake = Lake(settings.lake_root, local_read_max_bytes(settings), settings.lake_storage_options,
+                spark=LazySession(settings, app_name))
     lake.ensure_tables()
     return lake
 

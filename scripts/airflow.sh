@@ -22,7 +22,9 @@ export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:${AIRFLOW__API_
 export AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="${AIRFLOW_LOG_PORT:-$((AIRFLOW__API__PORT + 1))}"
 READY_TIMEOUT="${AIRFLOW_READY_TIMEOUT:-180}"   # seconds the scheduler waits for the api-server
 export AIRFLOW__LOGGING__LOGGING_LEVEL="${AIRFLOW__LOGGING__LOGGING_LEVEL:-INFO}"
-export AIRFLOW_CONN_SPARK_DEFAULT="${AIRFLOW_CONN_SPARK_DEFAULT:-{\"conn_type\": \"spark\", \"host\": \"local[*]\"}}"
+# (the default in a variable of its own: a `}` inside ${VAR:-...} would be appended to a value that is set)
+LOCAL_SPARK_CONN='{"conn_type": "spark", "host": "local[*]"}'
+export AIRFLOW_CONN_SPARK_DEFAULT="${AIRFLOW_CONN_SPARK_DEFAULT:-$LOCAL_SPARK_CONN}"
 export PATH="$VENV/bin:$PATH"   # spark-submit comes with pyspark in the venv
 export PYSPARK_PYTHON="$VENV/bin/python" PYSPARK_DRIVER_PYTHON="$VENV/bin/python"
 export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"

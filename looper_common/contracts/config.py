@@ -86,6 +86,9 @@ class SparkSettings(_Strict):
     # ({home} expands as in ``conf``); the default script runs ``jobs.python`` with the
     # installed pyspark first
     python: str = "{home}/scripts/spark-python"
+    # code the executors import (a zip or wheel of looper_common): spark-submit's --py-files and
+    # spark.submit.pyFiles of the jobs' own sessions; {home} expands
+    py_files: str | None = None
     conf: dict[str, str] = Field(default_factory=dict)
 
 
@@ -125,6 +128,9 @@ class Settings(_Strict):
     env: str = "local"
     home: str = "."
     lake_root: str = "var/lake"
+    # delta-rs' storage_options for lake_root (an object store's endpoint, region); keys come from
+    # the environment (AWS_ACCESS_KEY_ID, ...), which delta-rs reads itself
+    lake_storage_options: dict[str, str] = Field(default_factory=dict)
     blueprints_dir: str = "blueprints"
     # A read whose partitions select up to this much Parquet runs in the job's process on
     # delta-rs; a larger one on Spark (lake/engine.py). 0: every read on Spark.
@@ -204,6 +210,7 @@ def load_settings(env: str | None = None, home: Path | str | None = None) -> Set
                 update={
                     "jars_dir": _absolute(home, settings.spark.jars_dir),
                     "python": expand_home(settings.spark.python, home),
+                    "py_files": expand_home(settings.spark.py_files, home) if settings.spark.py_files else None,
                     "conf": {k: expand_home(v, home) for k, v in settings.spark.conf.items()},
                 }
             ),

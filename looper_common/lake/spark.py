@@ -73,6 +73,10 @@ def get_spark(settings: Settings, app_name: str = "looper") -> SparkSession:
         jars = delta_jars(settings)
         if jars:
             builder = builder.config("spark.jars", ",".join(jars))
+        if settings.spark.py_files:  # what spark-submit's --py-files would ship to the executors
+            builder = builder.config("spark.submit.pyFiles", settings.spark.py_files)
+        if not settings.spark.master.startswith("local"):  # executors elsewhere: the configured Python
+            builder = builder.config("spark.pyspark.python", settings.spark.python)
         defaults.update(loopback_conf(settings.spark.master))
         if defaults.get("spark.driver.bindAddress") == LOOPBACK:  # the UI binds to SPARK_LOCAL_IP only
             os.environ["SPARK_LOCAL_IP"] = LOOPBACK

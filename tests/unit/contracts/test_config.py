@@ -79,7 +79,7 @@ def test_unknown_jobs_field_is_rejected(home: Path):
         load_settings()
 
 
-@pytest.mark.parametrize("env", ["local", "cluster.example"])
+@pytest.mark.parametrize("env", ["local", "cluster.example", "cluster-local"])
 def test_shipped_settings_load(env: str, home: Path):
     settings = load_settings(env, home=ROOT)  # an explicit home wins over $LOOPER_HOME
     assert settings.home == str(ROOT)
@@ -87,3 +87,28 @@ def test_shipped_settings_load(env: str, home: Path):
     if env == "local":
         assert settings.jobs.dir == str(ROOT / "jobs")
         assert settings.spark.python == f"{ROOT}/scripts/spark-python"
+
+
+# where conf/cluster.example.yaml may differ from conf/cluster-local.yaml: hosts (URLs) only
+HOST_FIELDS = {
+    ("lake_storage_options", "AWS_ENDPOINT_URL"), ("redis", "url"), ("mlflow", "tracking_uri"), ("spark", "master"),
+    ("spark", "conf", "spark.driver.bindAddress"), ("spark", "conf", "spark.driver.host"),
+    ("spark", "conf", "spark.hadoop.fs.s3a.endpoint"),
+}
+
+
+def _leaves(data: dict, path: tuple = ()) -> dict:
+    out = {}
+    for key, value in data.items():
+        out.update(_leaves(value, (*path, key)) if isinstance(value, dict) else {(*path, key): value})
+    return out
+
+
+def test_cluster_example_differs_from_the_box_only_in_hosts():
+    import yaml
+
+    box = _leaves(yaml.safe_load((ROOT / "conf" / "cluster-local.yaml").read_text()))
+    example = _leaves(yaml.safe_load((ROOT / "conf" / "cluster.example.yaml").read_text()))
+    assert box.keys() == example.keys()
+    differing = {path for path in box if box[path] != example[path]}
+    assert differing and differing <= HOST_FIELDS, differing - HOST_FIELDS
