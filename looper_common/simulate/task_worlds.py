@@ -59,7 +59,9 @@ class WatchMinutes(Scenario):
         }
 
     def daily_features(self, users: Users, rng: np.random.Generator) -> list[Features]:
-        minutes = rng.gamma(4.0, users["habit"] / 4.0).round(1) + 0.1
+        # capped, as a product's 7-day aggregate is (the first day's traffic reaches the cap,
+        # so validation's learned range covers every later day)
+        minutes = np.minimum(rng.gamma(4.0, users["habit"] / 4.0), 1200.0).round(1) + 0.1
         unfinished = rng.random(len(minutes)) > users["finishes"]
         return [
             {"age_bucket": self.ages[a], "device": self.devices[d], "minutes_7d": m, "has_unfinished": u}
@@ -129,7 +131,7 @@ class NotificationOutcome(Scenario):
         }
 
     def daily_features(self, users: Users, rng: np.random.Generator) -> list[Features]:
-        since = np.clip(rng.exponential(1.0 / users["visit_rate"]), 0.01, 90.0).round(2)
+        since = np.clip(rng.exponential(1.0 / users["visit_rate"]), 0.01, 30.0).round(2)  # capped like minutes_7d
         bought = rng.poisson(users["buy_rate"])
         return [
             {"days_since_last_visit": d, "purchases_30d": b, "email_opt_in": o, "platform": self.platforms[p]}
