@@ -18,6 +18,7 @@ import mlflow
 import numpy as np
 import pytest
 
+from looper_common.contracts import policy_store
 from looper_common.contracts.blueprint import load_blueprints
 from looper_common.lake.engine import Lake
 from looper_common.lake.tables import ALIAS_HISTORY, MONITOR_DRIFT, MONITOR_SERVING, SILVER_EXAMPLES
@@ -99,7 +100,7 @@ def test_dags_test_runs_the_loop_for_each_task_type(blueprint_name, tmp_path, re
     assert health["label_rate"] == pytest.approx(values.mean()) and "calibration_gap" in health
     assert f"monitor {blueprint_name} {run_date}:" in logs
 
-    active = redis_client.get(f"looper:policy:{blueprint_name}:active").decode()
+    active = redis_client.get(policy_store.active_key(blueprint_name)).decode()
     features = simulator.scenario.daily_features(simulator.users, np.random.default_rng(0))[0]
     served = LooperClient(redis_url, blueprints=blueprints).get_decision(blueprint_name, "u000000", features)
     assert served.policy_version == active and not served.is_default

@@ -52,7 +52,7 @@ def test_the_sdk_serves_every_valid_blueprint_and_names_the_bad_one(folder, redi
     features = {"days_since_last_visit": 2.0, "sessions_last_7d": 3, "push_opt_in": True,
                 "country": "us", "platform": "ios"}
     decision = client.get_decision("notification_send", "u1", features)
-    assert decision.is_default and decision.action == "skip"
+    assert decision.is_default and decision.default_reason == "no_policy"  # (cold_start: the default explores)
     with pytest.raises(LooperError, match=rf"blueprint 'broken' is invalid: .*{FIELD_ERROR}"):
         client.get_decision("broken", "u1", features)
 

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from looper_common.contracts import events
+from looper_common.contracts import events, policy_store
 from looper_common.publishing.challenger import challenger_document
 from looper_common.publishing.redis_policy import publish_policy
 from looper_common.sdk.challenger import in_canary
@@ -35,13 +35,13 @@ def _staged(redis_client, blueprint):
     redis_client.delete(events.stream_key(blueprint.name))
     _publish(redis_client, blueprint, CHAMPION, "send", True)
     _publish(redis_client, blueprint, CHALLENGER, "skip", False)
-    redis_client.set(f"looper:policy:{blueprint.name}:challenger", challenger_document(CHALLENGER, blueprint))
+    redis_client.set(policy_store.challenger_key(blueprint.name), challenger_document(CHALLENGER, blueprint))
 
 
 def test_a_shadow_challenger_is_logged_beside_the_champion_it_does_not_replace(redis_url, redis_client):
     blueprint = make_blueprint(name="t_shadow", promotion={"stage": "shadow"})
     _staged(redis_client, blueprint)
-    assert redis_client.get(f"looper:policy:{blueprint.name}:active").decode() == CHAMPION  # not switched
+    assert redis_client.get(policy_store.active_key(blueprint.name)).decode() == CHAMPION  # not switched
     client = LooperClient(redis_url, blueprints={blueprint.name: blueprint}, pointer_ttl_s=0.0)
     decisions = client.get_decisions(blueprint.name, [(u, FEATURES) for u in UNITS[:200]])
     client.close()
@@ -57,7 +57,7 @@ def test_a_shadow_challenger_is_logged_beside_the_champion_it_does_not_replace(r
 def test_no_challenger_key_means_champion_only_events(redis_url, redis_client):
     blueprint = make_blueprint(name="t_shadow_none", promotion={"stage": "shadow"})
     _staged(redis_client, blueprint)
-    redis_client.delete(f"looper:policy:{blueprint.name}:challenger")  # publish_challenger found no challenger
+    redis_client.delete(policy_store.challenger_key(blueprint.name))  # publish_challenger found no challenger
     client = LooperClient(redis_url, blueprints={blueprint.name: blueprint}, pointer_ttl_s=0.0)
     client.get_decisions(blueprint.name, [(u, FEATURES) for u in UNITS[:50]])
     client.close()
