@@ -17,7 +17,7 @@ from looper_common.publishing.compact_model import (
     export_model,
     publish_compact,
 )
-from looper_common.sdk.online import CompactModel, OnlineModels, load_document
+from looper_common.sdk.online import CompactModel, OnlineModels, load_document, with_batch_features
 from looper_common.training.examples import to_model_frame
 from looper_common.training.families import build_model
 from tests.conftest import make_blueprint
@@ -179,6 +179,9 @@ def test_scored_entries_use_batch_features_and_keep_the_lookup_entry_when_scorin
     with_batch = json.dumps({"a": "skip", "s": {}, "f": {"visits": 12}}).encode()
     partial = {k: v for k, v in full.items() if k != "visits"}
     bad = {**full, "recency": "soon"}
-    scored, hybrid, kept = online.entries([("u1", full), ("u2", partial), ("u3", bad)], [None, with_batch, lookup])
+    looked_up = [None, with_batch, lookup]
+    requests = with_batch_features([("u1", full), ("u2", partial), ("u3", bad)], looked_up)  # hybrid fills "f"
+    assert requests[1][1] == full
+    scored, hybrid, kept = online.entries(requests, looked_up)
     assert scored == hybrid == policy_store.encode_entry(online.choose(online.scores(full)), online.scores(full))
     assert kept == lookup
