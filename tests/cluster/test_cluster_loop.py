@@ -60,6 +60,17 @@ def _cluster(command: str, env: dict[str, str]) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=1800)
 
 
+def _box_env(env: dict[str, str]) -> dict[str, str]:
+    """The variables `scripts/cluster.sh env` exports (the box's S3 keys among them)."""
+    out = _cluster("env", env)
+    assert out.returncode == 0, out.stderr
+    found = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("export "):
+            found.update(item.split("=", 1) for item in line[len("export "):].split() if "=" in item)
+    return found
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """The stack up with one blueprint (a copy of the shipped one), and down after the module."""
@@ -82,8 +93,15 @@ def stack(tmp_path_factory):
         up = _cluster("up", env)
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         print(f"cluster-up: {time.monotonic() - started:.0f} s")
+        saved = dict(os.environ)
+        box = _box_env(env)  # what `eval "$(scripts/cluster.sh env)"` gives a user's shell
+        env.update(box)
+        os.environ.update(box)
         yield env, folder
     finally:
+        if "saved" in locals():
+            os.environ.clear()
+            os.environ.update(saved)
         down = _cluster("down", env)
         print(down.stdout[-2000:], down.stderr[-2000:], file=sys.stderr)
 
