@@ -27,6 +27,7 @@ import redis
 
 from looper_common.contracts import events, policy_store
 from looper_common.contracts.blueprint import Blueprint
+from looper_common.contracts.redis_conn import batch_get
 from looper_common.sdk.decision_batch import Decision, ServingPlan, decode_entry, encode_json
 from looper_common.sdk.holdback import holdback_draw
 from looper_common.sdk.online import OnlineModels
@@ -64,6 +65,7 @@ class Challengers:
 
     def __init__(self, client: redis.Redis, ttl_s: float) -> None:
         self._redis = client
+        self._mget = batch_get(client)  # one MGET, or one per slot on a cluster (entries spread over slots)
         self._ttl = ttl_s
         self._cached: dict[str, tuple[float, Rollout | None]] = {}
         self._models = OnlineModels(client)  # apart from the champion's: one version per blueprint each
@@ -90,7 +92,7 @@ class Challengers:
         entries: list[bytes | None] = [None] * len(requests)
         if requests and (online is None or mode == "hybrid"):
             prefix = policy_store.entry_key(bp.name, rollout.version, "")
-            entries = self._redis.mget([prefix + str(u) for u, _ in requests])
+            entries = self._mget([prefix + str(u) for u, _ in requests])
             self.asked_redis = True
         return online.entries(requests, entries) if online is not None else entries
 
