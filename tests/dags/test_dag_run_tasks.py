@@ -4,7 +4,8 @@ The sibling of ``test_dag_run`` (which runs the binary blueprint and checks the 
 mechanics in depth), at a smaller size: the simulator drives the SDK into a real
 redis-server, Airflow runs every task, and the test checks what is particular to the
 task type: the labels in silver, the registered model's kind, the promotion on the
-task's loss, the logged rewards OPE used, and the published scores the SDK serves.
+task's loss, the logged rewards OPE used, and the hybrid serving of the request by the
+published compact model.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from looper_common.contracts.blueprint import load_blueprints
 from looper_common.lake.engine import Lake
 from looper_common.lake.tables import ALIAS_HISTORY, MONITOR_DRIFT, MONITOR_SERVING, SILVER_EXAMPLES
 from looper_common.sdk.client import LooperClient
+from looper_common.sdk.online import OnlineModels
 from looper_common.simulate import Simulator
 from looper_common.training.examples import load_training_frame
 from looper_common.training.registry import CHAMPION, model_name
@@ -102,9 +104,18 @@ def test_dags_test_runs_the_loop_for_each_task_type(blueprint_name, tmp_path, re
 
     active = redis_client.get(policy_store.active_key(blueprint_name)).decode()
     features = simulator.scenario.daily_features(simulator.users, np.random.default_rng(0))[0]
-    served = LooperClient(redis_url, blueprints=blueprints).get_decision(blueprint_name, "u000000", features)
+    sdk = LooperClient(redis_url, blueprints=blueprints)
+    served = sdk.get_decision(blueprint_name, "u000000", features)
     assert served.policy_version == active and not served.is_default
     assert set(served.scores) == set(blueprint.decision.actions)
+    # hybrid serving: the champion's compact model, published with the version, scores the request
+    assert blueprint.serving.mode == "hybrid"
+    compact = OnlineModels(redis_client).get(blueprint_name, active)
+    assert compact is not None, redis_client.hgetall(policy_store.meta_key(blueprint_name, active))
+    assert served.scores == pytest.approx(compact.scores(features), abs=1e-6)
+    newcomer = sdk.get_decision(blueprint_name, "never_published", features)  # a lookup would serve the default
+    assert not newcomer.is_default and newcomer.scores == served.scores
+    sdk.close()
     if classes is None:  # the predicted minutes of each row
         # (a regressor may predict a little below 0 for a row nobody watches: not a wrong minute count)
         assert all(-20.0 < s < 200.0 for s in served.scores.values()) and max(served.scores.values()) > 1.0, \
