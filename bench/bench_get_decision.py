@@ -205,12 +205,19 @@ def step_costs(sdk: LooperClient, blueprint: Blueprint, entry: bytes) -> list[tu
     entries = [entry] * 1_000
     empty_blake2b_8 = hashlib.blake2b(digest_size=8)
 
-    setters = [getattr(DB.Decision, name).__set__ for name in DB.Decision.__slots__]
-
-    def decision(*values: object) -> DB.Decision:  # as decide builds one: its slots' setters
+    def decision(*values: object) -> DB.Decision:  # as decide builds one: a setter call per slot
         d = object.__new__(DB.Decision)
-        for setter, value in zip(setters, values, strict=True):
-            setter(d, value)
+        DB._SET_ID(d, values[0])
+        DB._SET_BLUEPRINT(d, values[1])
+        DB._SET_UNIT(d, values[2])
+        DB._SET_ACTION(d, values[3])
+        DB._SET_PROPENSITY(d, values[4])
+        DB._SET_PROBS(d, values[5])
+        DB._SET_SCORES(d, values[6])
+        DB._SET_VERSION(d, values[7])
+        DB._SET_DEFAULT(d, values[8])
+        DB._SET_TS(d, values[9])
+        DB._SET_REASON(d, values[10])
         return d
 
     def draw(id_bytes: bytes) -> float:  # as decide does it; equals exploration.uniform_from_id
