@@ -49,11 +49,12 @@ EXIT_MET, EXIT_NOT_MET, EXIT_DAG_FAILED = 0, 1, 3
 
 
 def reset_stores(settings, redis_client, blueprint: str) -> None:
-    """Start from nothing: the lake, MLflow's store, and the blueprint's keys and stream."""
+    """Start from nothing: the lake, MLflow's store, the validation reports and oracle, and the blueprint's
+    keys and stream (the folders are the settings' own, under their home)."""
     from looper_common.contracts import events, policy_store
 
-    for path in (settings.lake_root, settings.mlflow.artifact_root, str(ROOT / "var" / "validation"),
-                 str(ROOT / "var" / "sim")):
+    home = Path(settings.home)
+    for path in (settings.lake_root, settings.mlflow.artifact_root, home / "var" / "validation", home / "var" / "sim"):
         shutil.rmtree(path, ignore_errors=True)
     db = settings.mlflow.tracking_uri.removeprefix("sqlite:///")
     if db != settings.mlflow.tracking_uri and os.path.exists(db):
@@ -268,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = ROOT / "var" / "demo"
     log_dir.mkdir(parents=True, exist_ok=True)
     simulator = demo_simulator(settings.redis.url, blueprints, args.blueprint, users=args.users, seed=args.seed,
-                               start=args.start_date, oracle_dir=ROOT / "var" / "sim",
+                               start=args.start_date, oracle_dir=Path(settings.home) / "var" / "sim",
                                faults=demo_faults(args.fault, args.fault_day - 1, args.blueprint),
                                joining=(JOIN_DAY - 1, args.joining) if args.joining and args.days >= JOIN_DAY else None,
                                cluster=settings.redis.cluster, limits=settings.ingest.limits)
