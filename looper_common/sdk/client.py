@@ -125,7 +125,8 @@ class LooperClient:
         self._link = CircuitBreaker(breaker_base_s, breaker_max_s)  # Redis unreachable or hung
         self._writes = CircuitBreaker(breaker_base_s, breaker_max_s)  # Redis refusing writes
         self._active = ActivePolicies(self.redis, pointer_ttl_s)
-        self._outbox = Outbox(BatchWriter(self.redis), self._link, self._writes, max_unsent, resend_slice)
+        writer = BatchWriter(self.redis, group=events.INGEST_GROUP)  # a stream it creates has ingestion's group
+        self._outbox = Outbox(writer, self._link, self._writes, max_unsent, resend_slice)
         self._stats = SdkStats(stats_interval_s)
         self._close_timeout_s = close_timeout_s
         self._online = OnlineModels(self.redis)
