@@ -51,11 +51,8 @@ airflow-stop: ## stop the Airflow services started by `make airflow`
 	@bash scripts/airflow.sh stop
 
 MLFLOW_PORT ?= 5000
-mlflow: bootstrap ## start the MLflow UI on the local store (Ctrl-C to stop; its alias webhooks may reach `looper alias-webhook`)
-	@echo "MLflow UI: http://127.0.0.1:$(MLFLOW_PORT)  (experiments looper/<blueprint>, Models: looper.<blueprint>.<label>)"
-	MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true \
-	  $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/var/mlflow/mlflow.db \
-	  --default-artifact-root $(CURDIR)/var/mlflow/artifacts --host 127.0.0.1 --port $(MLFLOW_PORT)
+mlflow: bootstrap ## start the MLflow UI (Ctrl-C to stop); with LOOPER_MLFLOW_WEBHOOK_SECRET set, also `looper alias-webhook` (UI alias moves recorded when made)
+	@MLFLOW_PORT=$(MLFLOW_PORT) bash scripts/mlflow.sh
 
 cluster-up: bootstrap ## start the cluster in a box (Spark master + 2 workers, S3, PostgreSQL, MLflow, Airflow, Redis Cluster; conf/cluster-local.yaml)
 	@bash scripts/cluster.sh up

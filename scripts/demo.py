@@ -49,11 +49,12 @@ EXIT_MET, EXIT_NOT_MET, EXIT_DAG_FAILED = 0, 1, 3
 
 
 def reset_stores(settings, redis_client, blueprint: str) -> None:
-    """Start from nothing: the lake, MLflow's store, and the blueprint's keys and stream."""
+    """Start from nothing: the lake, MLflow's store, the validation reports and oracle, and the blueprint's
+    keys and stream (the folders are the settings' own, under their home)."""
     from looper_common.contracts import events, policy_store
 
-    for path in (settings.lake_root, settings.mlflow.artifact_root, str(ROOT / "var" / "validation"),
-                 str(ROOT / "var" / "sim")):
+    home = Path(settings.home)
+    for path in (settings.lake_root, settings.mlflow.artifact_root, home / "var" / "validation", home / "var" / "sim"):
         shutil.rmtree(path, ignore_errors=True)
     db = settings.mlflow.tracking_uri.removeprefix("sqlite:///")
     if db != settings.mlflow.tracking_uri and os.path.exists(db):
@@ -68,7 +69,7 @@ def reset_stores(settings, redis_client, blueprint: str) -> None:
 
 def demo_simulator(redis_url: str, blueprints: dict, blueprint: str, *, users: int, seed: int, start: date,
                    oracle_dir: Path | None = None, faults=None, joining: tuple[int, int] | None = None,
-                   cluster: bool = False):
+                   cluster: bool = False, limits=None):
     """The demo's traffic: the simulator through the real SDK, with seeded decision ids.
 
     The client rereads the active pointer on every call (``pointer_ttl_s=0``), so a policy
@@ -78,7 +79,7 @@ def demo_simulator(redis_url: str, blueprints: dict, blueprint: str, *, users: i
     from looper_common.simulate import Simulator
 
     client = LooperClient(redis_url, blueprints=blueprints, pointer_ttl_s=0.0, cluster=cluster,
-                          random_bits=random.Random(seed).getrandbits)
+                          random_bits=random.Random(seed).getrandbits, limits=limits)
     return Simulator(client, blueprints[blueprint], users=users, seed=seed, start=start, oracle_dir=oracle_dir,
                      faults=faults, joining=joining)
 
@@ -268,10 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = ROOT / "var" / "demo"
     log_dir.mkdir(parents=True, exist_ok=True)
     simulator = demo_simulator(settings.redis.url, blueprints, args.blueprint, users=args.users, seed=args.seed,
-                               start=args.start_date, oracle_dir=ROOT / "var" / "sim",
+                               start=args.start_date, oracle_dir=Path(settings.home) / "var" / "sim",
                                faults=demo_faults(args.fault, args.fault_day - 1, args.blueprint),
                                joining=(JOIN_DAY - 1, args.joining) if args.joining and args.days >= JOIN_DAY else None,
-                               cluster=settings.redis.cluster)
+                               cluster=settings.redis.cluster, limits=settings.ingest.limits)
     lake = Lake(settings.lake_root)  # delta-rs only: the demo process starts no JVM
 
     header = (f"{'day':>3} {'date':<10} {'decisions':>9} {'matured':>8} {'policy':>7} "

@@ -5,7 +5,9 @@
 # nodes.conf under LOOPER_RCLUSTER_DIR (default var/redis-cluster/). The servers
 # daemonize; `stop` shuts them down and removes the cluster state so the next `start`
 # creates a fresh cluster. Settings as scripts/redis.sh (noeviction, appendonly).
-# With LOOPER_REDIS_PASSWORD set, every node requires it (requirepass and masterauth).
+# With LOOPER_REDIS_PASSWORD set, every node requires it (requirepass and masterauth):
+# each node's settings are written to <dir>/<port>/redis.conf (mode 600) and redis-cli gets
+# it as REDISCLI_AUTH, so it is never printed and never on a command line that `ps` shows.
 # Clients reach it with redis.url = redis://127.0.0.1:<first port>/0 and redis.cluster = true.
 set -euo pipefail
 
@@ -14,11 +16,7 @@ FIRST="${LOOPER_RCLUSTER_PORT:-7101}"
 MASTERS="${LOOPER_RCLUSTER_MASTERS:-3}"
 REPLICAS="${LOOPER_RCLUSTER_REPLICAS:-1}"
 DIR="${LOOPER_RCLUSTER_DIR:-$ROOT/var/redis-cluster}"
-AUTH=()
-if [[ -n "${LOOPER_REDIS_PASSWORD:-}" ]]; then
-    export REDISCLI_AUTH="$LOOPER_REDIS_PASSWORD"
-    AUTH=(--requirepass "$LOOPER_REDIS_PASSWORD" --masterauth "$LOOPER_REDIS_PASSWORD")
-fi
+if [[ -n "${LOOPER_REDIS_PASSWORD:-}" ]]; then export REDISCLI_AUTH="$LOOPER_REDIS_PASSWORD"; fi
 COUNT=$((MASTERS * (REPLICAS + 1)))
 PORTS=()
 for ((i = 0; i < COUNT; i++)); do PORTS+=($((FIRST + i))); done
@@ -26,6 +24,25 @@ for ((i = 0; i < COUNT; i++)); do PORTS+=($((FIRST + i))); done
 log() { echo "[redis-cluster] $*"; }
 up() { [[ "$(redis-cli -p "$1" ping 2>/dev/null)" == PONG ]]; }
 cluster_ok() { redis-cli -p "$FIRST" cluster info 2>/dev/null | grep -q '^cluster_state:ok'; }
+
+# One node's settings; the password (printf is a shell builtin: no process shows it) only here.
+write_conf() {
+    local port="$1" conf="$DIR/$1/redis.conf"
+    (umask 077; : >"$conf")
+    chmod 600 "$conf"
+    {
+        printf 'port %s\nbind 127.0.0.1\ndir "%s"\n' "$port" "$DIR/$port"
+        printf 'cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout %s\n' \
+            "${LOOPER_RCLUSTER_NODE_TIMEOUT_MS:-2000}"
+        printf 'appendonly yes\nsave ""\nmaxmemory-policy noeviction\ndaemonize yes\n'
+        printf 'pidfile "%s"\nlogfile "%s"\n' "$DIR/$port/redis.pid" "$DIR/$port/redis.log"
+        if [[ -n "${LOOPER_REDIS_PASSWORD:-}" ]]; then
+            local quoted
+            quoted="$(printf '%s' "$LOOPER_REDIS_PASSWORD" | sed 's/[\\"]/\\&/g')"
+            printf 'requirepass "%s"\nmasterauth "%s"\n' "$quoted" "$quoted"
+        fi
+    } >>"$conf"
+}
 
 start() {
     if up "$FIRST" && cluster_ok; then
@@ -35,11 +52,8 @@ start() {
     for port in "${PORTS[@]}"; do
         mkdir -p "$DIR/$port"
         if ! up "$port"; then
-            redis-server --port "$port" --bind 127.0.0.1 --dir "$DIR/$port" \
-                --cluster-enabled yes --cluster-config-file nodes.conf \
-                --cluster-node-timeout "${LOOPER_RCLUSTER_NODE_TIMEOUT_MS:-2000}" \
-                --appendonly yes --save "" --maxmemory-policy noeviction --daemonize yes \
-                --pidfile "$DIR/$port/redis.pid" --logfile "$DIR/$port/redis.log" "${AUTH[@]}"
+            write_conf "$port"
+            redis-server "$DIR/$port/redis.conf"
         fi
     done
     for port in "${PORTS[@]}"; do

@@ -31,7 +31,7 @@ class LooperError(ValueError):
 
 @dataclass(frozen=True)
 class EventLimits:
-    """Bounds of a valid event; ingestion's come from settings (``ingest:``), the SDK uses the defaults."""
+    """Bounds of a valid event: settings' ``ingest:`` section, for ingestion and for an SDK client that reads them."""
 
     max_event_bytes: int = 65_536
     ts_max_past_days: int = 3_650  # SDK buffering, replays and backfills arrive late; ten years is implausible
@@ -77,6 +77,13 @@ def text(name: str, value: Any) -> str | None:
     if type(value) is not str:
         return f"{name}: expected a string, got {kind_of(value)}"
     return None if is_text(value) else f"{name}: not valid Unicode (a lone surrogate)"
+
+
+def required_text(name: str, value: Any) -> str | None:
+    """A required string field (an id, a name): present, a ``str`` with no lone surrogate."""
+    if value is None:
+        return f"missing field(s): {name}"
+    return text(name, value)
 
 
 def finite(name: str, value: float) -> str | None:

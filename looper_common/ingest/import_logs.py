@@ -150,7 +150,7 @@ def import_logs(
     """Send the file's rows as events to the blueprint's stream and ingest them, ``chunk_rows`` at a time."""
     table = read_logs(path)
     bp, stream, source = blueprints[blueprint], events.stream_key(blueprint), Path(path).name
-    writer = BatchWriter(client)
+    writer = BatchWriter(client, group=events.INGEST_GROUP)
     decisions = observations = 0
     days: list[int] = []
     total = IngestStats()

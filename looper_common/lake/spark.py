@@ -13,6 +13,7 @@ import contextlib
 import logging
 import operator
 import os
+import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
@@ -63,6 +64,34 @@ def loopback_conf(master: str) -> dict[str, str]:
     return {"spark.driver.bindAddress": LOOPBACK, "spark.driver.host": LOOPBACK}
 
 
+# Spark's default spark.redaction.regex: matching conf keys and values are hidden in its UI and event logs
+SPARK_REDACTION_REGEX = "(?i)secret|password|token|access[.]?key"
+
+
+def executor_secrets(settings: Settings) -> dict[str, str]:
+    """The Redis password for the executors, as ``spark.executorEnv.<redis.password_env>``, when the driver has it.
+
+    Publishing's scoring writes entries from the executors (``publishing/scoring.py``)
+    and reads the password from their environment; on a cluster only Spark can put it
+    there. Spark redacts conf keys matching ``spark.redaction.regex`` in its UI, REST API
+    and event logs; an environment variable name the regex does not match is added to it.
+    """
+    name = settings.redis.password_env
+    password = os.environ.get(name)
+    if not password:
+        return {}
+    key = f"spark.executorEnv.{name}"
+    conf = {key: settings.spark.conf.get(key, password)}
+    regex = settings.spark.conf.get("spark.redaction.regex", SPARK_REDACTION_REGEX)
+    try:
+        redacted = re.search(regex, key) is not None
+    except re.error:  # a Java pattern Python does not read: add the name to be sure
+        redacted = False
+    if not redacted:
+        conf["spark.redaction.regex"] = f"{regex}|{re.escape(name)}"
+    return conf
+
+
 def get_spark(settings: Settings, app_name: str = "looper") -> SparkSession:
     """Get or create the session with Delta and the configured master and settings."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -80,7 +109,7 @@ def get_spark(settings: Settings, app_name: str = "looper") -> SparkSession:
         defaults.update(loopback_conf(settings.spark.master))
         if defaults.get("spark.driver.bindAddress") == LOOPBACK:  # the UI binds to SPARK_LOCAL_IP only
             os.environ["SPARK_LOCAL_IP"] = LOOPBACK
-    options = {**defaults, **DELTA_CONF, **settings.spark.conf}
+    options = {**defaults, **DELTA_CONF, **settings.spark.conf, **executor_secrets(settings)}
     for key, value in options.items():
         builder = builder.config(key, value)
     if under_spark_submit():

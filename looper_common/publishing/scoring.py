@@ -5,7 +5,10 @@ champion's scores → policy → entries in Redis". ``Lake.map_groups`` runs it 
 whole selection on the driver (delta-rs) or once per partition on Spark's executors
 (``mapInArrow``, the :class:`ScoringJob` with the models broadcast), by the lake's size
 rule (``local_read_max_mb``); only the counts come back. Each call opens its own Redis
-client from the URL, the password from the executor's environment (never shipped).
+client from the URL, the password from the process' environment: the driver's own, or
+on an executor ``spark.executorEnv.<password_env>``, which the job's session sets when
+the driver has it (``lake.spark.executor_secrets``; Spark redacts it in its UI and logs).
+The job (:class:`ScoringJob`) carries only the variable's name.
 """
 
 from __future__ import annotations

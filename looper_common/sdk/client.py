@@ -15,7 +15,6 @@ flush them with a bounded wait. ``stats()`` counts all of it.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from looper_common.contracts import events, ids, policy_store
 from looper_common.contracts.blueprint import Blueprint, ExplorationSpec, load_blueprints
+from looper_common.contracts.event_rules import DEFAULT_LIMITS, EventLimits
 from looper_common.contracts.redis_conn import ERRORS as redis_errors
 from looper_common.contracts.redis_conn import batch_get
 from looper_common.sdk import at_exit
@@ -36,13 +36,20 @@ from looper_common.sdk.holdback import withhold
 from looper_common.sdk.online import OnlineModels, with_batch_features
 from looper_common.sdk.outbox import Outbox, is_link_error
 from looper_common.sdk.redis_batches import BatchWriter
-from looper_common.sdk.requests import Compiled, LooperError, check_requests, compile_blueprint, observation_number
+from looper_common.sdk.requests import (
+    Compiled,
+    LooperError,
+    check_decision_id,
+    check_requests,
+    compile_blueprint,
+    observation_payloads,
+    shown,
+)
 from looper_common.sdk.stats import SdkStats
 
 __all__ = ["Decision", "LooperClient", "LooperError"]
 
 log = logging.getLogger(__name__)
-_encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 Timestamp = datetime | int | float | None
 class LooperClient:
@@ -68,6 +75,11 @@ class LooperClient:
         random_bits: source of 64-bit randomness for decision ids (and so for
             exploration); pass ``random.Random(seed).getrandbits`` to make a simulation
             reproducible. Default: the OS.
+        limits: what an event may be (size, time window), as ingestion checks it; default
+            the environment's ``ingest:`` settings when they are read (``redis_url`` or
+            ``blueprints`` not given), else ``event_rules.DEFAULT_LIMITS``. A client given
+            both should be given the limits ingestion runs with (``settings.ingest.limits``),
+            so that what it accepts is never quarantined.
     """
 
     def __init__(
@@ -86,6 +98,7 @@ class LooperClient:
         stats_interval_s: float = 10.0,
         random_bits: Callable[[int], int] | None = None,
         cluster: bool | None = None,
+        limits: EventLimits | None = None,
     ) -> None:
         if redis_url is None or blueprints is None:
             from looper_common.contracts.config import load_settings
@@ -95,9 +108,11 @@ class LooperClient:
             cluster = settings.redis.cluster if cluster is None else cluster
             password = password or settings.redis.password
             blueprints = blueprints if blueprints is not None else settings.blueprints_dir
+            limits = limits or settings.ingest.limits
         if not isinstance(blueprints, Mapping):
             blueprints = load_blueprints(blueprints)
-        self._blueprints = {name: compile_blueprint(bp) for name, bp in blueprints.items()}
+        limits = limits or DEFAULT_LIMITS
+        self._blueprints = {name: compile_blueprint(bp, limits) for name, bp in blueprints.items()}
         self._invalid: dict[str, str] = getattr(blueprints, "invalid", {})  # bad files: load_blueprints
         self._by_tag: dict[int, str] = {}
         for name, compiled in self._blueprints.items():
@@ -110,7 +125,8 @@ class LooperClient:
         self._link = CircuitBreaker(breaker_base_s, breaker_max_s)  # Redis unreachable or hung
         self._writes = CircuitBreaker(breaker_base_s, breaker_max_s)  # Redis refusing writes
         self._active = ActivePolicies(self.redis, pointer_ttl_s)
-        self._outbox = Outbox(BatchWriter(self.redis), self._link, self._writes, max_unsent, resend_slice)
+        writer = BatchWriter(self.redis, group=events.INGEST_GROUP)  # a stream it creates has ingestion's group
+        self._outbox = Outbox(writer, self._link, self._writes, max_unsent, resend_slice)
         self._stats = SdkStats(stats_interval_s)
         self._close_timeout_s = close_timeout_s
         self._online = OnlineModels(self.redis)
@@ -143,7 +159,7 @@ class LooperClient:
         compiled = self._compiled(blueprint)
         bp = compiled.blueprint
         check_requests(compiled, requests)
-        stamps = self._timestamps(ts, len(requests))
+        stamps = self._timestamps(ts, len(requests), compiled.limits)
         n = len(requests)
         entries: list[bytes | None] = [None] * n
         online = rollout = challenger_entries = None
@@ -224,22 +240,12 @@ class LooperClient:
     ) -> None:
         """Batch form of :meth:`log_observations`: one script call per stream and 1,000 XADDs."""
         by_stream: dict[str, list[bytes]] = {}
-        for decision_id, observations, ts in items:
-            name = blueprint or self._blueprint_of(decision_id)
-            compiled = self._compiled(name)
-            ts_ms = events.to_epoch_ms(ts)
-            for obs_name, value in observations.items():
-                number = observation_number(obs_name, value)
-                event = {
-                    "kind": events.OBSERVATION,
-                    "event_id": ids.observation_event_id(decision_id, obs_name, ts_ms, number),
-                    "decision_id": decision_id,
-                    "blueprint": name,
-                    "name": obs_name,
-                    "value": number,
-                    "ts": ts_ms,
-                }
-                by_stream.setdefault(compiled.stream, []).append(_encode(event).encode())
+        for decision_id, observations, ts in items:  # all checked before anything is sent
+            check_decision_id(decision_id)
+            compiled = self._compiled(blueprint or self._blueprint_of(decision_id))
+            ts_ms = events.to_epoch_ms(ts, compiled.limits)
+            payloads = observation_payloads(compiled, decision_id, observations, ts_ms)
+            by_stream.setdefault(compiled.stream, []).extend(payloads)
         for stream, payloads in by_stream.items():
             self._send(stream, payloads)
 
@@ -304,17 +310,17 @@ class LooperClient:
             return self._by_tag[ids.tag_of(decision_id)]
         except (KeyError, ValueError):
             raise LooperError(
-                f"decision id {decision_id!r} was not issued for any blueprint this client knows; "
+                f"decision id {shown(decision_id)} was not issued for any blueprint this client knows; "
                 "pass blueprint= explicitly"
             ) from None
 
     @staticmethod
-    def _timestamps(ts: Timestamp | Sequence[Timestamp], n: int) -> list[int]:
+    def _timestamps(ts: Timestamp | Sequence[Timestamp], n: int, limits: EventLimits) -> list[int]:
         if isinstance(ts, (list, tuple)):
             if len(ts) != n:
                 raise LooperError(f"got {len(ts)} timestamps for {n} requests")
-            return [events.to_epoch_ms(t) for t in ts]
-        return [events.to_epoch_ms(ts)] * n
+            return [events.to_epoch_ms(t, limits) for t in ts]
+        return [events.to_epoch_ms(ts, limits)] * n
 
     @staticmethod
     def _plan(compiled: Compiled, version: str | None, spec: ExplorationSpec) -> ServingPlan:

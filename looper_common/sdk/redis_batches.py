@@ -31,13 +31,17 @@ __all__ = ["BatchWriter", "PER_CALL"]
 
 PER_CALL = 1_000
 
-# KEYS[1]: the stream; ARGV[1]: the field; ARGV[2..]: one entry's value each. Returns how many were added.
+# KEYS[1]: the stream; ARGV[1]: a consumer group to create with the stream ('' for none); ARGV[2]: the
+# field; ARGV[3..]: one entry's value each. Returns how many were added.
 _XADD_MANY = """
-local call, stream, field = redis.call, KEYS[1], ARGV[1]
-for i = 2, #ARGV do
+local call, stream, group, field = redis.call, KEYS[1], ARGV[1], ARGV[2]
+if group ~= '' and call('EXISTS', stream) == 0 then
+  call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+end
+for i = 3, #ARGV do
   call('XADD', stream, '*', field, ARGV[i])
 end
-return #ARGV - 1
+return #ARGV - 2
 """
 
 # KEYS: the keys; ARGV[1]: TTL in seconds; ARGV[i + 1]: the value of KEYS[i]. Returns how many were set.
@@ -51,13 +55,21 @@ return #KEYS
 
 
 class BatchWriter:
-    """``XADD`` and ``SET ... EX`` of many items per round trip on ``client``."""
+    """``XADD`` and ``SET ... EX`` of many items per round trip on ``client``.
 
-    def __init__(self, client: redis.Redis, per_call: int = PER_CALL) -> None:
+    With ``group``, a stream this writer creates is created with that consumer group
+    (``XGROUP CREATE <stream> <group> 0 MKSTREAM``, in the same script as its first
+    entries): ingestion's group then exists even if Redis is full before ingestion first
+    runs, and it can drain the stream at ``maxmemory``.
+    """
+
+    def __init__(self, client: redis.Redis, per_call: int = PER_CALL, group: str | None = None) -> None:
         if per_call < 1:
             raise ValueError("per_call must be positive")
         self.per_call = per_call
         self._client = client
+        self._group = group or ""
+        self._known: set[str | bytes] = set()  # streams written by a script, which made the group if needed
         self._cluster = is_cluster(client)
         self._xadd = client.register_script(_XADD_MANY)
         self._set_ex = client.register_script(_SET_EX_MANY)
@@ -65,17 +77,19 @@ class BatchWriter:
     def xadd(self, stream: str | bytes, field: bytes, payloads: Sequence[bytes]) -> int:
         """``XADD stream * field payload`` of each payload, in order; returns how many calls it took.
 
-        A single payload goes as a plain ``XADD``: a script call costs Redis more than
-        the one command it would replace.
+        A single payload goes as a plain ``XADD`` once a script has written to the stream
+        (or without a group): a script call costs Redis more than the one command it would
+        replace.
         """
-        if len(payloads) == 1:
+        if len(payloads) == 1 and (not self._group or stream in self._known):
             self._client.xadd(stream, {field: payloads[0]})
             return 1
         calls = 0
         for lo in range(0, len(payloads), self.per_call):
             chunk = payloads[lo:lo + self.per_call]
-            _check(self._xadd(keys=[stream], args=[field, *chunk]), len(chunk), "XADD")
+            _check(self._xadd(keys=[stream], args=[self._group, field, *chunk]), len(chunk), "XADD")
             calls += 1
+        self._known.add(stream)
         return calls
 
     def set_ex(self, keys: Sequence[bytes | str], values: Sequence[bytes], ttl_seconds: int) -> int:

@@ -1,4 +1,4 @@
-"""Checks of what product code passes to the SDK: unit ids, features, observation values.
+"""Checks of what product code passes to the SDK: unit ids, features, decision ids, observations.
 
 Run before anything is decided or logged, with the types the blueprint declares and
 the rules ingestion applies (``contracts.event_rules``), so an event the SDK sends is
@@ -19,8 +19,12 @@ from looper_common.contracts.blueprint import Blueprint
 from looper_common.contracts.event_rules import LooperError
 from looper_common.sdk.decision_batch import ServingPlan
 
-__all__ = ["Compiled", "LooperError", "check_requests", "compile_blueprint", "observation_number"]
+__all__ = [
+    "Compiled", "LooperError", "check_decision_id", "check_requests", "compile_blueprint", "observation_number",
+    "observation_payloads", "shown",
+]
 
+_encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 _MAX_SIGNATURES = 1_024  # feature name orders x value types remembered as checked
 _TYPE_CHECKS = {
     "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
@@ -48,11 +52,12 @@ class Compiled:
     batch_features: frozenset[str] = frozenset()  # source: batch, which a request may omit
 
 
-def compile_blueprint(blueprint: Blueprint) -> Compiled:
-    """The blueprint with its feature checks, stream key and id tag precomputed."""
+def compile_blueprint(blueprint: Blueprint, limits: event_rules.EventLimits = event_rules.DEFAULT_LIMITS) -> Compiled:
+    """The blueprint with its feature checks, stream key and id tag precomputed; ``limits`` as ingestion's."""
     actions = blueprint.decision.actions
     return Compiled(
         blueprint=blueprint,
+        limits=limits,
         checks={f.name: (f.type, _TYPE_CHECKS[f.type]) for f in blueprint.features},
         stream=events.stream_key(blueprint.name),
         tag=ids.blueprint_tag(blueprint.name),
@@ -89,7 +94,7 @@ def check_requests(compiled: Compiled, requests: Sequence[tuple[str, Mapping[str
 
 
 def _check_unit_id(compiled: Compiled, unit_id: object) -> None:
-    problem = "missing field(s): unit_id" if unit_id is None else event_rules.text("unit_id", unit_id)
+    problem = event_rules.required_text("unit_id", unit_id)
     if problem is not None:
         raise LooperError(f"{compiled.blueprint.name}: unit {unit_id!r}: {problem}")
 
@@ -154,3 +159,45 @@ def observation_number(name: str, value: object) -> float:
         return number
     raise LooperError(f"observation {name!r} must be a number or bool, got {value!r}")
 
+
+
+def check_decision_id(decision_id: object) -> None:
+    """The decision id of an observation: a string with no lone surrogate (its size is the event's)."""
+    if type(decision_id) is not str or not decision_id.isascii():
+        problem = event_rules.required_text("decision_id", decision_id)
+        if problem is not None:
+            raise LooperError(f"observation of decision {shown(decision_id)}: {problem}")
+
+
+def observation_payloads(
+    compiled: Compiled, decision_id: str, observations: Mapping[str, object], ts_ms: int
+) -> list[bytes]:
+    """The observation events of one decision, encoded; an event ingestion would refuse is a LooperError.
+
+    ``decision_id`` and ``ts_ms`` have been checked (:func:`check_decision_id`,
+    ``events.to_epoch_ms``); here the names, values and each event's size are.
+    """
+    name = compiled.blueprint.name
+    payloads = []
+    for obs_name, value in observations.items():
+        number = observation_number(obs_name, value)
+        payload = _encode({
+            "kind": events.OBSERVATION,
+            "event_id": ids.observation_event_id(decision_id, obs_name, ts_ms, number),
+            "decision_id": decision_id,
+            "blueprint": name,
+            "name": obs_name,
+            "value": number,
+            "ts": ts_ms,
+        }).encode()
+        if len(payload) > compiled.limits.max_event_bytes:
+            problem = event_rules.payload_size(len(payload), compiled.limits)
+            raise LooperError(f"observation {shown(obs_name)} of decision {shown(decision_id)}: {problem}")
+        payloads.append(payload)
+    return payloads
+
+
+def shown(value: object) -> str:
+    """A value as an error message shows it: its repr, cut after 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         settings = load_settings(args.env)
         blueprints = load_blueprints(args.blueprints or settings.blueprints_dir)
         client = LooperClient(settings.redis.url, blueprints=blueprints, password=settings.redis.password,
-                              cluster=settings.redis.cluster)
+                              cluster=settings.redis.cluster, limits=settings.ingest.limits)
     except (TokenError, ConfigError, BlueprintError, LooperError) as err:
         print(f"looper serve: error: {err}", file=sys.stderr)
         return 2

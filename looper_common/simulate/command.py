@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     url = args.redis_url or settings.redis.url
     try:
         client = LooperClient(url, blueprints=blueprints, password=settings.redis.password,
-                              cluster=settings.redis.cluster, socket_timeout=10.0,
+                              cluster=settings.redis.cluster, socket_timeout=10.0, limits=settings.ingest.limits,
                               random_bits=random.Random(args.seed).getrandbits)
         simulator = Simulator(client, blueprints[args.blueprint], users=args.users, seed=args.seed,
                               start=start, oracle_dir=oracle_dir,

@@ -16,7 +16,11 @@ secret in $LOOPER_MLFLOW_WEBHOOK_SECRET (never printed); --register creates (or 
 the registry webhook named looper-alias-history with that secret in the configured
 MLflow store. MLflow delivers webhooks from its server only: run the UI with
 MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https and MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true
-(`make mlflow` sets both) so that it may POST to this local, plain-HTTP receiver.
+(`make mlflow` sets both) so that it may POST to this local, plain-HTTP receiver,
+and give both the same MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY (MLflow stores the
+webhook's secret encrypted with it, and makes a random one per process without it).
+`make mlflow` starts this receiver with --register itself when
+LOOPER_MLFLOW_WEBHOOK_SECRET is set, with one key for both (scripts/mlflow.sh).
 Moves made straight on the sqlite store (Looper's jobs, `looper promote`) fire no
 webhook; Looper records those itself when it makes them.
 

@@ -16,6 +16,7 @@ from the artifact (whoever can register a model can write its MLmodel file).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from datetime import UTC, date, datetime
@@ -81,10 +82,21 @@ def configure_mlflow(settings: Settings, blueprint: str) -> str:
 
 def alias_version(name: str, alias: str) -> str | None:
     """The version an alias points at, or None (also when the model is not registered yet)."""
+    found = _aliased(name, alias)
+    return None if found is None else str(found.version)
+
+
+def _aliased(name: str, alias: str):
+    """The ``ModelVersion`` an alias points at (with its tags), or None."""
     try:
-        return str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
+        return mlflow.MlflowClient().get_model_version_by_alias(name, alias)
     except mlflow.exceptions.MlflowException:
         return None
+
+
+def pending_tag(alias: str) -> str:
+    """The version tag :func:`move_alias` sets before moving ``alias`` there and deletes once the move is recorded."""
+    return f"looper.pending_move.{alias}"
 
 
 def versions_for_run(name: str, run_date: str, blueprint_version: str) -> list[str]:
@@ -146,36 +158,76 @@ def live_at(lake: Lake, blueprint: str, ts: datetime) -> str | None:
 
 
 def detect_reviewer_moves(lake: Lake, name: str, blueprint: str, run_date: date) -> list[str]:
-    """Record alias moves made outside Looper (e.g. in the MLflow UI) since the last record."""
+    """Record alias moves made outside Looper (e.g. in the MLflow UI) since the last record.
+
+    A move Looper made but did not record (the job died between MLflow and the history)
+    is recognised by its version's pending tag and recorded as Looper's, at the time it
+    was about to be made; a pending tag whose move is recorded is removed.
+    """
     found = []
     for alias in (CHAMPION, CHALLENGER):
-        current, recorded = alias_version(name, alias), recorded_alias(lake, name, alias)
+        aliased, recorded = _aliased(name, alias), recorded_alias(lake, name, alias)
+        current = None if aliased is None else str(aliased.version)
+        intent = _pending_move(aliased, alias)
         if current != recorded:
-            record_alias_move(
-                lake, name=name, alias=alias, version=current, previous=recorded,
-                actor="reviewer (detected by evaluate_models)",
-                # MLflow stores no time for an alias move: this row's ts is when it was found
-                reason="alias moved outside Looper, e.g. in the MLflow UI (time found; MLflow keeps none)",
-                metrics=None, blueprint=blueprint, blueprint_version=None, run_date=run_date,
-            )
-            found.append(f"{alias}: {recorded} -> {current}")
+            if intent is not None and intent["previous"] == recorded:
+                record_alias_move(
+                    lake, name=name, alias=alias, version=current, previous=recorded, actor=intent["actor"],
+                    reason=f"{intent['reason']} (recorded by the next run: the job that moved it stopped first)",
+                    metrics=intent["metrics"], blueprint=blueprint, blueprint_version=intent["blueprint_version"],
+                    run_date=date.fromisoformat(intent["run_date"]) if intent["run_date"] else None,
+                    ts=datetime.fromisoformat(intent["ts"]),
+                )
+                found.append(f"{alias}: {recorded} -> {current} (by {intent['actor']}, recorded late)")
+            else:
+                record_alias_move(
+                    lake, name=name, alias=alias, version=current, previous=recorded,
+                    actor="reviewer (detected by evaluate_models)",
+                    # MLflow stores no time for an alias move: this row's ts is when it was found
+                    reason="alias moved outside Looper, e.g. in the MLflow UI (time found; MLflow keeps none)",
+                    metrics=None, blueprint=blueprint, blueprint_version=None, run_date=run_date,
+                )
+                found.append(f"{alias}: {recorded} -> {current}")
+        if intent is not None:
+            mlflow.MlflowClient().delete_model_version_tag(name, current, pending_tag(alias))
     return found
+
+
+def _pending_move(aliased, alias: str) -> dict | None:
+    """The move :func:`move_alias` announced on the aliased version, if its tag is there and readable."""
+    text = None if aliased is None else aliased.tags.get(pending_tag(alias))
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
 
 
 def move_alias(
     lake: Lake, *, name: str, alias: str, version: str, actor: str,
     reason: str, metrics: dict[str, float], blueprint: str, blueprint_version: str | None, run_date: date | None,
 ) -> bool:
-    """Point ``alias`` at ``version`` in MLflow and record it; False when it already points there."""
+    """Point ``alias`` at ``version`` in MLflow and record it; False when it already points there.
+
+    The move is announced first (the version's :func:`pending_tag`: who, why, when, from
+    which version), then made, then recorded, then the tag is removed: if the process
+    dies after the move, :func:`detect_reviewer_moves` records it as this move, not a
+    reviewer's.
+    """
+    client = mlflow.MlflowClient()
     previous = alias_version(name, alias)
     if previous == version and recorded_alias(lake, name, alias) == version:
         return False
-    mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
+    intent = {"actor": actor, "reason": reason, "ts": datetime.now(UTC).isoformat(), "previous": previous,
+              "metrics": {k: float(v) for k, v in (metrics or {}).items()}, "blueprint_version": blueprint_version,
+              "run_date": run_date.isoformat() if run_date else None}
+    client.set_model_version_tag(name, version, pending_tag(alias), json.dumps(intent))
+    client.set_registered_model_alias(name, alias, version)
     record_alias_move(
         lake, name=name, alias=alias, version=version, previous=previous, actor=actor,
         reason=reason, metrics=metrics, blueprint=blueprint, blueprint_version=blueprint_version,
         run_date=run_date,
     )
+    client.delete_model_version_tag(name, version, pending_tag(alias))
     return True
 
 

@@ -1,16 +1,19 @@
-"""Property: whatever is on the stream, ``jobs/ingest_events`` exits 0 and every entry is in bronze or quarantine.
+"""Property: whatever is on the stream, ``jobs/ingest_events`` exits 0; each entry is in bronze or quarantine, once.
 
 Hypothesis writes random stream entries to a real redis-server: random byte strings,
 random JSON, valid events with fields replaced by hostile values (lone surrogates,
 NaN and infinities, huge and far-off timestamps, wrong types, deep nesting, oversize
 strings), duplicated ids, entries with other fields or none. Then it runs the job's
-``main`` on the real settings and lake, and finds every entry: under its own key
-(``stream:<stream>:<id>``) in the quarantine, else by its event_id in bronze, else by
-its event_id and payload in the quarantine.
+``main`` on the real settings and a lake of the example's own, and finds every place
+that holds each entry: bronze, by its event_id with the row ingestion makes of that
+entry alone (a different event under the same id is not it); the quarantine, under its
+own key (``stream:<stream>:<id>``), else by its event_id and payload. Each entry must
+be in exactly one place, and every row must hold some entry.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -19,11 +22,13 @@ from pathlib import Path
 import msgspec
 import pytest
 import redis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from looper_common.contracts import events
 from looper_common.contracts.blueprint import load_blueprints
+from looper_common.ingest.parsing import parse_entries
+from looper_common.lake.arrow_rows import rows_to_arrow
 from looper_common.lake.engine import Lake
 from looper_common.lake.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE
 from tests.conftest import ROOT
@@ -94,37 +99,71 @@ entries = st.one_of(
 )
 
 
-def _located(entry_id: str, payload: bytes | None, bronze: set[str], quarantine: dict[str, str]) -> str | None:
-    """Where an entry landed: ``quarantine`` or ``bronze``, or None if it is nowhere."""
-    if f"stream:{STREAM}:{entry_id}" in quarantine:
-        return "quarantine"
-    event_id = None
-    for decode in (msgspec.json.decode, json.loads):  # Python's json reads NaN and lone surrogates
+def _event_id(payload: bytes | None) -> str | None:
+    """The payload's event_id as ingestion reads it, if it is a string (Python's json reads NaN and surrogates)."""
+    for decode in (msgspec.json.decode, json.loads):
         try:
             event_id = decode(payload).get("event_id") if payload else None
             break
         except (ValueError, UnicodeError, RecursionError, AttributeError):
             continue
-    if not isinstance(event_id, str):
+    else:
         return None
-    if event_id in bronze:
-        return "bronze"
-    text = payload.decode("utf-8", "replace")[:MAX_EVENT_BYTES]
-    for key, stored in quarantine.items():
-        if (key == event_id or key.startswith(f"{event_id}#payload:")) and stored == text:
-            return "quarantine"
+    return event_id if isinstance(event_id, str) else None
+
+
+def _comparable(row: dict) -> dict:
+    """A row as two reads of it compare equal: maps (lists of pairs) sorted."""
+    return {k: (sorted(v) if isinstance(v, list) else v) for k, v in row.items()}
+
+
+def _own_bronze_row(entry_id: str, payload: bytes | None) -> tuple[str, dict] | None:
+    """The bronze table and row ingestion makes of this entry alone (None if it would quarantine it)."""
+    batch = parse_entries([(STREAM, entry_id, payload)], {BLUEPRINT.name: BLUEPRINT})
+    for spec, rows in ((BRONZE_DECISIONS, batch.decisions), (BRONZE_OBSERVATIONS, batch.observations)):
+        if rows.rows:
+            return spec.name, _comparable(rows_to_arrow(rows.rows, spec.schema).to_pylist()[0])
     return None
+
+
+def _places(
+    entry_id: str, payload: bytes | None, bronze: dict[tuple[str, str], dict], quarantine: dict[str, str]
+) -> list[tuple[str, str]]:
+    """Every (table, key) holding this entry: a bronze table by its event_id with its own row, the
+    quarantine under its entry key, or under its event_id (or ``<event_id>#payload:...``) with its payload.
+
+    A decision and an observation may share an event_id: each table is keyed on its own.
+    """
+    places = []
+    event_id = _event_id(payload)
+    own = _own_bronze_row(entry_id, payload) if event_id is not None else None
+    if own is not None and bronze.get((own[0], event_id)) == own[1]:
+        places.append((own[0], event_id))
+    entry_key = f"stream:{STREAM}:{entry_id}"
+    if entry_key in quarantine:
+        places.append(("quarantine", entry_key))
+    elif event_id is not None:
+        text = payload.decode("utf-8", "replace")[:MAX_EVENT_BYTES]
+        places += [("quarantine", key) for key, stored in quarantine.items()
+                   if (key == event_id or key.startswith(f"{event_id}#payload:")) and stored == text]
+    return places
 
 
 @pytest.fixture(scope="module")
 def job_env(tmp_path_factory, redis_url):
-    lake_root = tmp_path_factory.mktemp("hostile") / "lake"
+    """The job's settings; each example gets a lake of its own (``next(lakes)``), so no row outlives it."""
+    root = tmp_path_factory.mktemp("hostile")
     mp = pytest.MonkeyPatch()
     mp.setenv("LOOPER_REDIS_URL", redis_url)
-    mp.setenv("LOOPER_LAKE_ROOT", str(lake_root))
     mp.setenv("LOOPER_HOME", str(ROOT))
     mp.setenv("LOOPER_BLUEPRINTS_DIR", str(ROOT / "blueprints"))
-    yield Lake(str(lake_root))
+
+    def lakes():
+        for n in itertools.count():
+            mp.setenv("LOOPER_LAKE_ROOT", str(root / f"lake-{n}"))
+            yield Lake(str(root / f"lake-{n}"))
+
+    yield lakes()
     mp.undo()
 
 
@@ -139,19 +178,28 @@ def _ingest_job(argv: list[str]) -> int:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(batch=st.lists(entries, min_size=1, max_size=12))
+@example(batch=[  # one id in both bronze tables, then a different decision under it: quarantined, once
+    {b"e": json.dumps(_decision("e1")).encode()}, {b"e": json.dumps(_observation("e1")).encode()},
+    {b"e": json.dumps({**_decision("e1"), "unit_id": "u2"}).encode()},
+])
 def test_every_entry_ends_in_bronze_or_quarantine_and_the_job_exits_0(job_env, redis_url, batch):
+    lake = next(job_env)  # a fresh lake and stream: an earlier example's rows cannot place this one's entries
     client = redis.Redis.from_url(redis_url)
+    client.delete(STREAM)
     sent = [(client.xadd(STREAM, fields).decode(), fields.get(b"e") or None) for fields in batch]
     assert _ingest_job(["--blueprint", BLUEPRINT.name, "--batch-size", "5"]) == 0
-    bronze: set[str] = set()
+    bronze: dict[tuple[str, str], dict] = {}
     for spec in (BRONZE_DECISIONS, BRONZE_OBSERVATIONS):
-        ids = job_env.read(spec, columns=["event_id"]).table["event_id"].to_pylist()
-        assert len(ids) == len(set(ids))  # each event_id once in its table
-        bronze |= set(ids)
-    rows = job_env.read(QUARANTINE, columns=["event_id", "payload", "reason"]).table.to_pylist()
+        rows = lake.read(spec).table.to_pylist()
+        assert len({r["event_id"] for r in rows}) == len(rows)  # each event_id once in its table
+        bronze |= {(spec.name, r["event_id"]): _comparable(r) for r in rows}
+    rows = lake.read(QUARANTINE, columns=["event_id", "payload", "reason"]).table.to_pylist()
     quarantine = {r["event_id"]: r["payload"] for r in rows}
     assert all(r["reason"] for r in rows)
-    lost = [(eid, payload) for eid, payload in sent if _located(eid, payload, bronze, quarantine) is None]
-    assert lost == []
+    places = {(entry_id, payload): _places(entry_id, payload, bronze, quarantine) for entry_id, payload in sent}
+    not_exactly_once = {entry: where for entry, where in places.items() if len(where) != 1}
+    assert not_exactly_once == {}  # each entry in exactly one table, under one key
+    claimed = {place for where in places.values() for place in where}
+    assert claimed == set(bronze) | {("quarantine", k) for k in quarantine}  # and no row holds none
     assert client.xlen(STREAM) == 0
     assert client.xpending(STREAM, events.INGEST_GROUP)["pending"] == 0

@@ -16,6 +16,7 @@ from looper_common.ingest.redis_checks import RedisPolicyError, check_eviction_p
 from looper_common.ingest.streams import ingest_events
 from looper_common.lake.engine import Lake
 from looper_common.lake.tables import BRONZE_DECISIONS
+from looper_common.sdk.client import LooperClient
 from tests.conftest import FEATURES, ROOT, make_blueprint
 
 pytestmark = pytest.mark.integration
@@ -93,6 +94,25 @@ def test_a_full_redis_without_the_group_is_a_clear_error(start_redis, tmp_path, 
     stats = ingest_events(client, lake, blueprints, streams=[STREAM], batch_size=5_000)
     assert (stats.decisions, stats.quarantined) == (sent, 0) and client.xlen(STREAM) == 0
     assert lake.read(BRONZE_DECISIONS, columns=["event_id"]).table.num_rows == sent
+
+
+def test_a_stream_the_sdk_created_has_the_group_so_a_full_redis_drains(start_redis, tmp_path, blueprints):
+    """The SDK creates a stream with ingestion's group: Redis full before ingestion ever ran still drains."""
+    client = start_redis("--maxmemory", "4mb", "--maxmemory-policy", "noeviction")
+    port = client.connection_pool.connection_kwargs["port"]
+    sdk = LooperClient(f"redis://127.0.0.1:{port}/0", blueprints=blueprints, close_timeout_s=0.0)
+    sdk.get_decision("t_notify", "u0", FEATURES, ts=TS)  # one event: the stream and the group, one script
+    assert [g["name"] for g in client.xinfo_groups(STREAM)] == [events.INGEST_GROUP.encode()]
+    batch = 0
+    while sdk.stats()["events_buffered"] == 0:  # until Redis refuses (the SDK keeps what it cannot send)
+        batch += 1
+        sdk.get_decisions("t_notify", [(f"u{batch}-{i}", FEATURES) for i in range(500)], ts=TS)
+    kept, in_stream = sdk.stats()["events_buffered"], client.xlen(STREAM)
+    assert client.info("memory")["used_memory"] > 4 * 1024 * 1024 - 200_000  # full
+    stats = ingest_events(client, Lake(str(tmp_path / "lake")), blueprints, streams=[STREAM], batch_size=5_000)
+    assert (stats.decisions, stats.quarantined) == (in_stream, 0) and client.xlen(STREAM) == 0  # drained at maxmemory
+    assert sdk.flush() == 0  # room again: what the SDK kept goes out
+    assert client.xlen(STREAM) == kept
 
 
 def test_the_ingest_job_on_a_full_redis_says_so_on_one_line(start_redis, tmp_path, blueprints):

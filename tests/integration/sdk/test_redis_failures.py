@@ -78,6 +78,7 @@ def test_refused_writes_are_kept_without_a_retry_per_call_and_reads_go_on(redis_
     server = redis_process("--maxmemory-policy", "noeviction")
     _publish(server.client, {"u1": GOOD})
     sdk = _client(server.url, breaker_base_s=60.0)
+    first = sdk.get_decision(BP.name, "u1", FEATURES)  # the stream made (with ingestion's group, by a script)
     server.client.config_set("maxmemory", 1)  # every write is refused: OOM
     before = _write_calls(server.client)
     decisions = [sdk.get_decision(BP.name, "u1", FEATURES) for _ in range(10)]
@@ -88,7 +89,7 @@ def test_refused_writes_are_kept_without_a_retry_per_call_and_reads_go_on(redis_
     assert stats["events_buffered"] == 10 and stats["events_dropped"] == 0
     server.client.config_set("maxmemory", 0)
     assert sdk.close() == 0  # close sends what is kept, whatever the breaker says
-    assert [e["decision_id"] for e in _stream(server.client)] == [d.decision_id for d in decisions]
+    assert [e["decision_id"] for e in _stream(server.client)] == [d.decision_id for d in [first, *decisions]]
 
 
 def test_kept_events_are_resent_in_bounded_slices_oldest_first(redis_process):

@@ -4,7 +4,10 @@ reviewer moves in MLflow (on SQLite) are detected once."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import date
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime
 
 import mlflow
 import pytest
@@ -15,9 +18,11 @@ from looper_common.training.registry import (
     CHAMPION,
     detect_reviewer_moves,
     move_alias,
+    pending_tag,
     record_alias_move,
     recorded_alias,
 )
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 RUN_DATE = date(2026, 1, 2)
@@ -86,3 +91,59 @@ def test_move_alias_records_once_and_reviewer_moves_are_detected_once(lake, regi
         ("1", None, "evaluate_models"), ("2", "1", "reviewer (detected by evaluate_models)"),
     ]
     assert rows[0]["metrics"] == [("log_loss", 0.4)] and rows[1]["metrics"] == []
+
+
+# A job that dies (os._exit, as under kill -9) at one step of move_alias, in a child process.
+_DIES = """
+import os, sys
+from datetime import date
+import mlflow
+from looper_common.lake.engine import Lake
+from looper_common.training import registry
+uri, lake_root, step = sys.argv[1:]
+mlflow.set_tracking_uri(uri)
+mlflow.set_registry_uri(uri)
+if step == "after the move":  # MLflow's alias moved, the history row not written
+    registry.record_alias_move = lambda *a, **k: os._exit(137)
+else:  # the row written, the pending tag not removed
+    mlflow.MlflowClient.delete_model_version_tag = lambda *a, **k: os._exit(137)
+registry.move_alias(Lake(lake_root), name="looper.t_notify.clicked", alias="champion", version="2",
+                    actor="evaluate_models", reason="better on the holdout", metrics={"log_loss": 0.3},
+                    blueprint="t_notify", blueprint_version="v", run_date=date(2026, 1, 2))
+"""
+
+
+def _dies_during_move(lake, step: str) -> int:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", _DIES, mlflow.get_tracking_uri(), lake.root, step],
+                          env=env, capture_output=True, text=True, timeout=300).returncode
+
+
+def test_a_job_killed_between_the_alias_move_and_its_record_is_recorded_as_its_move(lake, registry):
+    kwargs = dict(actor="evaluate_models", reason="first", metrics={}, blueprint="t_notify",
+                  blueprint_version="v", run_date=RUN_DATE)
+    assert move_alias(lake, name=NAME, alias=CHAMPION, version="1", **kwargs)
+    before = datetime.now(UTC)
+    assert _dies_during_move(lake, "after the move") == 137
+    assert str(registry.get_model_version_by_alias(NAME, CHAMPION).version) == "2"
+    assert recorded_alias(lake, NAME, CHAMPION) == "1"  # MLflow moved, the history did not
+
+    found = detect_reviewer_moves(lake, NAME, "t_notify", RUN_DATE)
+    assert found == ["champion: 1 -> 2 (by evaluate_models, recorded late)"]
+    rows = lake.read(ALIAS_HISTORY).table.sort_by("ts").to_pylist()
+    last = rows[-1]
+    assert (last["version"], last["previous_version"], last["actor"]) == ("2", "1", "evaluate_models")
+    assert last["reason"].startswith("better on the holdout (recorded by the next run")
+    assert before <= last["ts"] <= datetime.now(UTC) and last["metrics"] == [("log_loss", 0.3)]
+    assert pending_tag(CHAMPION) not in registry.get_model_version(NAME, "2").tags  # consumed
+    assert detect_reviewer_moves(lake, NAME, "t_notify", RUN_DATE) == []
+    assert len(rows) == 2
+
+
+def test_a_job_killed_after_the_record_leaves_one_row_and_the_tag_is_cleared(lake, registry):
+    assert _dies_during_move(lake, "after the record") == 137
+    assert recorded_alias(lake, NAME, CHAMPION) == "2"
+    assert pending_tag(CHAMPION) in registry.get_model_version(NAME, "2").tags
+    assert detect_reviewer_moves(lake, NAME, "t_notify", RUN_DATE) == []
+    assert pending_tag(CHAMPION) not in registry.get_model_version(NAME, "2").tags
+    assert [r["actor"] for r in lake.read(ALIAS_HISTORY).table.to_pylist()] == ["evaluate_models"]
