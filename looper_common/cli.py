@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from looper_common import __version__
 from looper_common.decision_science import candidate_command
 from looper_common.ingest import import_command
+from looper_common.lake import connect_command
 from looper_common.serve import command as serve_command
 from looper_common.simulate import command as simulate_command
 from looper_common.training import alias_webhook_command
@@ -232,6 +233,12 @@ COMMANDS: dict[str, Command] = {
         description=SUBMIT_DESCRIPTION,
         add_arguments=_submit_arguments,
         run=_submit,
+    ),
+    "spark-connect": Command(
+        summary="start, stop or show the local Spark Connect server the jobs share",
+        description=connect_command.DESCRIPTION,
+        add_arguments=connect_command.add_arguments,
+        run=connect_command.run,
     ),
     "import-logs": Command(
         summary="import logged decisions (Parquet or CSV) into bronze through ingestion's checks",
