@@ -19,7 +19,6 @@ from pathlib import Path
 from looper_common.contracts.config import Settings
 from looper_common.lake.jars import MissingJars, jars_in_dir, missing_in
 
-
 CONNECT_CLIENT_VARS = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
 
 
