@@ -18,7 +18,7 @@ export PYSPARK_DRIVER_PYTHON := $(PYTHON)
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export AIRFLOW_HOME ?= $(CURDIR)/var/airflow
 
-.PHONY: help bootstrap test demo lint bench redis-start redis-stop redis-status airflow airflow-stop mlflow test-cluster cluster-up cluster-down cluster-status clean distclean
+.PHONY: help bootstrap test demo lint bench redis-start redis-stop redis-status airflow airflow-stop mlflow test-cluster cluster-up cluster-down cluster-status spark-connect spark-connect-stop clean distclean
 
 help: ## list the targets
 	@echo "Looper make targets:"
@@ -72,7 +72,13 @@ redis-stop: ## stop the local redis-server
 redis-status: ## is the local redis-server up?
 	@bash scripts/redis.sh status
 
-clean: redis-stop airflow-stop ## remove local state (var/, Spark leftovers); keep .venv and .jars
+spark-connect: bootstrap ## start the local Spark Connect server the jobs share (else the first job needing Spark does)
+	@$(VENV)/bin/looper spark-connect start
+
+spark-connect-stop: ## stop the local Spark Connect server
+	@if [ -x $(VENV)/bin/looper ]; then $(VENV)/bin/looper spark-connect stop; fi
+
+clean: redis-stop airflow-stop spark-connect-stop ## remove local state (var/, Spark leftovers); keep .venv and .jars
 	rm -rf var spark-warehouse metastore_db derby.log
 
 distclean: clean ## also remove .venv and .jars (next bootstrap starts from scratch)

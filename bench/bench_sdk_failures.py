@@ -37,7 +37,7 @@ from collections.abc import Sequence
 import _common as C
 import redis
 
-from looper_common.contracts import policy_store
+from looper_common.contracts import events, policy_store
 from looper_common.contracts.blueprint import load_blueprint
 from looper_common.sdk.client import LooperClient
 
@@ -129,7 +129,7 @@ def run_scenarios(calls: int, budget_s: float, buffered: int, pace_s: float) -> 
         finally:
             os.kill(proc.pid, signal.SIGCONT)
 
-        admin.delete(f"looper:events:{BLUEPRINT}")
+        admin.delete(events.stream_key(BLUEPRINT))
         sdk = _client(url, blueprint)
         sdk.get_decision(BLUEPRINT, "user_1", FEATURES)
         admin.config_set("maxmemory", 1)  # every write refused from now on

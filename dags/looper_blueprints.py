@@ -14,10 +14,11 @@ once more (`jobs/ingest_events.py`), which advances it. `monitor_blueprint` fail
 critical alert (its rows are in `monitoring/alerts` first); the notifiers named in the
 `alerts:` settings (or `LOOPER_ALERT_WEBHOOK_CONN` / `LOOPER_ALERT_EMAIL`) then tell the team.
 
-Each task runs the job of the same name (`jobs.dir` of `conf/<env>.yaml`). Only
-`join_feedback` is a `spark-submit` (master from the `spark_default` connection,
-`local[*]` on the embedded stack; jars from `spark.jars_dir`). The others are plain
-Python processes (`jobs.python`); a job that uses Spark builds a session itself.
+Each task runs the job of the same name (`jobs.dir` of `conf/<env>.yaml`) as a plain
+Python process (`jobs.python`); a job that uses Spark builds a session itself. With
+`spark.connect` set (the embedded stack), that session is a client of the shared Spark
+Connect server, started on first need. Without it, `join_feedback` is a `spark-submit`
+(master from the `spark_default` connection; jars from `spark.jars_dir`).
 
 To (re)process a given day from the UI: *Trigger DAG* and set `run_date`
 (YYYY-MM-DD); left empty, the run's logical date is used. Every job is idempotent
@@ -222,7 +223,8 @@ def build_dag(name: str, blueprint: Blueprint, settings: Settings, jars: str | N
         },
     ) as dag:
         tasks = [
-            spark_job(job, name, settings, jars, env) if job in SPARK_JOBS else python_job(job, name, settings, env)
+            spark_job(job, name, settings, jars, env) if job in SPARK_JOBS and not settings.spark.connect
+            else python_job(job, name, settings, env)
             for job in JOBS
         ]
         monitor = tasks[JOBS.index("monitor_blueprint")]

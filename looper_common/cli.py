@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from looper_common import __version__
 from looper_common.decision_science import candidate_command
 from looper_common.ingest import import_command
+from looper_common.lake import connect_command
+from looper_common.publishing import rollback_command
 from looper_common.serve import command as serve_command
 from looper_common.simulate import command as simulate_command
 from looper_common.training import alias_webhook_command
@@ -28,63 +30,6 @@ class Command:
     description: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
-
-
-ROLLBACK_DESCRIPTION = """\
-Point a blueprint back at the policy version that was active before the current one.
-
-The previous version is taken (and removed) from the blueprint's history in Redis;
-it is refused when there is none or its entries have expired. SDK clients follow
-within their pointer cache (1 s by default). The version left is marked so that
-rerunning its publish does not bring it back, but the next day's publish_policies
-publishes the champion again: move the champion alias if the model is at fault.
-The move is appended to gold/alias_history (who, why), like every publish.
-
-example:
-  looper rollback --blueprint notification_send
-"""
-
-
-def _rollback_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--blueprint", required=True, help="blueprint name, e.g. notification_send")
-    parser.add_argument("--env", default=None,
-                        help="settings environment (conf/<env>.yaml); default $LOOPER_ENV or local")
-    parser.add_argument("--reason", default="operator rollback",
-                        help="why, recorded in gold/alias_history (default: %(default)s)")
-
-
-def _rollback(args: argparse.Namespace) -> int:
-    """Roll the blueprint's active policy back and record it; 1 when refused or failing, 2 on bad settings."""
-    import getpass
-
-    import redis
-
-    from looper_common.contracts import redis_conn
-    from looper_common.contracts.config import ConfigError, load_settings
-    from looper_common.jobrunner import open_lake
-    from looper_common.publishing.redis_policy import RollbackError, rollback
-    from looper_common.training.registry import record_pointer_move
-
-    try:
-        settings = load_settings(args.env)
-    except ConfigError as err:
-        print(f"looper rollback: error: {err}", file=sys.stderr)
-        return 2
-    client = redis_conn.from_settings(settings.redis)
-    try:
-        left, restored = rollback(client, args.blueprint)
-    except (RollbackError, redis.RedisError) as err:
-        print(f"looper rollback: error: {err}", file=sys.stderr)
-        return 1
-    print(f"{args.blueprint}: active policy {left} -> {restored}")
-    try:
-        record_pointer_move(open_lake(settings, "looper-rollback"), blueprint=args.blueprint, version=restored,
-                            previous=left, actor=f"looper rollback ({getpass.getuser()})", reason=args.reason)
-    except Exception as err:  # the rollback stands; say loudly that its record is missing
-        print(f"looper rollback: error: rolled back, but not recorded in gold/alias_history: "
-              f"{type(err).__name__}: {err}", file=sys.stderr)
-        return 1
-    return 0
 
 
 PROMOTE_DESCRIPTION = """\
@@ -211,9 +156,9 @@ COMMANDS: dict[str, Command] = {
     ),
     "rollback": Command(
         summary="point a blueprint back at its previous published policy",
-        description=ROLLBACK_DESCRIPTION,
-        add_arguments=_rollback_arguments,
-        run=_rollback,
+        description=rollback_command.DESCRIPTION,
+        add_arguments=rollback_command.add_arguments,
+        run=rollback_command.run,
     ),
     "promote": Command(
         summary="point a model's champion (or challenger) alias at a version and record it",
@@ -232,6 +177,12 @@ COMMANDS: dict[str, Command] = {
         description=SUBMIT_DESCRIPTION,
         add_arguments=_submit_arguments,
         run=_submit,
+    ),
+    "spark-connect": Command(
+        summary="start, stop or show the local Spark Connect server the jobs share",
+        description=connect_command.DESCRIPTION,
+        add_arguments=connect_command.add_arguments,
+        run=connect_command.run,
     ),
     "import-logs": Command(
         summary="import logged decisions (Parquet or CSV) into bronze through ingestion's checks",

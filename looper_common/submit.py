@@ -19,6 +19,8 @@ from pathlib import Path
 from looper_common.contracts.config import Settings
 from looper_common.lake.jars import MissingJars, jars_in_dir, missing_in
 
+CONNECT_CLIENT_VARS = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
+
 
 @dataclass(frozen=True, slots=True)
 class Submission:
@@ -53,19 +55,32 @@ def submission(settings: Settings, job: str, job_args: Sequence[str],
     known = available_jobs(settings)
     if job not in known:
         raise ValueError(f"unknown job {job!r} in {settings.jobs.dir} (known: {', '.join(known) or 'none'})")
+    return spark_submit(settings, f"looper-{job}", [os.path.join(settings.jobs.dir, f"{job}.py"), *job_args],
+                        environ)
+
+
+def spark_submit(settings: Settings, name: str, main: Sequence[str],
+                 environ: Mapping[str, str] | None = None) -> Submission:
+    """spark-submit with the environment's master, Delta jars, ``spark.conf`` and Python, then ``main``.
+
+    ``main`` is the application and its arguments (or ``--class`` of one of Spark's own).
+    Raises :class:`~looper_common.lake.jars.MissingJars` when ``spark.jars_dir`` lacks the Delta jars.
+    """
     jars = jars_in_dir(settings.spark.jars_dir)
     missing = missing_in(jars)
     if missing:
         raise MissingJars(missing, f"not in spark.jars_dir {settings.spark.jars_dir}")
     environ = dict(os.environ if environ is None else environ)
+    for var in CONNECT_CLIENT_VARS:  # set in a process that opened a Spark Connect session: not Spark's mode here
+        environ.pop(var, None)
     home = spark_home(environ)
     conf = {"spark.pyspark.python": settings.spark.python, "spark.pyspark.driver.python": settings.spark.python,
             **settings.spark.conf}
     argv = [os.path.join(home, "bin", "spark-submit"), "--master", settings.spark.master,
-            "--name", f"looper-{job}", "--jars", ",".join(jars)]
+            "--name", name, "--jars", ",".join(jars)]
     for key, value in conf.items():
         argv += ["--conf", f"{key}={value}"]
-    argv += [os.path.join(settings.jobs.dir, f"{job}.py"), *job_args]
+    argv += list(main)
     python_path = [settings.home, *filter(None, environ.get("PYTHONPATH", "").split(os.pathsep))]
     env = {**environ, "SPARK_HOME": home, "PYSPARK_PYTHON": settings.spark.python,
            "PYSPARK_DRIVER_PYTHON": settings.spark.python, "LOOPER_HOME": settings.home,

@@ -61,7 +61,7 @@ def reset_stores(settings, redis_client, blueprint: str) -> None:
         os.remove(db)
     os.makedirs(os.path.dirname(db), exist_ok=True)
     patterns = (policy_store.active_key(blueprint).removesuffix("active") + "*",  # pointer, history, meta
-                policy_store.entry_key(blueprint, "*", "*"), events.stream_key(blueprint))
+                policy_store.entry_key(blueprint, "*", "*"), *events.stream_keys(blueprint))
     for pattern in patterns:
         for key in redis_client.scan_iter(match=pattern, count=1000):
             redis_client.delete(key)
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                                faults=demo_faults(args.fault, args.fault_day - 1, args.blueprint),
                                joining=(JOIN_DAY - 1, args.joining) if args.joining and args.days >= JOIN_DAY else None,
                                cluster=settings.redis.cluster, limits=settings.ingest.limits)
-    lake = Lake(settings.lake_root)  # delta-rs only: the demo process starts no JVM
+    lake = Lake(settings.lake_root, storage_options=settings.lake_storage_options)  # delta-rs only: no JVM here
 
     header = (f"{'day':>3} {'date':<10} {'decisions':>9} {'matured':>8} {'policy':>7} "
               f"{'served':>7} {'default':>7} {'oracle':>7} {'gap closed':>10} {'DAG':>6}")

@@ -35,12 +35,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             if stream is not None and getattr(stream, "closed", False):
                 logger.removeHandler(handler)
     at_exit.close_all()
+    _stop_connect_server()
+
+
+def _stop_connect_server() -> None:
+    """Stop the Spark Connect server this test session started (if any test needed Spark)."""
+    from looper_common.contracts.config import load_settings
+    from looper_common.lake import connect_server
+
+    settings = load_settings("local", home=ROOT)
+    connect_server.stop(settings.model_copy(update={"spark": settings.spark.model_copy(
+        update={"connect": TEST_SPARK_CONNECT})}))
 
 ROOT = Path(__file__).resolve().parent.parent
 # Tests are hermetic: settings overrides exported by the Makefile or a shell must not
 # point them (or the jobs they start) at the developer's lake, Redis or MLflow.
 for _var in ("LOOPER_ENV", "LOOPER_LAKE_ROOT", "LOOPER_BLUEPRINTS_DIR", "LOOPER_REDIS_URL", "LOOPER_REDIS_CLUSTER",
-             "LOOPER_MLFLOW_TRACKING_URI", "LOOPER_MLFLOW_ARTIFACT_ROOT", "LOOPER_SPARK_MASTER"):
+             "LOOPER_MLFLOW_TRACKING_URI", "LOOPER_MLFLOW_ARTIFACT_ROOT", "LOOPER_SPARK_MASTER",
+             "LOOPER_SPARK_CONNECT"):
     os.environ.pop(_var, None)
 # Airflow reads its settings at import: keep its state under var/, never in ~/airflow.
 os.environ.setdefault("AIRFLOW_HOME", str(ROOT / "var" / "airflow"))
@@ -52,6 +64,13 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# The session's own Spark Connect server (started by the first test or job that needs Spark,
+# stopped at the end): the Spark tests, and the jobs that DAG tests start, share one warm driver
+# that runs this checkout's code, never a server a demo or another checkout left running.
+TEST_SPARK_CONNECT = f"sc://127.0.0.1:{_free_port()}"
+os.environ["LOOPER_SPARK_CONNECT"] = TEST_SPARK_CONNECT
 
 
 free_port = _free_port

@@ -27,6 +27,7 @@ OVERRIDES = {
     "LOOPER_MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri"),
     "LOOPER_MLFLOW_ARTIFACT_ROOT": ("mlflow", "artifact_root"),
     "LOOPER_SPARK_MASTER": ("spark", "master"),
+    "LOOPER_SPARK_CONNECT": ("spark", "connect"),
     "LOOPER_PYTHON": ("jobs", "python"),
     "LOOPER_ALERT_WEBHOOK_CONN": ("alerts", "webhook_conn"),
     "LOOPER_ALERT_EMAIL": ("alerts", "email"),
@@ -89,7 +90,17 @@ class SparkSettings(_Strict):
     # code the executors import (a zip or wheel of looper_common): spark-submit's --py-files and
     # spark.submit.pyFiles of the jobs' own sessions; {home} expands
     py_files: str | None = None
+    # a Spark Connect server (sc://host:port) that the jobs' sessions are clients of, instead of
+    # each job starting a JVM; a local one is started on first need (lake/connect_server.py).
+    # null (or LOOPER_SPARK_CONNECT=off): each job that needs Spark starts its own session, and
+    # join_feedback runs through spark-submit
+    connect: str | None = None
     conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("connect", mode="before")
+    @classmethod
+    def _connect_off(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() in ("", "off", "none", "null") else value
 
 
 class JobsSettings(_Strict):

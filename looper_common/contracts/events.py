@@ -43,8 +43,18 @@ OBSERVATION_REQUIRED = ("event_id", "decision_id", "blueprint", "name", "value",
 
 
 def stream_key(blueprint: str) -> str:
-    """The Redis Stream that carries a blueprint's events."""
+    """The Redis Stream that carries a blueprint's events: ``looper:events:{<blueprint>}`` (hash-tagged)."""
+    return f"{STREAM_PREFIX}{{{blueprint}}}"
+
+
+def legacy_stream_key(blueprint: str) -> str:
+    """The blueprint's stream of the layout before the hash tag, drained by ingestion until empty."""
     return f"{STREAM_PREFIX}{blueprint}"
+
+
+def stream_keys(blueprint: str) -> tuple[str, str]:
+    """Every stream a blueprint's events may wait in: its own, then the legacy one."""
+    return stream_key(blueprint), legacy_stream_key(blueprint)
 
 
 def sdk_stats_key(blueprint: str) -> str:
@@ -53,7 +63,9 @@ def sdk_stats_key(blueprint: str) -> str:
 
 
 def blueprint_of_stream(key: str) -> str:
-    return key.removeprefix(STREAM_PREFIX)
+    """The blueprint whose events ``key`` carries (either layout)."""
+    name = key.removeprefix(STREAM_PREFIX)
+    return name[1:-1] if name.startswith("{") and name.endswith("}") else name
 
 
 def _now_ms() -> int:

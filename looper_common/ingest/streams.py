@@ -66,8 +66,7 @@ class IngestStats:
 def event_streams(client: redis.Redis, blueprint: str | None = None) -> list[str]:
     """The event streams to drain: one blueprint's, or every ``looper:events:*`` stream."""
     if blueprint is not None:
-        key = events.stream_key(blueprint)
-        return [key] if client.exists(key) else []
+        return [key for key in events.stream_keys(blueprint) if client.exists(key)]
     found = client.scan_iter(match=f"{events.STREAM_PREFIX}*", count=1000, _type="STREAM")
     names = []
     for key in found:

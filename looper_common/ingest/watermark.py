@@ -68,8 +68,8 @@ def stream_watermark(client: redis.Redis, blueprint: str) -> datetime:
     """The arrival time through which ``blueprint``'s stream is committed to the lake."""
     seconds, micros = client.time()  # first: an entry added after this has a later id
     now_ms = int(seconds) * 1000 + int(micros) // 1000
-    first = _first_uncommitted_ms(client, events.stream_key(blueprint))
-    return _from_ms(now_ms if first is None else first - 1)
+    found = [ms for key in events.stream_keys(blueprint) if (ms := _first_uncommitted_ms(client, key)) is not None]
+    return _from_ms(min(found) - 1 if found else now_ms)
 
 
 def read_watermarks(lake: Lake) -> dict[str, datetime]:

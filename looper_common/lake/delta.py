@@ -30,12 +30,24 @@ class SchemaMigrationError(OperatorError):
     """An existing table cannot gain a column of its contract without rewriting its rows."""
 
 
+class LakeCredentialsError(OSError):
+    """The lake is on an object store and no credentials were found (the message says where to set them)."""
+
+
 def open_table(uri: str, storage_options: Mapping[str, str] | None = None) -> DeltaTable | None:
     """The table at ``uri``, or None when it has no commit yet."""
     try:
         return DeltaTable(uri, storage_options=dict(storage_options or {}))
     except TableNotFoundError:
         return None
+    except OSError as err:
+        # without keys, delta-rs asks the cloud's instance metadata service for some: its token URL in the error
+        if "/latest/api/token" in str(err):
+            raise LakeCredentialsError(
+                f"{uri}: no object store credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the "
+                "environment (the cluster in a box: eval \"$(scripts/cluster.sh env)\"); delta-rs then found "
+                f"none but the instance metadata service: {str(err).splitlines()[0]}") from err
+        raise
 
 
 def create(uri: str, spec: TableSpec, storage_options: Mapping[str, str] | None = None) -> None:

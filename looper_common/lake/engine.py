@@ -175,7 +175,8 @@ class Lake:
         the whole selection; on Spark, once per partition after a repartition by ``key``
         (``mapInArrow`` on the executors), and the results are collected. With ``shared``
         (a model, say), ``fn`` is called as ``fn(rows, shared)``; on Spark ``shared`` is
-        broadcast once to the executors rather than shipped with every task.
+        broadcast once to the executors rather than shipped with every task (as a client of
+        Spark Connect, which has no broadcast variables, it travels with ``fn``).
         """
         table = self._table(spec)
         if self._engine(delta.selected_bytes(table, spec, filters)) == "delta-rs":
@@ -185,13 +186,19 @@ class Lake:
 
         from looper_common.lake import spark
 
-        broadcast = None if shared is None else self.session().sparkContext.broadcast(shared)
+        session = self.session()
+        broadcast, shared_value = None, None
+        if shared is not None and spark.is_remote(session):
+            shared_value = lambda: shared  # noqa: E731  (Spark Connect has no broadcast: shipped with fn)
+        elif shared is not None:
+            broadcast = session.sparkContext.broadcast(shared)
+            shared_value = lambda: broadcast.value  # noqa: E731
 
         def per_partition(batches):
             batches = list(batches)  # a partition no key hashed to has none, and no schema to build a table from
             rows = pa.Table.from_batches(batches) if batches else None
             if rows is not None and rows.num_rows:
-                out = fn(rows) if broadcast is None else fn(rows, broadcast.value)
+                out = fn(rows) if shared_value is None else fn(rows, shared_value())
                 yield from conform_to(out, schema).to_batches()
 
         frame = self.dataframe(spec).where(spark.filter_column(filters or ())).select(*(columns or spec.columns))

@@ -93,7 +93,13 @@ def executor_secrets(settings: Settings) -> dict[str, str]:
 
 
 def get_spark(settings: Settings, app_name: str = "looper") -> SparkSession:
-    """Get or create the session with Delta and the configured master and settings."""
+    """Get or create the session with Delta and the configured master and settings.
+
+    With ``spark.connect`` set (and not under spark-submit), a client session of that Spark
+    Connect server, started here first when it is local and not up yet.
+    """
+    if settings.spark.connect and not under_spark_submit():
+        return connect_session(settings, app_name)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     defaults = {"spark.sql.warehouse.dir": os.path.join(settings.home, "var", "spark-warehouse")}
@@ -118,6 +124,20 @@ def get_spark(settings: Settings, app_name: str = "looper") -> SparkSession:
     spark.sparkContext.setLogLevel("WARN")
     logging.getLogger("py4j").setLevel(logging.WARNING)  # its gateway logs every connection at INFO
     return spark
+
+
+def connect_session(settings: Settings, app_name: str) -> SparkSession:
+    """A client session of the ``spark.connect`` server (its Delta jars and settings are the server's)."""
+    from looper_common.lake.connect_server import ensure_server
+
+    ensure_server(settings)
+    logging.getLogger(__name__).info("Spark: a client of the Spark Connect server %s", settings.spark.connect)
+    return SparkSession.builder.remote(settings.spark.connect).appName(app_name).getOrCreate()
+
+
+def is_remote(spark: SparkSession) -> bool:
+    """True for a Spark Connect client session (no SparkContext on this side)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
 def _check_submitted_jars(app_name: str, options: Mapping[str, str]) -> None:

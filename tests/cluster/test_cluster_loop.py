@@ -86,6 +86,7 @@ def stack(tmp_path_factory):
         'schedule: "@daily"', 'schedule: "0 0 1 1 *"')
     (folder / f"{BLUEPRINT}.yaml").write_text(text)
     shutil.rmtree(STATE, ignore_errors=True)
+    os.environ.pop("LOOPER_SPARK_CONNECT", None)  # the jobs submit to the box's master (conftest sets a local server)
     env = {**os.environ, "LOOPER_ENV": ENV, "LOOPER_HOME": str(ROOT), "LOOPER_CLUSTER_DIR": str(STATE),
            "LOOPER_BLUEPRINTS_DIR": str(folder)}
     started = time.monotonic()

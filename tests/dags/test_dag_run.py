@@ -76,7 +76,10 @@ def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client):
         timeout=1500,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert (result.stdout + result.stderr).count("Spark-Submit cmd") == 1  # join_feedback's, no other
+    output = result.stdout + result.stderr
+    # no task is a spark-submit: the join is a client of the session's Spark Connect server (conftest)
+    assert "Spark-Submit cmd" not in output
+    assert output.count(f"Spark: a client of the Spark Connect server {os.environ['LOOPER_SPARK_CONNECT']}") == 1
 
     lake = Lake(str(tmp_path / "lake"))  # delta-rs only
     assert lake.read(BRONZE_DECISIONS).table.num_rows == 6000
@@ -98,6 +101,9 @@ def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client):
     # the jobs appended their moves with delta-rs, and read their examples with it (no JVM)
     commits = DeltaTable(lake.path(ALIAS_HISTORY)).history()
     assert all(c.get("clientVersion", "").startswith("delta-rs") for c in commits), commits
+    # the examples were written by the Spark Connect server's Spark
+    joined = [c for c in DeltaTable(lake.path(SILVER_EXAMPLES)).history() if c.get("operation") == "WRITE"]
+    assert joined and all(c.get("engineInfo", "").startswith("Apache-Spark") for c in joined), joined
     assert "read by delta-rs" in result.stdout + result.stderr
     # the OPE gate promoted it: the DR lift's lower bound over the logged policy is above min_lift
     promotion = next(r for r in history if r["alias"] == CHAMPION)

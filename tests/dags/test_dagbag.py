@@ -1,8 +1,9 @@
 """Airflow's DagBag: every blueprint becomes a DAG that imports cleanly, light at parse time.
 
-Only ``join_feedback`` is a spark-submit; every other task runs its job as a plain
-Python process, with the interpreter, job folder, jars and Spark Python from
-``conf/<env>.yaml``, read once per parse of the DAG file.
+Every task runs its job as a plain Python process (the join's session a client of the
+``spark.connect`` server), or, with ``spark.connect`` off, the join as a spark-submit; the
+interpreter, job folder, jars and Spark Python come from ``conf/<env>.yaml``, read once per
+parse of the DAG file.
 """
 
 from __future__ import annotations
@@ -85,11 +86,37 @@ def test_the_join_waits_for_the_watermark(dagbag, settings):
                              "--blueprint", "notification_send", "--env", "local"]
 
 
-def test_only_join_feedback_is_a_spark_submit(dagbag, settings):
-    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+def _plain_process_checks(dag, settings, jobs, env) -> None:
     from airflow.providers.standard.operators.bash import BashOperator
 
-    dag = dagbag.dags["looper_notification_send"]
+    for job in jobs:
+        task = dag.get_task(job)
+        assert isinstance(task, BashOperator), job
+        words = shlex.split(task.bash_command)
+        assert words[:6] == [settings.jobs.python, f"{settings.jobs.dir}/{job}.py",
+                             "--blueprint", "notification_send", "--env", "local"]
+        # the run date only through the environment: what the trigger form gets cannot reach the shell
+        assert words[6:] == ([] if job == "ingest_events" else ["--run-date", "$LOOPER_RUN_DATE"])
+        assert "{{" not in task.bash_command and "spark-submit" not in task.bash_command
+        assert env.items() <= task.env.items() and task.env["LOOPER_RUN_DATE"] == RUN_DATE and task.append_env
+        assert task.skip_on_exit_code == []
+
+
+def test_with_spark_connect_every_task_is_a_plain_process(dagbag, settings):
+    """The join too: its session is a client of the ``spark.connect`` server, passed on to the job."""
+    assert settings.spark.connect
+    env = {"LOOPER_HOME": str(ROOT), "LOOPER_ENV": "local", "LOOPER_PYTHON": settings.jobs.python,
+           "LOOPER_SPARK_CONNECT": os.environ["LOOPER_SPARK_CONNECT"]}
+    _plain_process_checks(dagbag.dags["looper_notification_send"], settings, JOBS, env)
+
+
+def test_without_spark_connect_only_join_feedback_is_a_spark_submit(monkeypatch):
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+    monkeypatch.setenv("LOOPER_SPARK_CONNECT", "off")
+    settings = load_settings(home=ROOT)
+    assert settings.spark.connect is None
+    dag = _dagbag().dags["looper_notification_send"]
     join = dag.get_task("join_feedback")
     assert isinstance(join, SparkSubmitOperator)
     assert join.application == f"{settings.jobs.dir}/join_feedback.py"
@@ -102,20 +129,7 @@ def test_only_join_feedback_is_a_spark_submit(dagbag, settings):
     assert join.conf["spark.driver.memory"] == settings.spark.conf["spark.driver.memory"]
     env = {"LOOPER_HOME": str(ROOT), "LOOPER_ENV": "local", "LOOPER_PYTHON": settings.jobs.python}
     assert env.items() <= join.env_vars.items()
-
-    for job in JOBS:
-        if job == "join_feedback":
-            continue
-        task = dag.get_task(job)
-        assert isinstance(task, BashOperator), job
-        words = shlex.split(task.bash_command)
-        assert words[:6] == [settings.jobs.python, f"{settings.jobs.dir}/{job}.py",
-                             "--blueprint", "notification_send", "--env", "local"]
-        # the run date only through the environment: what the trigger form gets cannot reach the shell
-        assert words[6:] == ([] if job == "ingest_events" else ["--run-date", "$LOOPER_RUN_DATE"])
-        assert "{{" not in task.bash_command and "spark-submit" not in task.bash_command
-        assert task.env == {**env, "LOOPER_RUN_DATE": RUN_DATE} and task.append_env
-        assert task.skip_on_exit_code == []
+    _plain_process_checks(dag, settings, [job for job in JOBS if job != "join_feedback"], env)
 
 
 def test_settings_and_blueprints_are_read_once_per_parse(tmp_path, monkeypatch):

@@ -83,7 +83,7 @@ def test_sdk_to_bronze_quarantines_what_is_bad(lake, redis_client, redis_url, bl
     assert quarantine["o-bad"] == "missing field(s): value"
     assert quarantine["d-bad"] == "propensity: 0 outside (0, 1]"
     assert any("malformed JSON" in reason for reason in quarantine.values())
-    ghost = [reason for key, reason in quarantine.items() if key.startswith("stream:looper:events:ghost:")]
+    ghost = [reason for key, reason in quarantine.items() if key.startswith(f"stream:{events.stream_key('ghost')}:")]
     assert ghost == ["missing field(s): event_id, decision_id, blueprint, name, value, ts"]
     assert all(redis_client.xlen(s) == 0 for s in event_streams(redis_client))  # trimmed after commit
     assert ingest_events(redis_client, lake, blueprints, streams=event_streams(redis_client)).events == 0

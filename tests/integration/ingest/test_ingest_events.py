@@ -175,3 +175,24 @@ def test_challenger_fields_are_stored_in_bronze_and_null_when_absent(local_lake,
                          "shadow_scores": [("send", 0.2), ("skip", 0.4)]}
     assert rows["c"]["variant"] == "canary" and rows["c"]["shadow_action"] is None
     assert all(v is None for k, v in rows["n"].items() if k != "event_id")
+
+
+def test_events_left_in_the_stream_key_before_the_hash_tag_are_drained(local_lake, redis_client, redis_url,
+                                                                         blueprints):
+    """``looper:events:<bp>`` (the layout before ``{<bp>}``) is drained too, and holds the watermark back."""
+    from looper_common.ingest.watermark import stream_watermark
+
+    _send(redis_url, blueprints, n_decisions=5, n_observations=2)
+    legacy = events.legacy_stream_key("t_notify")
+    for _, fields in redis_client.xrange(STREAM):  # as an SDK of the earlier layout left them
+        redis_client.xadd(legacy, fields)
+    redis_client.delete(STREAM)
+    _send(redis_url, blueprints, n_decisions=3, n_observations=0)
+    assert STREAM == "looper:events:{t_notify}" and event_streams(redis_client, "t_notify") == [STREAM, legacy]
+    first_legacy_ms = int(redis_client.xrange(legacy, count=1)[0][0].split(b"-")[0])
+    assert stream_watermark(redis_client, "t_notify").timestamp() * 1000 < first_legacy_ms
+
+    done = ingest_events(redis_client, local_lake, blueprints, streams=event_streams(redis_client))
+    assert (done.decisions, done.observations, done.quarantined) == (8, 2, 0)
+    assert redis_client.xlen(legacy) == redis_client.xlen(STREAM) == 0
+    assert events.blueprint_of_stream(legacy) == events.blueprint_of_stream(STREAM) == "t_notify"

@@ -102,3 +102,17 @@ def test_a_pointer_move_whose_row_was_lost_is_recorded_on_the_rerun(
     assert live_at(lake, NAME, datetime.now(UTC)) == "by-hand"
     row = lake.read(ALIAS_HISTORY).table.to_pylist()[0]
     assert row["reason"] == "the active pointer was by-hand while the history said None: recorded when found"
+
+
+def test_a_rollback_whose_record_cannot_be_written_moves_nothing(redis_client, redis_url, tmp_path, monkeypatch,
+                                                                 capsys):
+    publish_policy(redis_client, BP, units_frame(5), version="day1", ttl_seconds=TTL, meta={"run_date": DAY1})
+    publish_policy(redis_client, BP, units_frame(5, seed=1), version="day2", ttl_seconds=TTL, meta={"run_date": DAY2})
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the lake's folder would be")
+    monkeypatch.setenv("LOOPER_HOME", job_home(tmp_path, {
+        "lake_root": str(blocker / "lake"), "redis": {"url": redis_url}, "spark": {"jars_dir": str(ROOT / ".jars")},
+    }))
+    assert looper(["rollback", "--blueprint", NAME]) == 1
+    assert "gold/alias_history cannot be reached, nothing was moved" in capsys.readouterr().err
+    assert active(redis_client) == "day2"
