@@ -176,8 +176,8 @@ class PromotionSpec(_Strict):
 
 CheckName = Literal[
     "feature_psi", "feature_missing", "unseen_categories", "score_psi", "label_rate_shift", "calibration_gap",
-    "default_share", "propensity_mismatch", "replay_mismatch", "feedback_age_h",
-    "late_rate", "orphan_rate", "quarantine_rate", "redis_memory_share", "online_lift_lower",
+    "default_share", "propensity_mismatch", "replay_mismatch", "feedback_age_h", "ingest_watermark_age_h",
+    "sdk_events_dropped", "late_rate", "orphan_rate", "quarantine_rate", "redis_memory_share", "online_lift_lower",
 ]
 
 
@@ -198,7 +198,11 @@ DEFAULT_THRESHOLDS: dict[str, AlertThreshold] = {
     "propensity_mismatch": AlertThreshold(critical=0.0),
     "replay_mismatch": AlertThreshold(critical=0.0),
     "feedback_age_h": AlertThreshold(warn=6.0, critical=12.0),
+    # the DAG's sensor fails 6 h after the deadline; behind the day's end, the day's counts are incomplete
+    "ingest_watermark_age_h": AlertThreshold(warn=1.0, critical=6.0),
     "quarantine_rate": AlertThreshold(warn=0.01, critical=0.05),
+    # any event the SDK gave up (its buffer full during an outage) warns; critical: 0 fails the task on one
+    "sdk_events_dropped": AlertThreshold(warn=0.0),
     "orphan_rate": AlertThreshold(warn=0.05),
     "redis_memory_share": AlertThreshold(warn=0.8, critical=0.95),
 }

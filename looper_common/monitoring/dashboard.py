@@ -2,7 +2,7 @@
 
 Each plot is a matplotlib PNG embedded as base64, so the file opens anywhere (and as an
 MLflow artifact) without the lake: input drift per feature, label rates, the default
-share, feedback freshness, online reward per group with its interval, the holdback
+share, feedback and ingestion freshness, online reward per group with its interval, the holdback
 lift, and the alerts.
 """
 
@@ -111,8 +111,10 @@ def render_dashboard(lake: Lake, blueprint: Blueprint, run_date: date) -> str:
         ("Default share", _line_plot("share served the default", {
             "unexpected": _series(serving, "default_share").get("default_share", []),
             "all": _series(serving, "default_share_all").get("default_share_all", [])}, levels("default_share"))),
-        ("Feedback freshness", _line_plot("age of the newest observation (h)", _series(freshness, "feedback_age_h"),
-                                          levels("feedback_age_h"))),
+        ("Feedback freshness", _line_plot("hours before the day's end", {
+            "newest observation": _series(freshness, "feedback_age_h").get("feedback_age_h", []),
+            "ingestion watermark": _series(freshness, "ingest_watermark_age_h").get("ingest_watermark_age_h", [])},
+            levels("feedback_age_h"))),
         ("Online reward (mean and 95% interval)", _interval_plot(
             f"realized {blueprint.objectives.maximize}", online, ["policy", "default", "holdback"])),
         ("Holdback lift", _interval_plot("policy minus holdback", online, ["lift_over_holdback"])),

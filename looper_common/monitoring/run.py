@@ -33,7 +33,8 @@ def dashboard_folder(settings: Settings) -> Path:
 def headline_metrics(run: MonitorRun) -> dict[str, float]:
     """The numbers worth a chart in MLflow: alert counts, default share, freshness, online reward."""
     out = {"alerts": float(len(run.alerts)), "alerts_critical": float(len(run.critical))}
-    for name in ("default_share", "default_share_all", "feedback_age_h", "replay_mismatch", "propensity_mismatch"):
+    for name in ("default_share", "default_share_all", "feedback_age_h", "ingest_watermark_age_h",
+                 "replay_mismatch", "propensity_mismatch"):
         value = run.value(name)
         if value is not None:
             out[name] = value
