@@ -117,7 +117,8 @@ def render_dashboard(lake: Lake, blueprint: Blueprint, run_date: date) -> str:
             levels("feedback_age_h"))),
         ("Online reward (mean and 95% interval)", _interval_plot(
             f"realized {blueprint.objectives.maximize}", online, ["policy", "default", "holdback"])),
-        ("Holdback lift", _interval_plot("policy minus holdback", online, ["lift_over_holdback"])),
+        ("Holdback lift", _interval_plot("every unit outside the holdback minus the holdback", online,
+                                         ["lift_over_holdback"])),
     ]
     alert_rows = "".join(
         f"<tr class='{html.escape(a['severity'])}'><td>{a['date']}</td><td>{html.escape(a['severity'])}</td>"

@@ -39,7 +39,7 @@ def headline_metrics(run: MonitorRun) -> dict[str, float]:
         if value is not None:
             out[name] = value
     for v in run.online:
-        if v.name in ("policy", "default", "holdback", "lift_over_holdback") and v.mean is not None:
+        if v.name in ("policy", "default", "holdback", "outside_holdback", "lift_over_holdback") and v.mean is not None:
             out[f"online.{v.name}"] = v.mean
     return out
 
