@@ -84,7 +84,7 @@ class MonitorRun:
 
         share = self.value("default_share")
         checks = ", ".join(sorted({a.check for a in self.alerts})) or "none"
-        return (f"alerts {len(self.alerts)} ({len(self.critical)} critical: {checks}); "
+        return (f"alerts {len(self.alerts)} ({len(self.critical)} critical): {checks}; "
                 f"unexpected default share {'n/a' if share is None else f'{share:.1%}'}; "
                 f"policy reward {online('policy')}; default {online('default')}; "
                 f"lift over holdback {online('lift_over_holdback')}")
