@@ -2,8 +2,9 @@
 
 Each plot is a matplotlib PNG embedded as base64, so the file opens anywhere (and as an
 MLflow artifact) without the lake: input drift per feature, label rates, the default
-share, feedback and ingestion freshness, online reward per group with its interval, the holdback
-lift, and the alerts.
+share, feedback and ingestion freshness, online reward per group and per policy version with
+its interval (next to the OPE value the version was promoted on), the holdback lift, and
+the alerts.
 """
 
 from __future__ import annotations
@@ -69,15 +70,13 @@ def _line_plot(title: str, series: dict[str, list[tuple[date, float]]], levels: 
 def _interval_plot(title: str, rows: list[dict], names: list[str]) -> str:
     fig, ax = plt.subplots(figsize=(7, 2.8))
     for i, name in enumerate(names):
-        points = sorted((r["date"], r["mean"], r["lower"], r["upper"]) for r in rows
-                        if r["name"] == name and r["mean"] is not None)
+        points = sorted(((r["date"], r) for r in rows if r["name"] == name and r["mean"] is not None),
+                        key=lambda p: p[0])
         if not points:
             continue
-        days = [datetime.combine(p[0], time(4 * i)) for p in points]  # side by side, not on top of each other
-        means = [p[1] for p in points]
-        below = [p[1] - p[2] if p[2] == p[2] else 0 for p in points]
-        above = [p[3] - p[1] if p[3] == p[3] else 0 for p in points]
-        ax.errorbar(days, means, yerr=[below, above], fmt="o", ms=3, capsize=2, label=name)
+        days = [datetime.combine(d, time(4 * i)) for d, _ in points]  # side by side, not on top of each other
+        ax.errorbar(days, [r["mean"] for _, r in points], yerr=_spread(r for _, r in points), fmt="o", ms=3,
+                    capsize=2, label=name)
     if names == ["lift_over_holdback"]:
         ax.axhline(0.0, color="grey", lw=1)
     ax.set_title(title)
@@ -85,6 +84,47 @@ def _interval_plot(title: str, rows: list[dict], names: list[str]) -> str:
         ax.legend(fontsize=7, loc="upper left")
     fig.autofmt_xdate()
     return _png(fig)
+
+
+GROUPS = frozenset({"policy", "default", "holdback", "outside_holdback", "lift_over_holdback"})
+
+
+def version_figure(title: str, rows: list[dict]):
+    """Each policy version's realized reward per day with its interval; hollow: the OPE value it was promoted on."""
+    versions = sorted({r["name"] for r in rows if r["name"] not in GROUPS and r["mean"] is not None})
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    promised = False
+    for i, version in enumerate(versions):
+        points = sorted(((r["date"], r) for r in rows if r["name"] == version and r["mean"] is not None),
+                        key=lambda p: p[0])
+        days = [datetime.combine(d, time(3 * (i % 6))) for d, _ in points]
+        bars = ax.errorbar(days, [r["mean"] for _, r in points], yerr=_spread(r for _, r in points),
+                           fmt="o", ms=3, capsize=2, label=version)
+        ope = [(day, r) for day, (_, r) in zip(days, points, strict=True) if r["ope_estimate"] is not None]
+        if ope:
+            ax.errorbar([day + timedelta(hours=1.5) for day, _ in ope], [r["ope_estimate"] for _, r in ope],
+                        yerr=_spread(({"mean": r["ope_estimate"], "lower": r["ope_lower"], "upper": r["ope_upper"]}
+                                      for _, r in ope)),
+                        fmt="o", ms=4, mfc="none", capsize=2, ls="none", color=bars[0].get_color(),
+                        label=None if promised else "OPE at promotion (hollow)")
+            promised = True
+    ax.set_title(title)
+    if versions:
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=1 + len(versions) // 14)
+    else:
+        ax.text(0.5, 0.5, "no policy version served in these days", ha="center", transform=ax.transAxes)
+    fig.autofmt_xdate()
+    return fig
+
+
+def _spread(rows) -> list[list[float]]:
+    """Error bar lengths below and above each mean (0 where a bound is unknown)."""
+    below, above = [], []
+    for r in rows:
+        lower, upper = r["lower"], r["upper"]
+        below.append(r["mean"] - lower if lower is not None and lower == lower else 0.0)
+        above.append(upper - r["mean"] if upper is not None and upper == upper else 0.0)
+    return [below, above]
 
 
 def render_dashboard(lake: Lake, blueprint: Blueprint, run_date: date) -> str:
@@ -116,7 +156,10 @@ def render_dashboard(lake: Lake, blueprint: Blueprint, run_date: date) -> str:
             "ingestion watermark": _series(freshness, "ingest_watermark_age_h").get("ingest_watermark_age_h", [])},
             levels("feedback_age_h"))),
         ("Online reward (mean and 95% interval)", _interval_plot(
-            f"realized {blueprint.objectives.maximize}", online, ["policy", "default", "holdback"])),
+            f"realized {blueprint.objectives.maximize}", online,
+            ["policy", "default", "holdback", "outside_holdback"])),
+        ("Online reward per policy version (mean and 95% interval; hollow: the OPE value at promotion)",
+         _png(version_figure(f"realized {blueprint.objectives.maximize} by version", online))),
         ("Holdback lift", _interval_plot("every unit outside the holdback minus the holdback", online,
                                          ["lift_over_holdback"])),
     ]

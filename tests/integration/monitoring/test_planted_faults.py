@@ -134,7 +134,7 @@ def test_the_monitor_job_fails_on_a_critical_alert_and_logs_its_dashboard(tmp_pa
     page = tmp_path / "monitoring" / BLUEPRINT / "2026-03-04" / "dashboard.html"
     assert f"dashboard {page}" in out
     text = page.read_text()
-    assert text.count("data:image/png;base64,") == 7 and "default_share" in text and "critical" in text
+    assert text.count("data:image/png;base64,") == 8 and "default_share" in text and "critical" in text
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=[f"looper/{BLUEPRINT}"], output_format="list")
     assert sorted(r.data.tags["run_date"] for r in runs) == ["2026-03-03", "2026-03-04"]
