@@ -90,3 +90,16 @@ def test_a_negative_holdback_lift_alerts_only_when_configured():
     spec = MonitoringSpec(thresholds={"online_lift_lower": {"warn": 0.0}})
     [alert] = evaluate_alerts(spec, [], lift)
     assert (alert.check, alert.value, alert.severity) == ("online_lift_lower", -0.08, "warning")
+
+
+def test_report_only_checks_take_levels_and_matured_share_alerts_below_its_level():
+    metrics = [Metric("feature_chi2", 0.4, "country"), Metric("stream_lag", 5000.0), Metric("matured_share", 0.55),
+               Metric("score_psi", 1.1, "send"), Metric("label_rate_shift", 0.04, "clicked")]
+    assert evaluate_alerts(MonitoringSpec(), metrics, []) == []  # no default level for these
+    spec = MonitoringSpec(thresholds={"feature_chi2": {"warn": 0.3}, "stream_lag": {"critical": 1000},
+                                      "matured_share": {"warn": 0.8, "critical": 0.6}})
+    assert [(a.check, a.severity, a.threshold) for a in evaluate_alerts(spec, metrics, [])] == [
+        ("feature_chi2", "warning", 0.3), ("stream_lag", "critical", 1000.0), ("matured_share", "critical", 0.6)]
+    spec = MonitoringSpec(thresholds={"matured_share": {"warn": 0.8, "critical": 0.5}})
+    assert [(a.check, a.severity) for a in evaluate_alerts(spec, metrics, [])] == [("matured_share", "warning")]
+    assert evaluate_alerts(spec, [Metric("matured_share", 0.95)], []) == []  # above a below-level: fine
