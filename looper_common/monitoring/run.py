@@ -15,8 +15,8 @@ from pathlib import Path
 from looper_common.contracts import redis_conn
 from looper_common.contracts.blueprint import Blueprint
 from looper_common.contracts.config import Settings
+from looper_common.jobrunner import loading_libraries
 from looper_common.lake.engine import Lake
-from looper_common.monitoring.dashboard import write_dashboard
 from looper_common.monitoring.monitor import MonitorRun, record_day
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,12 @@ def headline_metrics(run: MonitorRun) -> dict[str, float]:
 
 def log_to_mlflow(settings: Settings, run: MonitorRun, page: Path, blueprint: Blueprint) -> str:
     """Log the day's numbers and dashboard to the MLflow run of this monitor day; returns its id."""
-    import mlflow
+    with loading_libraries():  # MLflow, and SQLAlchemy with MLflow's ORM models when the store opens
+        import mlflow
 
-    from looper_common.training.registry import configure_mlflow
+        from looper_common.training.registry import configure_mlflow
 
-    experiment = configure_mlflow(settings, blueprint.name)
+        experiment = configure_mlflow(settings, blueprint.name)
     found = mlflow.search_runs(
         experiment_ids=[experiment], output_format="list",
         filter_string=f"tags.job = '{JOB}' and tags.run_date = '{run.run_date}'",
@@ -65,6 +66,8 @@ def log_to_mlflow(settings: Settings, run: MonitorRun, page: Path, blueprint: Bl
 
 def monitor_blueprint(settings: Settings, lake: Lake, blueprint: Blueprint, run_date: date) -> MonitorRun:
     """Every check of ``blueprint`` on ``run_date``, its tables, dashboard and MLflow run."""
+    with loading_libraries():  # matplotlib; what is loaded so far (settings, blueprints) is frozen too
+        from looper_common.monitoring.dashboard import write_dashboard
     client = redis_conn.from_settings(settings.redis, socket_timeout=5)
     try:
         run = record_day(lake, blueprint, run_date, client)

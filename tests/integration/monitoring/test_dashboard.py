@@ -45,8 +45,6 @@ def test_the_page_shows_28_days_of_reward_intervals_alerts_and_the_ope_promise(t
 
 
 def test_the_version_plot_shows_each_versions_reward_interval_and_its_ope_promise():
-    import matplotlib.pyplot as plt
-
     from looper_common.monitoring.dashboard import version_figure
 
     def row(name, day, mean, ope=None):
@@ -67,7 +65,5 @@ def test_the_version_plot_shows_each_versions_reward_interval_and_its_ope_promis
     # the interval: from the lower to the upper bound
     segments = realized_b.lines[2][0].get_segments()
     assert [round(y, 6) for y in segments[0][:, 1]] == [0.33, 0.38]
-    plt.close(fig)
     empty = version_figure("t", [row("policy", DAY, 0.3)])
     assert empty.axes[0].texts[0].get_text() == "no policy version served in these days"
-    plt.close(empty)
