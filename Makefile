@@ -8,6 +8,7 @@ SHELL := bash
 VENV := $(CURDIR)/.venv
 PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 export LOOPER_ENV ?= local
 export LOOPER_HOME := $(CURDIR)
@@ -23,7 +24,7 @@ export AIRFLOW_HOME ?= $(CURDIR)/var/airflow
 help: ## list the targets
 	@echo "Looper make targets:"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
-	@echo "Variables: PYTEST_ARGS='-k name -x', LOOPER_REDIS_PORT=$(LOOPER_REDIS_PORT), LOOPER_ENV=$(LOOPER_ENV)"
+	@echo "Variables: PYTEST_ARGS='-k name -x', DEMO_ARGS='--fault default --fault-day 3 --days 3', LOOPER_REDIS_PORT=$(LOOPER_REDIS_PORT), LOOPER_ENV=$(LOOPER_ENV)"
 
 bootstrap: ## set up .venv, Delta jars (.jars/), redis-server and var/ (idempotent)
 	@bash scripts/bootstrap.sh
@@ -35,8 +36,8 @@ test-cluster: bootstrap ## the loop on the cluster in a box (tests/cluster: star
 	@status=0; $(PYTHON) -m pytest tests/cluster $(PYTEST_ARGS) || status=$$?; \
 	  LOOPER_CLUSTER_DIR=$(CURDIR)/var/cluster-test bash scripts/cluster.sh down >/dev/null 2>&1 || true; exit $$status
 
-demo: bootstrap ## run the end-to-end demo on the embedded stack
-	$(PYTHON) scripts/demo.py
+demo: bootstrap ## run the end-to-end demo on the embedded stack (options with DEMO_ARGS=...)
+	$(PYTHON) scripts/demo.py $(DEMO_ARGS)
 
 lint: bootstrap ## ruff check
 	$(VENV)/bin/ruff check .

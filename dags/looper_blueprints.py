@@ -229,17 +229,20 @@ def build_dag(name: str, blueprint: Blueprint, settings: Settings, jars: str | N
         ]
         monitor = tasks[JOBS.index("monitor_blueprint")]
         monitor.retries = 0  # a critical alert is not transient: fail once, notify once
-        monitor.on_failure_callback = alert_callbacks(settings)
+        monitor.on_failure_callback = alert_callbacks(settings, name)
         tasks.insert(JOBS.index("join_feedback"), watermark_sensor(name, blueprint, settings, env))
         chain(*tasks)
     return dag
 
 
-def alert_callbacks(settings: Settings) -> list:
-    """The notifiers the monitor task's failure goes to (the ``alerts:`` settings; none unless set)."""
+def alert_callbacks(settings: Settings, blueprint: str) -> list:
+    """The notifiers the monitor task's failure goes to (the ``alerts:`` settings; none unless set).
+
+    Each lists the day's alerts of ``blueprint``, read from the lake of these settings.
+    """
     from looper_common.monitoring.notify import alert_notifiers
 
-    return alert_notifiers(settings.alerts)
+    return alert_notifiers(settings.alerts, blueprint=blueprint, env=settings.env, home=settings.home)
 
 
 def build_dags(home: Path = HOME) -> dict[str, DAG]:

@@ -3,8 +3,8 @@
 For --run-date D, measures the day's decisions against a reference window (feature,
 score and label drift, missing values, unseen categories), the serving health
 (versions, defaults and why, logged propensities, replayed draws), the feedback flow
-(freshness, delays, late, orphan and quarantined rates, stream backlog, Redis
-memory) and the realized reward per policy version next to its OPE promise, and
+(feedback and watermark freshness, delays, late, orphan and quarantined rates, stream
+backlog, Redis memory, events the SDK dropped) and the realized reward per policy version next to its OPE promise, and
 replaces D's partitions of monitoring/drift, serving, freshness, online_value and
 alerts. Thresholds come from the blueprint's ``monitoring:`` section. Exits non-zero
 when an alert is critical (the rows are written first); warnings are logged only.

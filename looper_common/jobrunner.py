@@ -7,8 +7,9 @@ import atexit
 import gc
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import TypeVar
@@ -112,6 +113,27 @@ def open_lake(settings: Settings, app_name: str) -> Lake:
                 spark=LazySession(settings, app_name))
     lake.ensure_tables()
     return lake
+
+
+@contextmanager
+def loading_libraries() -> Iterator[None]:
+    """Load large libraries with the cyclic collector paused, then freeze what is alive (``gc.freeze``).
+
+    Importing MLflow (with SQLAlchemy and its ORM models) or matplotlib makes hundreds of
+    thousands of objects that live as long as the process; with the collector on, the
+    imports trigger full collections that traverse all of them again and again. A full
+    collection first clears the garbage made so far, so nothing collectable is frozen;
+    later collections skip the frozen objects.
+    """
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 def in_background(task: Callable[[], T], name: str) -> Future[T]:

@@ -19,6 +19,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from looper_common.contracts.blueprint_specs import (  # noqa: F401 - the sections, re-exported: callers import them from here
+    BELOW_LEVEL_CHECKS,
     DEFAULT_THRESHOLDS,
     RESERVED_COLUMNS,
     AlertThreshold,

@@ -1,4 +1,7 @@
-"""Alerts: a check's value beyond its blueprint threshold (``monitoring.thresholds``, else the defaults)."""
+"""Alerts: a check's value beyond its blueprint threshold (``monitoring.thresholds``, else the defaults).
+
+Beyond is above the level, below it for ``BELOW_LEVEL_CHECKS`` (``matured_share``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from datetime import date
 
 import pyarrow as pa
 
-from looper_common.contracts.blueprint import MonitoringSpec
+from looper_common.contracts.blueprint import BELOW_LEVEL_CHECKS, MonitoringSpec
 from looper_common.lake.tables import ALERTS_SCHEMA
 from looper_common.monitoring.metrics import Metric
 from looper_common.monitoring.online import OnlineValue
@@ -30,22 +33,25 @@ class Alert:
         return f"{self.severity}: {what} is {self.value:.4g}, beyond {self.threshold:.4g}"
 
 
-def _level(value: float, warn: float | None, critical: float | None) -> tuple[str, float] | None:
-    if critical is not None and value > critical:
+def _level(value: float, warn: float | None, critical: float | None, below: bool = False) -> tuple[str, float] | None:
+    def beyond(level: float) -> bool:
+        return value < level if below else value > level
+
+    if critical is not None and beyond(critical):
         return CRITICAL, critical
-    if warn is not None and value > warn:
+    if warn is not None and beyond(warn):
         return WARNING, warn
     return None
 
 
 def evaluate_alerts(spec: MonitoringSpec, metrics: Sequence[Metric], online: Sequence[OnlineValue]) -> list[Alert]:
-    """Every metric above its check's warn or critical level; the holdback lift's lower bound below minus it."""
+    """Every metric beyond its check's warn or critical level; the holdback lift's lower bound below minus it."""
     alerts = []
     for m in metrics:
         if m.value is None or m.value != m.value:  # not measured today, or NaN
             continue
         t = spec.threshold(m.check)
-        level = _level(m.value, t.warn, t.critical)
+        level = _level(m.value, t.warn, t.critical, m.check in BELOW_LEVEL_CHECKS)
         if level is not None:
             alerts.append(Alert(m.check, m.subject, float(m.value), level[1], level[0]))
     t = spec.threshold("online_lift_lower")

@@ -2,8 +2,9 @@
 
 Each plot is a matplotlib PNG embedded as base64, so the file opens anywhere (and as an
 MLflow artifact) without the lake: input drift per feature, label rates, the default
-share, feedback freshness, online reward per group with its interval, the holdback
-lift, and the alerts.
+share, feedback and ingestion freshness, online reward per group and per policy version with
+its interval (next to the OPE value the version was promoted on), the holdback lift, and
+the alerts.
 """
 
 from __future__ import annotations
@@ -15,15 +16,12 @@ from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
-import matplotlib
+import matplotlib.dates as mdates
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.dates as mdates  # noqa: E402 (the backend is chosen first)
-import matplotlib.pyplot as plt  # noqa: E402
-
-from looper_common.contracts.blueprint import Blueprint  # noqa: E402
-from looper_common.lake.engine import Lake, blueprint_dates  # noqa: E402
-from looper_common.lake.tables import (  # noqa: E402
+from looper_common.contracts.blueprint import Blueprint
+from looper_common.lake.engine import Lake, blueprint_dates
+from looper_common.lake.tables import (
     MONITOR_ALERTS,
     MONITOR_DRIFT,
     MONITOR_FRESHNESS,
@@ -32,15 +30,23 @@ from looper_common.lake.tables import (  # noqa: E402
 )
 
 DAYS = 28
+LEGEND_VERSIONS = 10  # the colour cycle's length: older versions reuse the colours, unnamed
 
 
-def _png(fig) -> str:
-    for ax in fig.axes:  # one tick per day at most, labelled by the day
+def _figure(height: float = 2.8, legend_outside: bool = False) -> Figure:
+    """A figure of one plot with fixed margins: saved in one draw (a tight bounding box costs a second)."""
+    fig = Figure(figsize=(7, height))
+    fig.subplots_adjust(left=0.1, right=0.78 if legend_outside else 0.98, bottom=0.12, top=0.88)
+    fig.subplots()
+    return fig
+
+
+def _png(fig: Figure) -> str:
+    for ax in fig.axes:  # at most 10 ticks, labelled by the day
         ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=2, maxticks=10))
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=72, bbox_inches="tight")
-    plt.close(fig)
+    fig.savefig(buffer, format="png", dpi=72)  # the Agg canvas: no pyplot, no GUI backend
     return base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -53,7 +59,8 @@ def _series(rows: list[dict], check: str) -> dict[str, list[tuple[date, float]]]
 
 
 def _line_plot(title: str, series: dict[str, list[tuple[date, float]]], levels: dict[str, float | None]) -> str:
-    fig, ax = plt.subplots(figsize=(7, 2.8))
+    fig = _figure()
+    ax = fig.axes[0]
     for name, points in sorted(series.items()):
         ax.plot([d for d, _ in points], [v for _, v in points], marker="o", ms=3, label=name)
     for name, level in levels.items():
@@ -62,29 +69,69 @@ def _line_plot(title: str, series: dict[str, list[tuple[date, float]]], levels: 
     ax.set_title(title)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="upper left")
-    fig.autofmt_xdate()
     return _png(fig)
 
 
 def _interval_plot(title: str, rows: list[dict], names: list[str]) -> str:
-    fig, ax = plt.subplots(figsize=(7, 2.8))
+    fig = _figure()
+    ax = fig.axes[0]
     for i, name in enumerate(names):
-        points = sorted((r["date"], r["mean"], r["lower"], r["upper"]) for r in rows
-                        if r["name"] == name and r["mean"] is not None)
+        points = sorted(((r["date"], r) for r in rows if r["name"] == name and r["mean"] is not None),
+                        key=lambda p: p[0])
         if not points:
             continue
-        days = [datetime.combine(p[0], time(4 * i)) for p in points]  # side by side, not on top of each other
-        means = [p[1] for p in points]
-        below = [p[1] - p[2] if p[2] == p[2] else 0 for p in points]
-        above = [p[3] - p[1] if p[3] == p[3] else 0 for p in points]
-        ax.errorbar(days, means, yerr=[below, above], fmt="o", ms=3, capsize=2, label=name)
+        days = [datetime.combine(d, time(4 * i)) for d, _ in points]  # side by side, not on top of each other
+        ax.errorbar(days, [r["mean"] for _, r in points], yerr=_spread(r for _, r in points), fmt="o", ms=3,
+                    capsize=2, label=name)
     if names == ["lift_over_holdback"]:
         ax.axhline(0.0, color="grey", lw=1)
     ax.set_title(title)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="upper left")
-    fig.autofmt_xdate()
     return _png(fig)
+
+
+GROUPS = frozenset({"policy", "default", "holdback", "outside_holdback", "lift_over_holdback"})
+
+
+def version_figure(title: str, rows: list[dict]) -> Figure:
+    """Each policy version's realized reward per day with its interval; hollow: the OPE value it was promoted on."""
+    versions = sorted({r["name"] for r in rows if r["name"] not in GROUPS and r["mean"] is not None})
+    fig = _figure(3.2, legend_outside=True)
+    ax = fig.axes[0]
+    promised = False
+    for i, version in enumerate(versions):
+        points = sorted(((r["date"], r) for r in rows if r["name"] == version and r["mean"] is not None),
+                        key=lambda p: p[0])
+        days = [datetime.combine(d, time(3 * (i % 6))) for d, _ in points]
+        bars = ax.errorbar(days, [r["mean"] for _, r in points], yerr=_spread(r for _, r in points),
+                           fmt="o", ms=3, capsize=2,
+                           label=version if i >= len(versions) - LEGEND_VERSIONS else "_nolegend_")
+        ope = [(day, r) for day, (_, r) in zip(days, points, strict=True) if r["ope_estimate"] is not None]
+        if ope:
+            ax.errorbar([day + timedelta(hours=1.5) for day, _ in ope], [r["ope_estimate"] for _, r in ope],
+                        yerr=_spread(({"mean": r["ope_estimate"], "lower": r["ope_lower"], "upper": r["ope_upper"]}
+                                      for _, r in ope)),
+                        fmt="o", ms=4, mfc="none", capsize=2, ls="none", color=bars[0].get_color(),
+                        label=None if promised else "OPE at promotion (hollow)")
+            promised = True
+    ax.set_title(title)
+    if versions:
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  title=f"newest {min(len(versions), LEGEND_VERSIONS)} of {len(versions)}", title_fontsize=6)
+    else:
+        ax.text(0.5, 0.5, "no policy version served in these days", ha="center", transform=ax.transAxes)
+    return fig
+
+
+def _spread(rows) -> list[list[float]]:
+    """Error bar lengths below and above each mean (0 where a bound is unknown)."""
+    below, above = [], []
+    for r in rows:
+        lower, upper = r["lower"], r["upper"]
+        below.append(r["mean"] - lower if lower is not None and lower == lower else 0.0)
+        above.append(upper - r["mean"] if upper is not None and upper == upper else 0.0)
+    return [below, above]
 
 
 def render_dashboard(lake: Lake, blueprint: Blueprint, run_date: date) -> str:
@@ -111,11 +158,17 @@ def render_dashboard(lake: Lake, blueprint: Blueprint, run_date: date) -> str:
         ("Default share", _line_plot("share served the default", {
             "unexpected": _series(serving, "default_share").get("default_share", []),
             "all": _series(serving, "default_share_all").get("default_share_all", [])}, levels("default_share"))),
-        ("Feedback freshness", _line_plot("age of the newest observation (h)", _series(freshness, "feedback_age_h"),
-                                          levels("feedback_age_h"))),
+        ("Feedback freshness", _line_plot("hours before the day's end", {
+            "newest observation": _series(freshness, "feedback_age_h").get("feedback_age_h", []),
+            "ingestion watermark": _series(freshness, "ingest_watermark_age_h").get("ingest_watermark_age_h", [])},
+            levels("feedback_age_h"))),
         ("Online reward (mean and 95% interval)", _interval_plot(
-            f"realized {blueprint.objectives.maximize}", online, ["policy", "default", "holdback"])),
-        ("Holdback lift", _interval_plot("policy minus holdback", online, ["lift_over_holdback"])),
+            f"realized {blueprint.objectives.maximize}", online,
+            ["policy", "default", "holdback", "outside_holdback"])),
+        ("Online reward per policy version (mean and 95% interval; hollow: the OPE value at promotion)",
+         _png(version_figure(f"realized {blueprint.objectives.maximize} by version", online))),
+        ("Holdback lift", _interval_plot("every unit outside the holdback minus the holdback", online,
+                                         ["lift_over_holdback"])),
     ]
     alert_rows = "".join(
         f"<tr class='{html.escape(a['severity'])}'><td>{a['date']}</td><td>{html.escape(a['severity'])}</td>"

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import redis
 
 from looper_common.contracts.blueprint import Blueprint
+from looper_common.ingest.watermark import read_watermarks
 from looper_common.lake.engine import Lake, blueprint_dates
 from looper_common.lake.tables import (
     ALIAS_HISTORY,
@@ -38,7 +39,7 @@ from looper_common.lake.tables import (
 )
 from looper_common.monitoring.alerts import CRITICAL, Alert, alert_rows, evaluate_alerts
 from looper_common.monitoring.drift import feature_drift, score_drift
-from looper_common.monitoring.flow import feedback_flow, redis_health
+from looper_common.monitoring.flow import SDK_TOTALS, feedback_flow, redis_health, sdk_delivery
 from looper_common.monitoring.labels import label_health
 from looper_common.monitoring.metrics import Metric, metric_rows
 from looper_common.monitoring.online import OnlineValue, online_value, ope_promises
@@ -83,7 +84,7 @@ class MonitorRun:
 
         share = self.value("default_share")
         checks = ", ".join(sorted({a.check for a in self.alerts})) or "none"
-        return (f"alerts {len(self.alerts)} ({len(self.critical)} critical: {checks}); "
+        return (f"alerts {len(self.alerts)} ({len(self.critical)} critical): {checks}; "
                 f"unexpected default share {'n/a' if share is None else f'{share:.1%}'}; "
                 f"policy reward {online('policy')}; default {online('default')}; "
                 f"lift over holdback {online('lift_over_holdback')}")
@@ -117,11 +118,20 @@ def _decision_columns() -> list[str]:
     return _DECISION_COLUMNS + (["default_reason"] if "default_reason" in BRONZE_DECISIONS.columns else [])
 
 
-def _redis_metrics(client: redis.Redis | None, blueprint: str) -> list[Metric]:
+def previous_sdk_totals(lake: Lake, blueprint: str, run_date: date) -> dict[str, float]:
+    """The SDK totals the newest monitored day before ``run_date`` (within 28 days) recorded."""
+    rows = lake.read(MONITOR_FRESHNESS, columns=["check", "value", "date"], filters=[
+        ("blueprint", "=", blueprint), ("date", ">=", run_date - timedelta(days=28)), ("date", "<", run_date),
+        ("check", "in", list(SDK_TOTALS))]).table.to_pylist()
+    newest = max((r["date"] for r in rows), default=None)
+    return {r["check"]: r["value"] for r in rows if r["date"] == newest and r["value"] is not None}
+
+
+def _redis_metrics(client: redis.Redis | None, blueprint: str, previous: dict[str, float]) -> list[Metric]:
     if client is None:
         return []
     try:
-        return redis_health(client, blueprint)
+        return redis_health(client, blueprint) + sdk_delivery(client, blueprint, previous)
     except redis.RedisError as err:  # the monitor reports Redis unreachable; it does not stop on it
         return [Metric("redis_error", 1.0, None, f"{type(err).__name__}: {err}")]
 
@@ -155,8 +165,10 @@ def measure(lake: Lake, blueprint: Blueprint, run_date: date, client: redis.Redi
     join_stats = lake.read(JOIN_STATS, filters=blueprint_dates(name, run_date, run_date)).table
     quarantined = lake.read(QUARANTINE, filters=[("date", "=", run_date), ("blueprint", "=", name)],
                             columns=["event_id"]).table.num_rows
-    run.freshness = feedback_flow(run_date, observations["ts"], today.num_rows, observed_today, examples,
-                                  join_stats, quarantined) + _redis_metrics(client, name)
+    watermark = read_watermarks(lake).get(name)
+    run.freshness = (feedback_flow(run_date, observations["ts"], today.num_rows, observed_today, examples,
+                                   join_stats, quarantined, watermark)
+                     + _redis_metrics(client, name, previous_sdk_totals(lake, name, run_date)))
 
     history = lake.read(ALIAS_HISTORY, filters=[("model", "=", model)]).table
     run.online = online_value(blueprint, examples, ope_promises(history, model))

@@ -3,9 +3,11 @@
 Over the examples of the objective label that matured on the run date, each group's
 mean reward comes with a bootstrap percentile interval over hash buckets of the
 decision id (``decision_science.bootstrap``); every group is resampled with the same
-bucket draws, so the policy's lift over the holdback is a paired difference. Next to
-each version stands the OPE value its champion was promoted on (``gold/alias_history``),
-so the promise can be checked against what happened.
+bucket draws, so the lift over the holdback is a paired difference. The lift is by
+intent to treat: every unit outside the holdback, whatever it was served (a new unit's
+default included), against the held-back units. Next to each version stands the OPE
+value its champion was promoted on (``gold/alias_history``), so the promise can be
+checked against what happened.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ _MODEL_VERSION = re.compile(r"^\d{8}-m(\d+)-")
 class OnlineValue:
     """One group's realized mean reward with its interval, and the OPE estimate made before promotion."""
 
-    name: str  # a policy version, "policy" (all versions), "default", "holdback" or "lift_over_holdback"
+    # a policy version, "policy" (all versions), "default" (outside the holdback), "holdback",
+    # "outside_holdback" (every unit outside it, whatever served) or "lift_over_holdback"
+    name: str
     decisions: int
     mean: float | None
     lower: float | None
@@ -64,6 +68,7 @@ def ope_promises(alias_history: pa.Table, model: str) -> dict[str, tuple[float, 
 
 
 def _groups(blueprint: Blueprint, examples: pa.Table) -> dict[str, np.ndarray]:
+    """Which examples each group holds; with a holdback, its two arms split by unit, not by what was served."""
     versions = np.asarray([v or "" for v in examples["policy_version"].to_pylist()], dtype=object)
     is_default = examples["is_default"].to_numpy(zero_copy_only=False).astype(bool)
     held = (np.zeros(len(versions), bool) if blueprint.holdback is None else
@@ -72,13 +77,14 @@ def _groups(blueprint: Blueprint, examples: pa.Table) -> dict[str, np.ndarray]:
     groups["policy"] = ~is_default
     groups["default"] = is_default & ~held
     if blueprint.holdback is not None:
-        groups["holdback"] = is_default & held
+        groups["holdback"] = held
+        groups["outside_holdback"] = ~held
     return groups
 
 
 def online_value(blueprint: Blueprint, examples: pa.Table, promises: dict[str, tuple[float, float, float]],
                  seed: int = 0) -> list[OnlineValue]:
-    """The groups' realized means with intervals, and the policy's lift over the holdback when there is one."""
+    """The groups' realized means with intervals, and the lift over the holdback when there is one."""
     objective = examples.filter(pc.equal(examples["label"], blueprint.objectives.maximize))
     if objective.num_rows == 0:
         return []
@@ -96,8 +102,9 @@ def online_value(blueprint: Blueprint, examples: pa.Table, promises: dict[str, t
         iv = interval(float(sums.sum() / sizes.sum()), replicas[name], ALPHA)
         promise = promises.get(model_version_of(name) or "", (None, None, None))
         out.append(OnlineValue(name, int(sizes.sum()), iv.value, iv.lower, iv.upper, *promise))
-    if "holdback" in replicas and "policy" in replicas:
-        policy, held = (next(v for v in out if v.name == n) for n in ("policy", "holdback"))
-        iv = interval(policy.mean - held.mean, replicas["policy"] - replicas["holdback"], ALPHA)
-        out.append(OnlineValue("lift_over_holdback", policy.decisions + held.decisions, iv.value, iv.lower, iv.upper))
+    if "holdback" in replicas and "outside_holdback" in replicas:
+        treated, held = (next(v for v in out if v.name == n) for n in ("outside_holdback", "holdback"))
+        iv = interval(treated.mean - held.mean, replicas["outside_holdback"] - replicas["holdback"], ALPHA)
+        out.append(OnlineValue("lift_over_holdback", treated.decisions + held.decisions, iv.value, iv.lower,
+                               iv.upper))
     return out

@@ -15,8 +15,8 @@ from pathlib import Path
 from looper_common.contracts import redis_conn
 from looper_common.contracts.blueprint import Blueprint
 from looper_common.contracts.config import Settings
+from looper_common.jobrunner import loading_libraries
 from looper_common.lake.engine import Lake
-from looper_common.monitoring.dashboard import write_dashboard
 from looper_common.monitoring.monitor import MonitorRun, record_day
 
 log = logging.getLogger(__name__)
@@ -33,23 +33,25 @@ def dashboard_folder(settings: Settings) -> Path:
 def headline_metrics(run: MonitorRun) -> dict[str, float]:
     """The numbers worth a chart in MLflow: alert counts, default share, freshness, online reward."""
     out = {"alerts": float(len(run.alerts)), "alerts_critical": float(len(run.critical))}
-    for name in ("default_share", "default_share_all", "feedback_age_h", "replay_mismatch", "propensity_mismatch"):
+    for name in ("default_share", "default_share_all", "feedback_age_h", "ingest_watermark_age_h",
+                 "replay_mismatch", "propensity_mismatch"):
         value = run.value(name)
         if value is not None:
             out[name] = value
     for v in run.online:
-        if v.name in ("policy", "default", "holdback", "lift_over_holdback") and v.mean is not None:
+        if v.name in ("policy", "default", "holdback", "outside_holdback", "lift_over_holdback") and v.mean is not None:
             out[f"online.{v.name}"] = v.mean
     return out
 
 
 def log_to_mlflow(settings: Settings, run: MonitorRun, page: Path, blueprint: Blueprint) -> str:
     """Log the day's numbers and dashboard to the MLflow run of this monitor day; returns its id."""
-    import mlflow
+    with loading_libraries():  # MLflow, and SQLAlchemy with MLflow's ORM models when the store opens
+        import mlflow
 
-    from looper_common.training.registry import configure_mlflow
+        from looper_common.training.registry import configure_mlflow
 
-    experiment = configure_mlflow(settings, blueprint.name)
+        experiment = configure_mlflow(settings, blueprint.name)
     found = mlflow.search_runs(
         experiment_ids=[experiment], output_format="list",
         filter_string=f"tags.job = '{JOB}' and tags.run_date = '{run.run_date}'",
@@ -64,6 +66,8 @@ def log_to_mlflow(settings: Settings, run: MonitorRun, page: Path, blueprint: Bl
 
 def monitor_blueprint(settings: Settings, lake: Lake, blueprint: Blueprint, run_date: date) -> MonitorRun:
     """Every check of ``blueprint`` on ``run_date``, its tables, dashboard and MLflow run."""
+    with loading_libraries():  # matplotlib; what is loaded so far (settings, blueprints) is frozen too
+        from looper_common.monitoring.dashboard import write_dashboard
     client = redis_conn.from_settings(settings.redis, socket_timeout=5)
     try:
         run = record_day(lake, blueprint, run_date, client)

@@ -37,8 +37,33 @@ def test_the_page_shows_28_days_of_reward_intervals_alerts_and_the_ope_promise(t
                                                       blueprint.name, DAY - timedelta(days=29)),
                            {"blueprint": blueprint.name, "date": DAY - timedelta(days=29)})
     page = render_dashboard(lake, blueprint, DAY)
-    assert page.count("data:image/png;base64,") == 7
+    assert page.count("data:image/png;base64,") == 8
     assert page.count("<td>20260301-m3-x</td>") == 28  # the promise next to what happened, day by day
     assert "no alert in these 28 days" in page  # the alert of day 29 back is outside the window
     path = write_dashboard(lake, blueprint, DAY, tmp_path / "monitoring")
     assert path.read_text() == page
+
+
+def test_the_version_plot_shows_each_versions_reward_interval_and_its_ope_promise():
+    from looper_common.monitoring.dashboard import version_figure
+
+    def row(name, day, mean, ope=None):
+        return {"name": name, "date": day, "mean": mean, "lower": mean and mean - 0.02, "upper": mean and mean + 0.03,
+                "ope_estimate": ope, "ope_lower": None if ope is None else ope - 0.01,
+                "ope_upper": None if ope is None else ope + 0.01}
+
+    rows = [row("20260301-m3-a", DAY - timedelta(days=1), 0.30, ope=0.33), row("20260301-m3-a", DAY, 0.31, ope=0.33),
+            row("20260310-m4-b", DAY, 0.35), row("policy", DAY, 0.32), row("lift_over_holdback", DAY, 0.1),
+            row("20260311-m5-c", DAY, None)]  # nothing matured for it yet: not drawn
+    fig = version_figure("t", rows)
+    ax = fig.axes[0]
+    assert ax.get_legend_handles_labels()[1] == ["20260301-m3-a", "OPE at promotion (hollow)", "20260310-m4-b"]
+    realized_a, promise_a, realized_b = ax.containers
+    assert list(realized_a.lines[0].get_ydata()) == [0.30, 0.31]
+    assert list(promise_a.lines[0].get_ydata()) == [0.33, 0.33]
+    assert list(realized_b.lines[0].get_ydata()) == [0.35]
+    # the interval: from the lower to the upper bound
+    segments = realized_b.lines[2][0].get_segments()
+    assert [round(y, 6) for y in segments[0][:, 1]] == [0.33, 0.38]
+    empty = version_figure("t", [row("policy", DAY, 0.3)])
+    assert empty.axes[0].texts[0].get_text() == "no policy version served in these days"

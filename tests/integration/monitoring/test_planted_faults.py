@@ -95,6 +95,29 @@ def test_a_rerun_of_a_day_replaces_its_rows(tmp_path, redis_url, redis_client):
     assert 2 < float(clean.split("default share ")[1].split("%")[0]) < 8, clean  # only the holdback's units
 
 
+def _job_environment(monkeypatch, tmp_path, lake: Lake, redis_url: str) -> None:
+    """What jobs/monitor_blueprint.py reads: this test's lake, Redis and MLflow store."""
+    for var, value in {"LOOPER_LAKE_ROOT": lake.root, "LOOPER_REDIS_URL": redis_url,
+                       "LOOPER_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
+                       "LOOPER_MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts"), "LOOPER_HOME": str(ROOT)}.items():
+        monkeypatch.setenv(var, value)
+
+
+def test_a_warning_only_day_does_not_fail_the_monitor_job(tmp_path, redis_url, redis_client, monkeypatch, capsys):
+    from jobs.monitor_blueprint import main
+
+    # a fifth of the units without an entry: above default_share's warn level (0.1), below critical (0.3)
+    lake, _ = _run(tmp_path, redis_url, redis_client, Faults(default=DefaultShare(0.2, day=3)))
+    _job_environment(monkeypatch, tmp_path, lake, redis_url)
+    assert main(["--blueprint", BLUEPRINT, "--run-date", "2026-03-04"]) == 0
+    [row] = lake.read(MONITOR_ALERTS).table.to_pylist()
+    assert (row["check"], row["severity"], row["threshold"]) == ("default_share", "warning", 0.1)
+    assert 0.1 < row["value"] < 0.3
+    out, err = capsys.readouterr()
+    assert "monitor notification_send 2026-03-04: alerts 1 (0 critical): default_share;" in out
+    assert "critical alert(s)" not in err
+
+
 def test_the_monitor_job_fails_on_a_critical_alert_and_logs_its_dashboard(tmp_path, redis_url, redis_client,
                                                                          monkeypatch, capsys):
     import mlflow
@@ -102,10 +125,7 @@ def test_the_monitor_job_fails_on_a_critical_alert_and_logs_its_dashboard(tmp_pa
     from jobs.monitor_blueprint import main
 
     lake, _ = _run(tmp_path, redis_url, redis_client, FAULTS["default"][0])
-    for var, value in {"LOOPER_LAKE_ROOT": lake.root, "LOOPER_REDIS_URL": redis_url,
-                       "LOOPER_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
-                       "LOOPER_MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts"), "LOOPER_HOME": str(ROOT)}.items():
-        monkeypatch.setenv(var, value)
+    _job_environment(monkeypatch, tmp_path, lake, redis_url)
     assert main(["--blueprint", BLUEPRINT, "--run-date", "2026-03-03"]) == 0  # a clean day
     for _ in range(2):  # a rerun logs to the same MLflow run and rewrites the same page
         assert main(["--blueprint", BLUEPRINT, "--run-date", "2026-03-04"]) == 1
@@ -114,7 +134,7 @@ def test_the_monitor_job_fails_on_a_critical_alert_and_logs_its_dashboard(tmp_pa
     page = tmp_path / "monitoring" / BLUEPRINT / "2026-03-04" / "dashboard.html"
     assert f"dashboard {page}" in out
     text = page.read_text()
-    assert text.count("data:image/png;base64,") == 7 and "default_share" in text and "critical" in text
+    assert text.count("data:image/png;base64,") == 8 and "default_share" in text and "critical" in text
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=[f"looper/{BLUEPRINT}"], output_format="list")
     assert sorted(r.data.tags["run_date"] for r in runs) == ["2026-03-03", "2026-03-04"]

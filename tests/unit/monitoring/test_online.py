@@ -18,25 +18,43 @@ from tests.conftest import make_blueprint
 VERSION = "20260301-m3-abcdef"
 
 
-def _examples(blueprint, n: int, policy_rate: float, default_rate: float, seed: int = 0) -> pa.Table:
+def _examples(blueprint, n: int, policy_rate: float, default_rate: float, seed: int = 0,
+              new_share: float = 0.0) -> pa.Table:
+    """``n`` units; the held-back ones and a ``new_share`` of the others (new units) served the default."""
     rng = np.random.default_rng(seed)
     units = [f"u{i}" for i in range(n)]
     held = np.array([in_holdback(blueprint, u) for u in units])
-    reward = np.where(held, rng.random(n) < default_rate, rng.random(n) < policy_rate).astype(float)
+    default = held | (rng.random(n) < new_share)
+    reward = np.where(default, rng.random(n) < default_rate, rng.random(n) < policy_rate).astype(float)
     return pa.table({
         "decision_id": [f"d{i}" for i in range(n)], "label": ["clicked"] * n, "value": reward, "unit_id": units,
-        "policy_version": [None if h else VERSION for h in held], "is_default": held,
+        "policy_version": [None if d else VERSION for d in default], "is_default": default,
     })
 
 
 def test_online_value_lift_over_the_holdback_covers_the_truth():
     blueprint = make_blueprint(holdback={"share": 0.2})
     values = {v.name: v for v in online_value(blueprint, _examples(blueprint, 20_000, 0.30, 0.20), {})}
-    assert set(values) == {VERSION, "policy", "holdback", "lift_over_holdback"}  # no other default served
+    # no other default served: outside the holdback, every unit got the policy
+    assert set(values) == {VERSION, "policy", "holdback", "outside_holdback", "lift_over_holdback"}
     assert 3500 < values["holdback"].decisions < 4500
+    assert values["holdback"].decisions + values["outside_holdback"].decisions == 20_000
     lift = values["lift_over_holdback"]
     assert lift.lower < 0.10 < lift.upper and lift.lower > 0.05
     assert values["policy"].lower < 0.30 < values["policy"].upper
+
+
+def test_the_lift_counts_every_unit_outside_the_holdback_whatever_it_was_served():
+    """Intent to treat: new units served the default outside the holdback are in the treated arm."""
+    blueprint = make_blueprint(holdback={"share": 0.2})
+    examples = _examples(blueprint, 60_000, 0.30, 0.20, seed=1, new_share=0.25)
+    values = {v.name: v for v in online_value(blueprint, examples, {})}
+    outside = values["outside_holdback"]
+    assert outside.decisions == values["policy"].decisions + values["default"].decisions
+    # truth: 0.75 * 0.30 + 0.25 * 0.20 - 0.20 = 0.075; policy-served vs held back would say 0.10
+    lift = values["lift_over_holdback"]
+    assert lift.lower < 0.075 < lift.upper and lift.upper < 0.10, lift
+    assert lift.decisions == 60_000
 
 
 def test_ope_promise_of_the_promoted_version_stands_next_to_it():
@@ -72,3 +90,16 @@ def test_a_negative_holdback_lift_alerts_only_when_configured():
     spec = MonitoringSpec(thresholds={"online_lift_lower": {"warn": 0.0}})
     [alert] = evaluate_alerts(spec, [], lift)
     assert (alert.check, alert.value, alert.severity) == ("online_lift_lower", -0.08, "warning")
+
+
+def test_report_only_checks_take_levels_and_matured_share_alerts_below_its_level():
+    metrics = [Metric("feature_chi2", 0.4, "country"), Metric("stream_lag", 5000.0), Metric("matured_share", 0.55),
+               Metric("score_psi", 1.1, "send"), Metric("label_rate_shift", 0.04, "clicked")]
+    assert evaluate_alerts(MonitoringSpec(), metrics, []) == []  # no default level for these
+    spec = MonitoringSpec(thresholds={"feature_chi2": {"warn": 0.3}, "stream_lag": {"critical": 1000},
+                                      "matured_share": {"warn": 0.8, "critical": 0.6}})
+    assert [(a.check, a.severity, a.threshold) for a in evaluate_alerts(spec, metrics, [])] == [
+        ("feature_chi2", "warning", 0.3), ("stream_lag", "critical", 1000.0), ("matured_share", "critical", 0.6)]
+    spec = MonitoringSpec(thresholds={"matured_share": {"warn": 0.8, "critical": 0.5}})
+    assert [(a.check, a.severity) for a in evaluate_alerts(spec, metrics, [])] == [("matured_share", "warning")]
+    assert evaluate_alerts(spec, [Metric("matured_share", 0.95)], []) == []  # above a below-level: fine
