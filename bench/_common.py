@@ -185,7 +185,9 @@ def spark_session(scratch: Path, app_name: str):
     settings = settings.model_copy(
         update={
             "lake_root": str(scratch / "lake"),
-            "spark": settings.spark.model_copy(update={"conf": conf}),
+            # a session of its own (not a client of the spark.connect server): the benchmarks read
+            # Spark's job counts and timings through its SparkContext
+            "spark": settings.spark.model_copy(update={"conf": conf, "connect": None}),
         }
     )
     return get_spark(settings, app_name), settings

@@ -120,7 +120,7 @@ def session(scratch: Path, master: str, executors: int, executor_memory: str) ->
                      "spark.executorEnv.PYTHONPATH": str(C.ROOT)})
     settings = settings.model_copy(update={
         "lake_root": str(scratch / "lake"),
-        "spark": settings.spark.model_copy(update={"master": master, "conf": conf}),
+        "spark": settings.spark.model_copy(update={"master": master, "conf": conf, "connect": None}),
     })
     os.environ["SPARK_LOCAL_IP"] = HOST
     spark = get_spark(settings, f"looper-bench-join-workers-{executors}")
