@@ -33,6 +33,7 @@ from looper_common.sdk.challenger import Challengers, decide_with_challenger
 from looper_common.sdk.connection import EvictionPolicyError, check_eviction_policy, connect, mask_url
 from looper_common.sdk.decision_batch import Decision, ServingPlan, encode_decision_event
 from looper_common.sdk.holdback import withhold
+from looper_common.sdk.lookup import Lookup
 from looper_common.sdk.online import OnlineModels, with_batch_features
 from looper_common.sdk.outbox import Outbox, is_link_error
 from looper_common.sdk.redis_batches import BatchWriter
@@ -155,69 +156,108 @@ class LooperClient:
         *,
         ts: Timestamp | Sequence[Timestamp] = None,
     ) -> list[Decision]:
-        """Batch form of :meth:`get_decision`: one MGET, and one script call per 1,000 XADDs."""
-        compiled = self._compiled(blueprint)
-        bp = compiled.blueprint
-        check_requests(compiled, requests)
-        stamps = self._timestamps(ts, len(requests), compiled.limits)
-        n = len(requests)
-        entries: list[bytes | None] = [None] * n
-        online = rollout = challenger_entries = None
-        if not self._link.allow():  # Redis failed recently: do not ask it
-            version, override = self._active.cached(bp.name)
-            missing = events.CIRCUIT_OPEN
-        else:
+        """Batch form of :meth:`get_decision`: one MGET, and one script call per 1,000 XADDs.
+
+        The steps, which ``looper serve`` also takes with async Redis between them:
+        :meth:`check_decisions`, :meth:`lookup` (the keys to read), one MGET,
+        :meth:`decide_from` (decisions and events, no I/O), then the events sent.
+        """
+        compiled, stamps = self.check_decisions(blueprint, requests, ts)
+        step = self.lookup(compiled, requests)
+        entries = None
+        if step.keys:
             try:
-                asked = not self._eviction_checked
-                if asked:
-                    self._check_eviction()
-                version, override = self._active.get(bp.name)
-                asked = asked or self._active.asked_redis
-                missing = events.NO_POLICY
-                mode = bp.serving.mode  # online/hybrid: the version's compact model scores (sdk/online.py)
-                if mode != "lookup" and version is not None:
-                    online = self._online.get(bp.name, version)
-                if version is not None and requests and (online is None or mode == "hybrid"):
-                    prefix = policy_store.entry_key(bp.name, version, "")
-                    entries = self._mget([prefix + str(u) for u, _ in requests])
-                    missing, asked = events.UNKNOWN_UNIT, True
-                if version is not None and bp.promotion.stage != "none":
-                    rollout = self._challengers.get(bp.name)
-                    challenger_entries = rollout and self._challengers.entries(bp, rollout, requests)
-                    asked = asked or self._challengers.asked_redis
-                if asked:  # a trial that did not reach Redis proves nothing
-                    self._link.success()
+                entries = self._mget(step.keys)
             except redis_errors as err:
-                first = self._link.failure(err)
-                (log.warning if first else log.debug)(
-                    "policy lookup for %s failed, serving the default for %.1f s: %s",
-                    bp.name, self._link.backoff_s, err,
-                )
-                version, override = self._active.cached(bp.name)
-                entries, missing, online, rollout = [None] * n, events.REDIS_ERROR, None, None
+                self.lookup_failed(step, err)
+            else:
+                self._link.success()
+        decisions, payloads = self.decide_from(step, requests, stamps, entries)
+        self._send(compiled.stream, payloads)
+        return decisions
+
+    def check_decisions(
+        self, blueprint: str, requests: Sequence[tuple[str, Mapping[str, object]]],
+        ts: Timestamp | Sequence[Timestamp] = None,
+    ) -> tuple[Compiled, list[int]]:
+        """The blueprint and the requests' timestamps; a ``LooperError`` names what is wrong."""
+        compiled = self._compiled(blueprint)
+        check_requests(compiled, requests)
+        return compiled, self._timestamps(ts, len(requests), compiled.limits)
+
+    def lookup(self, compiled: Compiled, requests: Sequence[tuple[str, Mapping[str, object]]]) -> Lookup:
+        """The served version, its exploration, compact model and challenger (cached, read from
+        Redis when stale), and the keys of the units' entries still to read (``Lookup.keys``)."""
+        bp = compiled.blueprint
+        step = Lookup(compiled, len(requests))
+        if not self._link.allow():  # Redis failed recently: do not ask it
+            step.version, step.override = self._active.cached(bp.name)
+            step.missing = events.CIRCUIT_OPEN
+            return step
+        try:
+            asked = not self._eviction_checked
+            if asked:
+                self._check_eviction()
+            version, step.override = self._active.get(bp.name)
+            step.version = version
+            asked = asked or self._active.asked_redis
+            step.missing = events.NO_POLICY
+            mode = bp.serving.mode  # online/hybrid: the version's compact model scores (sdk/online.py)
+            if mode != "lookup" and version is not None:
+                step.online = self._online.get(bp.name, version)
+            if version is not None and requests and (step.online is None or mode == "hybrid"):
+                prefix = policy_store.entry_key(bp.name, version, "")
+                step.keys = [prefix + str(u) for u, _ in requests]
+                step.missing = events.UNKNOWN_UNIT
+            if version is not None and bp.promotion.stage != "none":
+                step.rollout = self._challengers.get(bp.name)
+                step.challenger_entries = step.rollout and self._challengers.entries(bp, step.rollout, requests)
+                asked = asked or self._challengers.asked_redis
+            if asked:  # a trial that did not reach Redis proves nothing
+                self._link.success()
+        except redis_errors as err:
+            self.lookup_failed(step, err)
+        return step
+
+    def lookup_failed(self, step: Lookup, err: Exception) -> None:
+        """A read of ``step`` failed: open the circuit; its decisions are the default (``redis_error``)."""
+        bp = step.compiled.blueprint
+        first = self._link.failure(err)
+        (log.warning if first else log.debug)(
+            "policy lookup for %s failed, serving the default for %.1f s: %s", bp.name, self._link.backoff_s, err,
+        )
+        step.version, step.override = self._active.cached(bp.name)
+        step.keys, step.missing, step.online, step.rollout = [], events.REDIS_ERROR, None, None
+
+    def decide_from(
+        self, step: Lookup, requests: Sequence[tuple[str, Mapping[str, object]]], stamps: Sequence[int],
+        entries: list[bytes | None] | None,
+    ) -> tuple[list[Decision], list[bytes]]:
+        """The decisions and their events (for ``step.compiled.stream``) from the entries read; no I/O."""
+        compiled, n = step.compiled, step.n
+        bp = compiled.blueprint
+        if entries is None:
+            entries = [None] * n
         if compiled.batch_features:  # hybrid: the published entries supply batch-only features
             requests = with_batch_features(requests, entries)
-        if online is not None:
-            entries = online.entries(requests, entries)
+        if step.online is not None:
+            entries = step.online.entries(requests, entries)
         entries = withhold(bp, requests, entries)  # the holdback's units get the default, reason holdback
         rands = None
         if self._random_bits is not None:
             rands = [self._random_bits(64) for _ in range(n)]
-        plan = self._plan(compiled, version, override or bp.policy.exploration)
+        plan = self._plan(compiled, step.version, step.override or bp.policy.exploration)
         stats = self._stats
         stats.decisions[bp.name] = stats.decisions.get(bp.name, 0) + n
         defaults = stats.defaults.get(bp.name)
         if defaults is None:
             defaults = stats.defaults[bp.name] = {}
-        if rollout is None:
-            decisions, payloads = plan.decide(requests, stamps, entries, rands, missing, defaults)
-        else:
-            decisions, payloads = decide_with_challenger(
-                plan, self._challengers, rollout, requests, stamps, entries, challenger_entries, rands, missing,
-                defaults,
-            )
-        self._send(compiled.stream, payloads)
-        return decisions
+        if step.rollout is None:
+            return plan.decide(requests, stamps, entries, rands, step.missing, defaults)
+        return decide_with_challenger(
+            plan, self._challengers, step.rollout, requests, stamps, entries, step.challenger_entries, rands,
+            step.missing, defaults,
+        )
 
     # -- observations ----------------------------------------------------------------
 
@@ -239,6 +279,16 @@ class LooperClient:
         blueprint: str | None = None,
     ) -> None:
         """Batch form of :meth:`log_observations`: one script call per stream and 1,000 XADDs."""
+        for stream, payloads in self.observation_events(items, blueprint=blueprint).items():
+            self._send(stream, payloads)
+
+    def observation_events(
+        self,
+        items: Iterable[tuple[str, Mapping[str, float | int | bool], Timestamp]],
+        *,
+        blueprint: str | None = None,
+    ) -> dict[str, list[bytes]]:
+        """The observation events of ``items`` by stream, checked (a ``LooperError`` names the field); no I/O."""
         by_stream: dict[str, list[bytes]] = {}
         for decision_id, observations, ts in items:  # all checked before anything is sent
             check_decision_id(decision_id)
@@ -246,8 +296,7 @@ class LooperClient:
             ts_ms = events.to_epoch_ms(ts, compiled.limits)
             payloads = observation_payloads(compiled, decision_id, observations, ts_ms)
             by_stream.setdefault(compiled.stream, []).extend(payloads)
-        for stream, payloads in by_stream.items():
-            self._send(stream, payloads)
+        return by_stream
 
     def flush(self) -> int:
         """Send the events kept while Redis failed, slice by slice, until one fails; returns how many are left."""
