@@ -15,9 +15,10 @@ import os
 from collections.abc import Callable, Sequence
 
 import redis
+import redis.asyncio
 
 __all__ = [
-    "ERRORS", "LINK_ERRORS", "PASSWORD_ENV", "RedisClient", "batch_get", "config_values", "connect",
+    "ERRORS", "LINK_ERRORS", "PASSWORD_ENV", "RedisClient", "batch_get", "config_values", "connect", "connect_async",
     "from_settings", "info_values", "is_cluster",
 ]
 
@@ -44,6 +45,17 @@ def connect(url: str, *, password: str | None = None, cluster: bool = False, **o
     return redis.Redis.from_url(url, password=password, **options)
 
 
+def connect_async(
+    url: str, *, password: str | None = None, cluster: bool = False, **options: object
+) -> redis.asyncio.Redis | redis.asyncio.RedisCluster:
+    """:func:`connect` with redis-py's asyncio clients (for code on an event loop)."""
+    if password is None:
+        password = os.environ.get(PASSWORD_ENV) or None
+    if cluster:
+        return redis.asyncio.RedisCluster.from_url(url, password=password, **options)
+    return redis.asyncio.Redis.from_url(url, password=password, **options)
+
+
 def from_settings(redis_settings: object, **options: object) -> RedisClient:
     """A client as ``settings.redis`` (a ``config.RedisSettings``) describes it."""
     return connect(
@@ -52,7 +64,7 @@ def from_settings(redis_settings: object, **options: object) -> RedisClient:
 
 
 def is_cluster(client: object) -> bool:
-    return isinstance(client, redis.RedisCluster)
+    return isinstance(client, (redis.RedisCluster, redis.asyncio.RedisCluster))
 
 
 def batch_get(client: RedisClient) -> Callable[[Sequence[bytes | str]], list[bytes | None]]:

@@ -121,6 +121,7 @@ class LooperClient:
             if other != name:
                 raise LooperError(f"blueprints {other!r} and {name!r} share a decision-id tag; rename one")
         self.redis = connect(redis_url, password, socket_timeout, bool(cluster))
+        self._redis_args = (redis_url, password, socket_timeout, bool(cluster))  # for sdk.async_io
         self._mget = batch_get(self.redis)  # one MGET, or one per slot on a cluster
         self._where = f"Redis at {mask_url(redis_url)}"
         self._link = CircuitBreaker(breaker_base_s, breaker_max_s)  # Redis unreachable or hung
@@ -386,6 +387,10 @@ class LooperClient:
     def _send(self, stream: str, payloads: list[bytes]) -> None:
         """XADD the payloads (after a slice of any kept from earlier); what fails is kept."""
         self._outbox.send(stream, payloads)
+        self._after_send()
+
+    def _after_send(self) -> None:
+        """Hold the client until exit while it keeps events; add the counters to Redis when due."""
         at_exit.holding(self, len(self._outbox) > 0)
         if self._stats.due() and not (self._link.is_open or self._writes.is_open):
             err = self._stats.report(self.redis, self._outbox.sent, self._outbox.dropped)

@@ -83,6 +83,35 @@ class Outbox:
         else:
             self._send_slice(self.resend_slice, stream, payloads)
 
+    def direct(self, payloads: Sequence[bytes]) -> bool:
+        """Whether the caller may write these new events itself now: nothing is kept from earlier
+        and the breakers let Redis be tried (perhaps as their trial). It then reports with
+        :meth:`written`, or :meth:`not_written` and :meth:`keep`; otherwise it calls :meth:`send`."""
+        return bool(payloads) and not self._unsent and self._link.allow() and self._writes.allow()
+
+    def keep(self, stream: str, payloads: Sequence[bytes]) -> None:
+        """Keep new events for a retry (as many as fit; the rest are counted as dropped)."""
+        self._keep_new(stream, payloads)
+
+    def written(self, stream: str, n: int) -> None:
+        """``n`` events were written to ``stream``: close the breakers, count them."""
+        self._link.success()
+        self._writes.success()
+        self.sent[stream] = self.sent.get(stream, 0) + n
+
+    def not_written(self, stream: str, n: int, err: Exception) -> None:
+        """Writing ``n`` events to ``stream`` failed with ``err``: tell the breaker it is about."""
+        self.failed_sends += 1
+        first = True
+        if is_link_error(err):
+            first = self._link.failure(err)
+        elif is_write_refusal(err):
+            first = self._writes.failure(err)
+        # once per outage, not per retry: the breaker's state says the rest
+        (log.warning if first else log.debug)(
+            "could not send %d event(s) to %s, keeping them (%d kept): %s", n, stream, len(self._unsent), err,
+        )
+
     def flush(self, deadline: float | None = None) -> int:
         """Send every kept event, slice by slice, whatever the breakers say; stop at the first
         failure or at ``deadline`` (``time.monotonic()``). Returns how many are left."""
@@ -153,21 +182,9 @@ class Outbox:
                 for lo in range(0, len(payloads), per_call):
                     self._writer.xadd(stream, _FIELD, payloads[lo:lo + per_call])
         except redis_conn.ERRORS as err:
-            self.failed_sends += 1
-            first = True
-            if is_link_error(err):
-                first = self._link.failure(err)
-            elif is_write_refusal(err):
-                first = self._writes.failure(err)
-            # once per outage, not per retry: the breaker's state says the rest
-            (log.warning if first else log.debug)(
-                "could not send %d event(s) to %s, keeping them (%d kept): %s",
-                len(payloads), stream, len(self._unsent), err,
-            )
+            self.not_written(stream, len(payloads), err)
             return False
-        self._link.success()
-        self._writes.success()
-        self.sent[stream] = self.sent.get(stream, 0) + len(payloads)
+        self.written(stream, len(payloads))
         return True
 
     def _keep_new(self, stream: str, payloads: Sequence[bytes]) -> None:

@@ -24,10 +24,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import redis
+import redis.asyncio
 
 from looper_common.contracts.redis_conn import is_cluster
 
-__all__ = ["BatchWriter", "PER_CALL"]
+__all__ = ["AsyncStreamWriter", "BatchWriter", "PER_CALL"]
 
 PER_CALL = 1_000
 
@@ -113,6 +114,29 @@ class BatchWriter:
             pipe.set(key, value, ex=ttl_seconds)
         replies = pipe.execute(raise_on_error=True)
         _check(sum(1 for r in replies if r is True), len(keys), "SET")
+
+
+class AsyncStreamWriter:
+    """:meth:`BatchWriter.xadd` with a redis.asyncio client: the same commands, awaited."""
+
+    def __init__(self, client: redis.asyncio.Redis | redis.asyncio.RedisCluster, per_call: int = PER_CALL) -> None:
+        if per_call < 1:
+            raise ValueError("per_call must be positive")
+        self.per_call = per_call
+        self._client = client
+        self._xadd = client.register_script(_XADD_MANY)
+
+    async def xadd(self, stream: str | bytes, field: bytes, payloads: Sequence[bytes]) -> int:
+        """``XADD stream * field payload`` of each payload, in order; returns how many calls it took."""
+        if len(payloads) == 1:
+            await self._client.xadd(stream, {field: payloads[0]})
+            return 1
+        calls = 0
+        for lo in range(0, len(payloads), self.per_call):
+            chunk = payloads[lo:lo + self.per_call]
+            _check(await self._xadd(keys=[stream], args=[field, *chunk]), len(chunk), "XADD")
+            calls += 1
+        return calls
 
 
 def _check(written: object, expected: int, command: str) -> None:

@@ -1,14 +1,15 @@
 """The ASGI app of ``looper serve``: routes, error shapes, the OpenAPI document, lifespan.
 
 Middleware order, outermost first: the request log (so 401s are logged too), then the
-bearer-token check, then FastAPI's routing and body validation. Error bodies follow
-FastAPI's: 422 ``{"detail": [{"loc", "msg", "type"}]}`` naming the field (the input is
-not echoed back), 401/403 ``{"detail": "..."}``.
+bearer-token check, then the POST endpoints served without FastAPI's per-request
+machinery (``post_routes``), then FastAPI (every other path and method). Error bodies
+follow FastAPI's: 422 ``{"detail": [{"loc", "msg", "type"}]}`` naming the field (the
+input is not echoed back), 401/403 ``{"detail": "..."}``. With ``tune_gc`` the startup
+heap is frozen (``gc_pauses``); collection pauses are logged at shutdown either way.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -22,8 +23,10 @@ from looper_common import __version__
 from looper_common.contracts.blueprint import Blueprint
 from looper_common.sdk import LooperClient
 from looper_common.serve.auth import SCOPE_KEY, BearerAuth
-from looper_common.serve.logs import RequestLog
+from looper_common.serve.gc_pauses import GcPauses, freeze_startup_heap
+from looper_common.serve.logs import RequestLog, RequestStats
 from looper_common.serve.openapi import build_document
+from looper_common.serve.post_routes import PostRoutes, ascii_json, bad_request_body, validation_errors
 from looper_common.serve.schemas import (
     DecisionBatchOut,
     DecisionBatchRequest,
@@ -50,24 +53,41 @@ def _json(body: object, status: int = 200) -> Response:
     return Response(_encode(body), status_code=status, media_type="application/json")
 
 
-def _ascii_json(body: object, status: int) -> Response:
-    """An error body as ASCII JSON: it may quote input that UTF-8 cannot carry (a lone surrogate)."""
-    return Response(json.dumps(body, default=str).encode(), status_code=status, media_type="application/json")
+def _error(body: bytes, status: int) -> Response:
+    return Response(body, status_code=status, media_type="application/json")
 
 
 def create_app(
-    client: LooperClient, blueprints: Mapping[str, Blueprint], tokens: TokenTable, sdk_calls: SdkCalls = "inline"
+    client: LooperClient, blueprints: Mapping[str, Blueprint], tokens: TokenTable, sdk_calls: SdkCalls = "async",
+    *, tune_gc: bool = False, post_routes: bool = True,
 ) -> FastAPI:
-    """The HTTP API over ``client`` for ``blueprints``, open to ``tokens`` (``sdk_calls``: see ``service``)."""
+    """The HTTP API over ``client`` for ``blueprints``, open to ``tokens`` (``sdk_calls``: see ``service``).
+
+    ``post_routes=False`` leaves the POST endpoints to FastAPI (the reference the fast path is tested against).
+    """
     service = DecisionService(client, blueprints, sdk_calls)
+    pauses = GcPauses()
+    requests = RequestStats()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        log.info("serving", extra={"fields": {"blueprints": sorted(service.blueprints)}})
-        yield
-        left = app.state.unsent_at_stop = await service.flush()
-        log.info("stopped", extra={"fields": {"unsent_events": left, "dropped_events": client.dropped_events}})
-        client.redis.close()
+        frozen = freeze_startup_heap() if tune_gc else 0
+        pauses.install()
+        log.info("serving", extra={"fields": {"blueprints": sorted(service.blueprints), "sdk_calls": sdk_calls,
+                                              "gc_frozen_objects": frozen}})
+        try:
+            yield
+        finally:
+            pauses.uninstall()
+            left = app.state.unsent_at_stop = await service.flush()
+            fields: dict[str, object] = {"unsent_events": left, "dropped_events": client.dropped_events}
+            requests.flush_window()
+            fields.update(requests.summary())
+            fields.update(pauses.summary())
+            if sdk_calls == "async":
+                fields["rounds"] = service.rounds()
+            log.info("stopped", extra={"fields": fields})
+            client.redis.close()
 
     app = FastAPI(
         title="Looper decision service",
@@ -85,16 +105,15 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, err: RequestValidationError) -> Response:
-        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in err.errors()]
-        return _ascii_json({"detail": detail}, 422)
+        return _error(validation_errors(err.errors()), 422)
 
     @app.exception_handler(BadRequest)
     async def bad_request(request: Request, err: BadRequest) -> Response:
-        return _ascii_json({"detail": [{"loc": ["body", *err.field], "msg": str(err), "type": "value_error"}]}, 422)
+        return _error(bad_request_body(err), 422)
 
     @app.exception_handler(Forbidden)
     async def forbidden(request: Request, err: Forbidden) -> Response:
-        return _ascii_json({"detail": str(err)}, 403)
+        return _error(ascii_json({"detail": str(err)}), 403)
 
     @app.post("/v1/decisions", response_model=DecisionOut, responses=_AUTH_ERRORS, tags=["decisions"])
     async def decide(body: DecisionRequest, request: Request) -> Response:
@@ -125,6 +144,8 @@ def create_app(
         return _json({"status": "redis unavailable", "dropped_events": client.dropped_events}, status=503)
 
     app.openapi = lambda: build_document(app, service.blueprints)  # type: ignore[method-assign]
+    if post_routes:
+        app.add_middleware(PostRoutes, service=service)
     app.add_middleware(BearerAuth, tokens=tokens)
-    app.add_middleware(RequestLog)
+    app.add_middleware(RequestLog, stats=requests)
     return app

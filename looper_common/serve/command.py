@@ -24,8 +24,9 @@ A request without a known token gets 401 before anything else is done. The serve
 refuses to start when $LOOPER_API_TOKENS is empty.
 
 Decisions are taken by the Python SDK in this process: the same checks, events,
-exploration and default on Redis failure. Logs are JSON lines on stderr, one per
-request. On SIGTERM or Ctrl-C it stops accepting, finishes the requests in flight,
+exploration and default on Redis failure. Logs are JSON lines on stderr: a summary per
+second of traffic (counts by path and status, duration percentiles), one line per
+request with --log-level debug. On SIGTERM or Ctrl-C it stops accepting, finishes the requests in flight,
 sends the events kept while Redis was away, and exits 1 if any could not be sent.
 
 example:
@@ -58,13 +59,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of blueprint YAML files (default: the settings' blueprints_dir)")
     parser.add_argument("--graceful-timeout", type=int, default=10,
                         help="seconds to let requests in flight finish on shutdown (default 10)")
-    parser.add_argument("--sdk-calls", choices=["inline", "thread"], default="inline",
-                        help="run the SDK's Redis calls on the event loop (inline, the cheapest per request) or "
-                             "in a worker thread, one call at a time (keeps answering while Redis hangs, for more "
-                             "CPU per request); "
-                             "default inline")
+    parser.add_argument("--sdk-calls", choices=["async", "inline", "thread"], default="async",
+                        help="how the SDK's Redis round trips are made: async (redis.asyncio; the decisions of one "
+                             "blueprint asked at the same time share one MGET and one event write), inline "
+                             "(blocking calls on the event loop, one request at a time) or thread (blocking calls in "
+                             "a worker thread, one at a time: more CPU per request); default async")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
-                        help="log level; 'warning' drops the per-request lines (default info)")
+                        help="log level: info logs a summary line per second of traffic, debug also one line per "
+                             "request, warning only problems (default info)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if typos:
         print(f"looper serve: error: {ENV_VAR} scopes tokens to unknown blueprint(s) {typos}", file=sys.stderr)
         return 2
-    app = create_app(client, blueprints, tokens, args.sdk_calls)
+    app = create_app(client, blueprints, tokens, args.sdk_calls, tune_gc=True)
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_config=None, access_log=False, server_header=False,
         timeout_graceful_shutdown=args.graceful_timeout, lifespan="on",

@@ -1,13 +1,17 @@
-"""What the endpoints do: check the token's scope, then call the SDK.
+"""What the endpoints do: check the token's scope, then the SDK's steps.
 
 Every decision and observation goes through the one ``LooperClient`` of the process
-(its checks, exploration, events and retry buffer). Its calls are blocking redis-py
-round trips, made on the event loop by default (``inline``): handing each call to a
-thread cost 1.4-1.7x the server's CPU per request in bench/serve_decisions.py's runs
-(docs/benchmarks.md). The price is
-that a Redis that hangs, rather than refuses, holds every request for up to the
-client's socket timeout (0.5 s); ``thread`` (a worker thread) keeps the loop free then,
-for that CPU. ``/readyz``'s PING always runs in a thread, so it answers while Redis hangs.
+(its checks, exploration, events, breakers and retry buffer). How its Redis round
+trips are made (``sdk_calls``):
+
+- ``async`` (the default): awaited on redis.asyncio (``sdk.async_io``), and the
+  decisions of one blueprint asked at the same time are decided together
+  (``coalesce``): one MGET and one event write per round, however many requests.
+- ``inline``: the SDK's blocking redis-py calls on the event loop, one request at a time.
+- ``thread``: the blocking calls in a worker thread, one at a time (the loop stays free
+  while a Redis that hangs times out, for more CPU per request).
+
+``/readyz``'s PING always runs in a thread, so it answers while Redis hangs.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from starlette.concurrency import run_in_threadpool
 from looper_common.contracts import ids
 from looper_common.contracts.blueprint import Blueprint
 from looper_common.sdk import Decision, LooperClient, LooperError
-from looper_common.serve.schemas import DecisionBatchRequest, DecisionRequest, ObservationRequest
+from looper_common.sdk.async_io import AsyncDecisions
+from looper_common.serve.coalesce import DecisionQueue
+from looper_common.serve.schemas import MAX_BATCH, DecisionBatchRequest, DecisionRequest, ObservationRequest
 
 T = TypeVar("T")
-SdkCalls = Literal["inline", "thread"]
+SdkCalls = Literal["async", "inline", "thread"]
 
 
 async def _inline(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -61,10 +67,13 @@ class DecisionService:
     """The SDK client, the blueprints it knows and their decision-id tags."""
 
     def __init__(
-        self, client: LooperClient, blueprints: Mapping[str, Blueprint], sdk_calls: SdkCalls = "inline"
+        self, client: LooperClient, blueprints: Mapping[str, Blueprint], sdk_calls: SdkCalls = "async"
     ) -> None:
         self.client = client
+        self.sdk_calls = sdk_calls
         self._call: Callable[..., Awaitable[Any]] = _one_thread_at_a_time() if sdk_calls == "thread" else _inline
+        self._async = AsyncDecisions(client) if sdk_calls == "async" else None
+        self._queues: dict[str, DecisionQueue] = {}
         self.blueprints = dict(blueprints)
         self._by_tag = {ids.blueprint_tag(name): name for name in self.blueprints}
         self._int_features = {
@@ -88,11 +97,12 @@ class DecisionService:
 
     async def decide(self, body: DecisionRequest, scope: frozenset[str] | None) -> Decision:
         self._allow(body.blueprint, scope)
+        features = self._as_json_ints(body.blueprint, body.features)
+        if self._async is not None:
+            [decision] = await self._queued(body.blueprint, [(body.unit_id, features)], body.ts, ("features",))
+            return decision
         try:
-            return await self._call(
-                self.client.get_decision, body.blueprint, body.unit_id,
-                self._as_json_ints(body.blueprint, body.features), ts=body.ts,
-            )
+            return await self._call(self.client.get_decision, body.blueprint, body.unit_id, features, ts=body.ts)
         except LooperError as err:
             raise BadRequest(("features",), str(err)) from None
 
@@ -100,18 +110,34 @@ class DecisionService:
         self._allow(body.blueprint, scope)
         requests = [(item.unit_id, self._as_json_ints(body.blueprint, item.features)) for item in body.requests]
         stamps = [item.ts for item in body.requests]
+        if self._async is not None:
+            return await self._queued(body.blueprint, requests, stamps, ("requests",)) if requests else []
         try:
             return await self._call(self.client.get_decisions, body.blueprint, requests, ts=stamps)
         except LooperError as err:
             raise BadRequest(("requests",), str(err)) from None
 
+    async def _queued(self, blueprint: str, requests: list[tuple[str, dict[str, object]]],
+                      ts: int | None | list[int | None], field: tuple[str, ...]) -> list[Decision]:
+        """Check the requests, then decide them in the blueprint's next round (``coalesce``)."""
+        try:
+            compiled, stamps = self.client.check_decisions(blueprint, requests, ts)
+        except LooperError as err:
+            raise BadRequest(field, str(err)) from None
+        queue = self._queues.get(blueprint)
+        if queue is None:
+            queue = self._queues[blueprint] = DecisionQueue(compiled, self._async.decide, MAX_BATCH)
+        return await queue.decide(requests, stamps)
+
     async def observe(self, body: ObservationRequest, scope: frozenset[str] | None) -> int:
         blueprint = body.blueprint or self._issuer(body.decision_id)
         self._allow(blueprint, scope)
+        items = [(body.decision_id, body.observations, body.ts)]
         try:
-            await self._call(
-                self.client.log_observations, body.decision_id, body.observations, ts=body.ts, blueprint=blueprint
-            )
+            if self._async is not None:
+                await self._async.log_observations_batch(items, blueprint=blueprint)
+            else:
+                await self._call(self.client.log_observations_batch, items, blueprint=blueprint)
         except LooperError as err:
             raise BadRequest(("observations",), str(err)) from None
         return len(body.observations)
@@ -136,4 +162,10 @@ class DecisionService:
 
     async def flush(self) -> int:
         """Send events the SDK kept for retry; returns how many are still unsent."""
+        if self._async is not None:
+            await self._async.aclose()
         return await self._call(self.client.flush)
+
+    def rounds(self) -> dict[str, list[int]]:
+        """Per blueprint, ``[rounds, requests]`` decided together so far (``async`` only)."""
+        return {name: [q.rounds, q.requests] for name, q in sorted(self._queues.items())}

@@ -33,8 +33,8 @@ def sdk(redis_url: str, redis_client: redis.Redis) -> LooperClient:
     return LooperClient(redis_url, blueprints=blueprints(), pointer_ttl_s=0.0)
 
 
-@pytest.fixture(params=["inline", "thread"])
+@pytest.fixture(params=["async", "inline", "thread"])
 def http(sdk: LooperClient, request: pytest.FixtureRequest):
-    """The app with the SDK called on the event loop (the default) and in the threadpool."""
+    """The app with the SDK's round trips on async Redis (the default), blocking on the event loop, in a thread."""
     with TestClient(create_app(sdk, blueprints(), parse_tokens(TOKENS), request.param)) as client:
         yield client

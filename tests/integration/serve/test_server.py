@@ -63,11 +63,20 @@ def test_shutdown_flushes_events_kept_while_redis_was_away(redis_process):
                   redis.Redis(port=redis_port).xrange(events.stream_key("notification_send"))]
         assert [e["decision_id"] for e in logged] == [d["decision_id"] for d in served]
         lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]
-        requests = [line for line in lines if line["logger"] == "looper.serve.access"]
-        assert [r["path"] for r in requests] == ["/healthz", "/readyz"] + ["/v1/decisions"] * 3 + ["/readyz"]
-        assert all(r["status"] == 200 and r["duration_ms"] >= 0 for r in requests[2:5])
+        access = [line for line in lines if line["logger"] == "looper.serve.access"]
+        summaries = [line for line in access if line["msg"] == "requests"]  # at info: a line per second
+        [warned] = [line for line in access if line["msg"] == "request"]  # and one per 5xx answer
+        assert (warned["level"], warned["path"], warned["status"]) == ("warning", "/readyz", 503)
+        by_path: dict[str, int] = {}
+        for line in summaries:
+            for path, count in line["paths"].items():
+                by_path[path] = by_path.get(path, 0) + count
+        assert by_path == {"/healthz": 1, "/readyz": 2, "/v1/decisions": 3}
+        assert sum(line["statuses"].get("503", 0) for line in summaries) == 1
         [stopped] = [line for line in lines if line["msg"] == "stopped"]
-        assert stopped["unsent_events"] == 0
+        assert stopped["unsent_events"] == 0 and stopped["requests"] == 6
+        assert 0 < stopped["p50_ms"] <= stopped["p99_ms"] <= stopped["max_ms"]
+        assert len(stopped["gc_collections"]) == 3 and stopped["rounds"]["notification_send"] == [3, 3]
         assert any(f"127.0.0.1:{port}" in line["msg"] for line in lines)  # bound to loopback
         assert "tok" not in stderr.replace("token", "")
     finally:
@@ -81,7 +90,7 @@ def test_shutdown_exits_1_when_events_could_not_be_sent(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LOOPER_HOME": str(ROOT), "LOOPER_API_TOKENS": "tok",
            "LOOPER_REDIS_URL": f"redis://127.0.0.1:{_free_port()}/0"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "looper_common.cli", "serve", "--port", str(port)], env=env,
+        [sys.executable, "-m", "looper_common.cli", "serve", "--port", str(port), "--log-level", "debug"], env=env,
         stderr=subprocess.PIPE, text=True)
     try:
         _wait(f"http://127.0.0.1:{port}/healthz", server)
@@ -90,8 +99,12 @@ def test_shutdown_exits_1_when_events_could_not_be_sent(tmp_path):
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=30)
         assert server.returncode == 1
-        [stopped] = [json.loads(line) for line in stderr.splitlines() if '"msg":"stopped"' in line]
+        lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+        [stopped] = [line for line in lines if line["msg"] == "stopped"]
         assert stopped["unsent_events"] == 1
+        per_request = [line for line in lines if line["msg"] == "request"]  # --log-level debug: one per request
+        assert [(r["path"], r["status"]) for r in per_request] == [("/healthz", 200), ("/v1/decisions", 200)]
+        assert all(r["duration_ms"] >= 0 for r in per_request)
     finally:
         if server.poll() is None:
             server.kill()
