@@ -3,15 +3,18 @@
 One run: a throwaway redis-server with a published policy for ``notification_send``;
 then (1) the SDK in this process, ``get_decision`` called on the same fixed schedule
 (open loop: latency from each call's scheduled time), and (2) ``looper serve`` as its
-own process (one uvicorn worker, default logging: a JSON line per request), driven by
-the Go open-loop generator in ``bench/serve_loadgen`` (net/http, keep-alive, a goroutine
-per request, latency from the scheduled send time). Both do the same work per
-decision (one MGET of the unit's entry, one XADD of the event); the service adds HTTP,
-JSON, the token check and pydantic validation. The service runs twice: with the SDK's
-calls on the event loop (the default) and in a worker thread (``--sdk-calls thread``).
+own process (one uvicorn worker, default logging: a summary line per second), driven
+by the Go open-loop generator in ``bench/serve_loadgen`` (net/http, keep-alive, a
+goroutine per request, latency from the scheduled send time). Both do the same work
+per decision (one MGET of the unit's entry, one XADD of the event); the service adds
+HTTP, JSON, the token check and pydantic validation. The service runs once per
+``--sdk-calls`` mode (async, the default; inline; thread). Next to the client's
+latencies: the server's own (timed in the app, from its ``stopped`` log line), its
+longest GC pause, and its CPU time per request sent (the generator's count).
 
     python bench/serve_decisions.py                 # 1,000 req/s for 20 s (+2 s warm-up), docs updated
     python bench/serve_decisions.py --quick         # 5 s, printed only
+    python bench/serve_decisions.py --quick --pin   # the server on CPU 0, the generator on CPU 1 (taskset)
 """
 
 from __future__ import annotations
@@ -94,13 +97,23 @@ def build_loadgen(workdir: Path) -> Path:
     return binary
 
 
+def _stopped_line(log_path: Path) -> dict[str, object]:
+    """The server's ``stopped`` log line: in-app duration percentiles, GC pauses, rounds."""
+    for line in log_path.read_text().splitlines():
+        if '"msg":"stopped"' in line:
+            return json.loads(line)
+    return {}
+
+
 def over_http(url: str, rate: int, seconds: float, warmup: float, workdir: Path, binary: Path,
-              sdk_calls: str) -> dict[str, float]:
+              sdk_calls: str, pin: bool) -> dict[str, float]:
     """``looper serve --sdk-calls sdk_calls`` (its own process) under the Go generator at ``rate``."""
     port, token = _free_port(), "bench-token"
     env = {**os.environ, "LOOPER_API_TOKENS": token, "LOOPER_REDIS_URL": url, "PYTHONPATH": str(C.ROOT)}
-    log = (workdir / "serve.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "looper_common.cli", "serve", "--port", str(port),
+    log_path = workdir / f"serve-{sdk_calls}.log"
+    log = log_path.open("w")
+    server_cpu, loadgen_cpu = (["taskset", "-c", "0"], ["taskset", "-c", "1"]) if pin else ([], [])
+    server = subprocess.Popen([*server_cpu, sys.executable, "-m", "looper_common.cli", "serve", "--port", str(port),
                                "--sdk-calls", sdk_calls],
                               env=env, stderr=log)
     try:
@@ -115,13 +128,12 @@ def over_http(url: str, rate: int, seconds: float, warmup: float, workdir: Path,
         body.write_text(json.dumps({"blueprint": BLUEPRINT, "unit_id": "u42", "features": FEATURES}))
         cpu_start = _cpu_seconds(server.pid)
         out = subprocess.run(
-            [str(binary), "--url", f"{base}/v1/decisions", "--token", token, "--body", str(body),
+            [*loadgen_cpu, str(binary), "--url", f"{base}/v1/decisions", "--token", token, "--body", str(body),
              "--rate", str(rate), "--seconds", str(seconds), "--warmup", str(warmup)],
             check=True, capture_output=True, text=True)
         cpu = _cpu_seconds(server.pid) - cpu_start
-        log.flush()
-        answered = sum('"path":"/v1/decisions"' in line for line in (workdir / "serve.log").open())
-        return {**json.loads(out.stdout), "cpu_ms": cpu * 1000 / max(answered, 1), "answered": answered}
+        result = json.loads(out.stdout)
+        result["cpu_ms"] = cpu * 1000 / max(result["sent_total"], 1)
     finally:
         server.terminate()
         try:
@@ -131,6 +143,9 @@ def over_http(url: str, rate: int, seconds: float, warmup: float, workdir: Path,
             server.kill()
             server.wait()
         log.close()
+    stopped = _stopped_line(log_path)
+    result["server"] = stopped  # since start: the warm-up and the readiness probes included
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=1000, help="requests per second (default 1000)")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds (default 20)")
     parser.add_argument("--quick", action="store_true", help="5 s, docs not updated")
+    parser.add_argument("--pin", action="store_true",
+                        help="pin the server to CPU 0 and the load generator to CPU 1 with taskset")
     parser.add_argument("--redis-url", default=None, help="an empty Redis database (default: a throwaway one)")
     parser.add_argument("--nice", type=int, default=0,
                         help="scheduling niceness for this run and the processes it starts (negative needs root): "
@@ -151,23 +168,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         _publish(url)
         binary = build_loadgen(Path(tmp))
         sdk = sdk_in_process(url, args.rate, seconds, 2.0)
-        http = over_http(url, args.rate, seconds, 2.0, Path(tmp), binary, "inline")
-        threaded = over_http(url, args.rate, seconds, 2.0, Path(tmp), binary, "thread")
+        modes = {mode: over_http(url, args.rate, seconds, 2.0, Path(tmp), binary, mode, args.pin)
+                 for mode in ("async", "inline", "thread")}
+    http = modes["async"]
+
+    def server(r: dict, key: str) -> str:
+        value = r.get("server", {}).get(key)
+        return "" if value is None else f"{value:.2f}"
+
+    def gc_max(r: dict) -> str:
+        pauses = r.get("server", {}).get("gc_max_pause_ms")
+        return "" if not pauses else f"{max(pauses):.1f}"
+
+    names = {"async": "looper serve, POST /v1/decisions (default: --sdk-calls async)",
+             "inline": "looper serve, POST /v1/decisions, --sdk-calls inline",
+             "thread": "looper serve, POST /v1/decisions, --sdk-calls thread"}
     rows = [[name, f"{r['achieved_rps']:,.0f}", r["ok"], r["errors"], f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}",
-             f"{r['p99_ms']:.2f}", f"{r['max_ms']:.1f}", f"{r['cpu_ms']:.3f}"]
-            for name, r in (("SDK in process (get_decision)", sdk),
-                            ("looper serve, POST /v1/decisions (default: --sdk-calls inline)", http),
-                            ("looper serve, POST /v1/decisions, --sdk-calls thread", threaded))]
-    headers = ["path", "achieved req/s", "ok", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms", "CPU ms per request"]
+             f"{r['p99_ms']:.2f}", f"{r['max_ms']:.1f}", server(r, "p50_ms"), server(r, "p99_ms"), gc_max(r),
+             f"{r['cpu_ms']:.3f}"]
+            for name, r in [("SDK in process (get_decision)", sdk), *((names[m], r) for m, r in modes.items())]]
+    headers = ["path", "achieved req/s", "ok", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms", "server p50 ms",
+               "server p99 ms", "GC max pause ms", "CPU ms per request"]
     met = http["p99_ms"] < 5.0 and http["errors"] == 0
     body = (
         f"{C.table(headers, rows)}\n\nOffered {args.rate:,} req/s open loop for {seconds:.0f} s after a 2 s warm-up"
         + (f" (all processes at niceness {args.nice})" if args.nice else "") + "; "
         f"HTTP/SDK p50 ratio **{http['p50_ms'] / sdk['p50_ms']:.2f}x**, p99 ratio "
         f"**{http['p99_ms'] / sdk['p99_ms']:.2f}x**, CPU per request ratio **{http['cpu_ms'] / sdk['cpu_ms']:.1f}x** "
-        "(the serving process's CPU time over the requests it answered, by its own log; load generator "
-        "excluded; the one figure here that other work on the machine does not move much). One uvicorn "
-        "worker (uvloop, httptools), a JSON log line per request; load generator: bench/serve_loadgen "
+        "(the serving process's CPU time over the requests the generator sent, warm-up included; load generator "
+        "excluded; the one figure here that other work on the machine does not move much). Server p50/p99: timed "
+        "in the app from the first byte of the ASGI call to the response (HTTP parsing and queueing excluded), "
+        "since the server started. One uvicorn worker (uvloop, httptools), a log line per second"
+        + ("; the server pinned to CPU 0 and the generator to CPU 1 (taskset), redis-server unpinned" if args.pin
+           else "") + "; load generator: bench/serve_loadgen "
         "(Go, net/http, keep-alive, a goroutine per request, 5 s timeout). Goal: p99 < 5 ms at 1,000 req/s — "
         + ("met." if met else f"not met ({http['p99_ms']:.2f} ms, {http['errors']} errors).")
     )
@@ -176,6 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                  f"{sdk['p50_ms']:.0f} ms): the machine was saturated by other work during this run "
                  f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores), so the latencies measure "
                  "that load; the CPU per request is the comparable figure.")
+    rounds = http.get("server", {}).get("rounds", {}).get(BLUEPRINT)
+    if rounds:
+        body += f" Async: {rounds[1]:,} requests in {rounds[0]:,} rounds (MGET + XADD each)."
     errors = http.get("errors_by_status")
     if errors:
         body += f" Failed requests of the default run by status (-1: timeout or transport error): {errors}."

@@ -85,7 +85,7 @@ func main() {
 	}
 	sent := sendEnd.Sub(start.Add(time.Duration(skip) * interval)).Seconds()
 	out := map[string]any{
-		"requests": total - skip, "ok": len(counted), "errors": errors, "errors_by_status": byStatus,
+		"sent_total": total, "requests": total - skip, "ok": len(counted), "errors": errors, "errors_by_status": byStatus,
 		"offered_rps": float64(*rate), "achieved_rps": float64(len(counted)) / sent,
 		"p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99), "p999_ms": pct(99.9), "max_ms": pct(100),
 	}

@@ -12,8 +12,11 @@ A Redis that hangs costs one socket timeout per breaker back-off, as in the clie
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
+import redis
 import redis.asyncio
 
 from looper_common.contracts import events, redis_conn
@@ -40,8 +43,11 @@ class AsyncDecisions:
 
     def _connect(self) -> redis.asyncio.Redis | redis.asyncio.RedisCluster:
         url, password, timeout, cluster = self.client._redis_args
-        conn = redis_conn.connect_async(url, password=password, cluster=cluster, socket_timeout=timeout,
+        # The client's socket timeout bounds each whole round trip (asyncio.timeout, below):
+        # redis.asyncio's own would wrap every send in asyncio.wait_for, a task per command on 3.11.
+        conn = redis_conn.connect_async(url, password=password, cluster=cluster, socket_timeout=None,
                                         socket_connect_timeout=timeout)
+        self._timeout = timeout
         self._mget = conn.mget_nonatomic if cluster else conn.mget
         self._writer = AsyncStreamWriter(conn)
         self._redis = conn
@@ -62,7 +68,8 @@ class AsyncDecisions:
         entries = None
         if step.keys:
             try:
-                entries = await self._mget(step.keys)
+                async with _within(self._timeout):
+                    entries = await self._mget(step.keys)
             except redis_conn.ERRORS as err:
                 client.lookup_failed(step, err)
             else:
@@ -89,7 +96,8 @@ class AsyncDecisions:
         if self._redis is None:
             self._connect()
         try:
-            await self._writer.xadd(stream, _FIELD, payloads)
+            async with _within(self._timeout):
+                await self._writer.xadd(stream, _FIELD, payloads)
         except redis_conn.ERRORS as err:
             outbox.not_written(stream, len(payloads), err)
             outbox.keep(stream, payloads)
@@ -102,3 +110,16 @@ class AsyncDecisions:
         if self._redis is not None:
             conn, self._redis = self._redis, None
             await conn.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _within(seconds: float) -> AsyncIterator[None]:
+    """Cancel the body after ``seconds`` and raise redis-py's TimeoutError (a link error to the breakers).
+
+    redis.asyncio closes a connection whose command was cancelled, so no reply is left half read.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise redis.TimeoutError(f"no answer from Redis within {seconds} s") from None
