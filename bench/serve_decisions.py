@@ -209,6 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                  f"{sdk['p50_ms']:.0f} ms): the machine was saturated by other work during this run "
                  f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores), so the latencies measure "
                  "that load; the CPU per request is the comparable figure.")
+    gc_line = http.get("server", {})
+    if gc_line.get("gc_collections"):
+        body += (f" GC in the default run (generations 0/1/2, startup heap frozen): collections "
+                 f"{gc_line['gc_collections']}, longest pause ms {gc_line['gc_max_pause_ms']} of which CPU ms "
+                 f"{gc_line.get('gc_max_pause_cpu_ms')} (the rest: the process was not running).")
     rounds = http.get("server", {}).get("rounds", {}).get(BLUEPRINT)
     if rounds:
         body += f" Async: {rounds[1]:,} requests in {rounds[0]:,} rounds (MGET + XADD each)."
