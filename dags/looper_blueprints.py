@@ -208,10 +208,12 @@ def build_dag(name: str, blueprint: Blueprint, settings: Settings, jars: str | N
         dag_id=f"looper_{name}",
         description=blueprint.description or f"Looper loop for {name}",
         doc_md=__doc__,
-        schedule=timetable(blueprint.schedule),
+        # settings.dags.scheduled false (conf/local.yaml): runs only when triggered, so it is
+        # created unpaused and unpausing starts nothing (README, "Airflow UI")
+        schedule=timetable(blueprint.schedule) if settings.dags.scheduled else None,
         start_date=START_DATE,
         catchup=False,  # unpausing schedules only the latest complete interval, not every day since START_DATE
-        is_paused_upon_creation=True,  # nothing runs until someone unpauses (README, "Airflow UI")
+        is_paused_upon_creation=settings.dags.scheduled,  # scheduled: nothing runs until someone unpauses
         max_active_runs=1,
         tags=["looper", f"blueprint:{name}"],
         default_args={"retries": 2, "retry_delay": timedelta(minutes=2), "owner": "looper"},

@@ -135,6 +135,15 @@ class TrainingSettings(_Strict):
     max_examples: int = Field(2_000_000, ge=1)
 
 
+class DagSettings(_Strict):
+    """How the blueprints' Airflow DAGs are scheduled (dags/looper_blueprints.py)."""
+
+    # True: each DAG runs on its blueprint's ``schedule`` (created paused, no catch-up).
+    # False: no schedule; a DAG runs only when triggered (UI, ``airflow dags test``), so it
+    # is created unpaused and unpausing never starts a run of its own.
+    scheduled: bool = True
+
+
 class Settings(_Strict):
     env: str = "local"
     home: str = "."
@@ -153,6 +162,7 @@ class Settings(_Strict):
     jobs: JobsSettings = JobsSettings()
     alerts: AlertSettings = AlertSettings()
     training: TrainingSettings = TrainingSettings()
+    dags: DagSettings = DagSettings()
 
 
 def project_home() -> Path:

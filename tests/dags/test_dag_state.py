@@ -1,4 +1,5 @@
-"""The state a blueprint's DAG is created in: paused, no catch-up, one run at a time (README, "Airflow UI");
+"""The state a blueprint's DAG is created in on this machine: unscheduled and unpaused, so a trigger runs only
+the day asked for; no catch-up, one run at a time (README, "Airflow UI");
 and the demo's `airflow dags test` passes no logical date, so its runs show their real start and duration."""
 
 from __future__ import annotations
@@ -11,15 +12,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_dags_are_created_paused_without_catchup():
+def test_local_dags_run_only_when_triggered():
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.definitions.timetables.simple import NullTimetable
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors
     looper = [dag for dag_id, dag in bag.dags.items() if dag_id.startswith("looper_")]
     assert looper
     for dag in looper:
-        assert dag.is_paused_upon_creation is True, dag.dag_id
+        assert dag.schedule is None and isinstance(dag.timetable, NullTimetable), dag.dag_id  # triggered runs only
+        assert dag.is_paused_upon_creation is False, dag.dag_id
         assert dag.catchup is False, dag.dag_id
         assert dag.max_active_runs == 1, dag.dag_id
 

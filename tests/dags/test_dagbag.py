@@ -57,16 +57,16 @@ def test_one_dag_per_blueprint(dagbag):
 
 @pytest.mark.parametrize("blueprint", ["notification_send", "feed_layout", "promo_offer"])
 def test_dag_shape(dagbag, blueprint):
-    from airflow.sdk import CronDataIntervalTimetable
+    from airflow.sdk.definitions.timetables.simple import NullTimetable
 
     dag = dagbag.dags[f"looper_{blueprint}"]
     assert set(dag.tags) == {"looper", f"blueprint:{blueprint}"}
     assert dag.doc_md and "run_date" in dag.params and dag.params["run_date"] is None
     assert dag.start_date.utcoffset() == timedelta(0) and dag.start_date.tzinfo.name == "UTC"
     assert dag.catchup is False and dag.max_active_runs == 1
-    # "@daily" with data intervals: the midnight run's logical date (ds) is the day before
-    assert isinstance(dag.timetable, CronDataIntervalTimetable)
-    assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("0 0 * * *", "UTC")
+    # conf/local.yaml: dags.scheduled false, so the DAG runs only when triggered (README, "Airflow UI")
+    assert isinstance(dag.timetable, NullTimetable) and dag.schedule is None
+    assert dag.is_paused_upon_creation is False
     assert [t.task_id for t in dag.topological_sort()] == [*JOBS[:1], "wait_for_watermark", *JOBS[1:]]
     assert all(task.retries == 2 for task in dag.tasks if task.task_id != "monitor_blueprint")
     assert dag.get_task("monitor_blueprint").retries == 0  # a critical alert fails once and notifies once
@@ -184,3 +184,21 @@ def test_parsing_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code, str(DAGS / "looper_blueprints.py")],
                          capture_output=True, text=True, check=True, env={**os.environ, "LOOPER_HOME": str(ROOT)})
     assert out.stdout.strip() == ""
+
+
+def test_a_scheduled_deployment_runs_each_blueprint_on_its_schedule(settings):
+    """dags.scheduled true (a deployment): "@daily" with data intervals, created paused."""
+    import runpy
+
+    from airflow.sdk import CronDataIntervalTimetable
+
+    from looper_common.contracts.blueprint import load_blueprints
+
+    factory = runpy.run_path(str(DAGS / "looper_blueprints.py"))
+    scheduled = settings.model_copy(update={"dags": config.DagSettings(scheduled=True)})
+    blueprint = load_blueprints(settings.blueprints_dir)["notification_send"]
+    dag = factory["build_dag"]("notification_send", blueprint, scheduled, None)
+    # the midnight run's logical date (ds) is the day before
+    assert isinstance(dag.timetable, CronDataIntervalTimetable)
+    assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("0 0 * * *", "UTC")
+    assert dag.is_paused_upon_creation is True and dag.catchup is False
