@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_config=None, access_log=False, server_header=False,
         timeout_graceful_shutdown=args.graceful_timeout, lifespan="on",
+        proxy_headers=False,  # bound to one host, client addresses unused: no X-Forwarded-* rewriting per request
     )
     # uvicorn handles SIGTERM/SIGINT itself (a graceful stop), then re-raises the signal
     # to the handler it found: this one, so the exit code says whether events were lost.
