@@ -49,7 +49,7 @@ class AsyncDecisions:
                                         socket_connect_timeout=timeout)
         self._timeout = timeout
         self._mget = conn.mget_nonatomic if cluster else conn.mget
-        self._writer = AsyncStreamWriter(conn)
+        self._writer = AsyncStreamWriter(conn, group=events.INGEST_GROUP)  # as the client's own writer
         self._redis = conn
         return conn
 

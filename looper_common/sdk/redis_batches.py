@@ -117,25 +117,29 @@ class BatchWriter:
 
 
 class AsyncStreamWriter:
-    """:meth:`BatchWriter.xadd` with a redis.asyncio client: the same commands, awaited."""
+    """:meth:`BatchWriter.xadd` with a redis.asyncio client: the same commands (and ``group``), awaited."""
 
-    def __init__(self, client: redis.asyncio.Redis | redis.asyncio.RedisCluster, per_call: int = PER_CALL) -> None:
+    def __init__(self, client: redis.asyncio.Redis | redis.asyncio.RedisCluster, per_call: int = PER_CALL,
+                 group: str | None = None) -> None:
         if per_call < 1:
             raise ValueError("per_call must be positive")
         self.per_call = per_call
         self._client = client
+        self._group = group or ""
+        self._known: set[str | bytes] = set()  # streams written by a script, which made the group if needed
         self._xadd = client.register_script(_XADD_MANY)
 
     async def xadd(self, stream: str | bytes, field: bytes, payloads: Sequence[bytes]) -> int:
         """``XADD stream * field payload`` of each payload, in order; returns how many calls it took."""
-        if len(payloads) == 1:
+        if len(payloads) == 1 and (not self._group or stream in self._known):
             await self._client.xadd(stream, {field: payloads[0]})
             return 1
         calls = 0
         for lo in range(0, len(payloads), self.per_call):
             chunk = payloads[lo:lo + self.per_call]
-            _check(await self._xadd(keys=[stream], args=[field, *chunk]), len(chunk), "XADD")
+            _check(await self._xadd(keys=[stream], args=[self._group, field, *chunk]), len(chunk), "XADD")
             calls += 1
+        self._known.add(stream)
         return calls
 
 

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from looper_common.contracts import policy_store
+from looper_common.contracts import events, policy_store
 from looper_common.sdk import LooperClient, replay_matches
 from looper_common.serve.app import create_app
 from looper_common.serve.tokens import parse_tokens
@@ -43,6 +43,8 @@ def test_concurrent_decisions_share_rounds_and_a_bad_one_fails_alone(redis_url, 
     logged = stream(redis_client)
     assert sorted(e["decision_id"] for e in logged) == sorted(d["decision_id"] for d in served)
     assert all(replay_matches(e) for e in logged)
+    groups = redis_client.xinfo_groups(events.stream_key("t_notify"))  # created as the SDK creates it
+    assert [g["name"] for g in groups] == [events.INGEST_GROUP.encode()]
     rounds, requests = app.state.service.rounds()["t_notify"]
     assert requests == 20 and rounds < 20, rounds  # decided together: fewer MGET/XADD rounds than requests
 
