@@ -85,8 +85,8 @@ class RequestStats:
     """Requests counted and timed: one ``requests`` line per second with traffic, percentiles since start.
 
     The line (at ``info``) holds the count, counts by path and by status, and duration
-    percentiles; a line per request costs more CPU than the decision itself at high
-    rates, so those are at ``debug``. Durations are timed in the app, HTTP parsing excluded.
+    percentiles; a line per request (a JSON encoding and a write each) is at ``debug``.
+    Durations are timed in the app, HTTP parsing excluded.
     """
 
     def __init__(self, window_s: float = 1.0) -> None:
