@@ -18,30 +18,27 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 
-from looper_common.contracts import events, ids, policy_store
-from looper_common.contracts.blueprint import Blueprint, ExplorationSpec, load_blueprints
+from looper_common.contracts import events, ids
+from looper_common.contracts.blueprint import Blueprint, load_blueprints
 from looper_common.contracts.event_rules import DEFAULT_LIMITS, EventLimits
 from looper_common.contracts.redis_conn import ERRORS as redis_errors
 from looper_common.contracts.redis_conn import batch_get
 from looper_common.sdk import at_exit
 from looper_common.sdk.active_policy import ActivePolicies
 from looper_common.sdk.breaker import CircuitBreaker
-from looper_common.sdk.challenger import Challengers, decide_with_challenger
+from looper_common.sdk.challenger import Challengers
 from looper_common.sdk.connection import EvictionPolicyError, check_eviction_policy, connect, mask_url
-from looper_common.sdk.decision_batch import Decision, ServingPlan, encode_decision_event
-from looper_common.sdk.holdback import withhold
-from looper_common.sdk.lookup import Lookup
-from looper_common.sdk.online import OnlineModels, with_batch_features
+from looper_common.sdk.decision_batch import Decision
+from looper_common.sdk.decision_steps import DecisionSteps, Timestamp
+from looper_common.sdk.online import OnlineModels
 from looper_common.sdk.outbox import Outbox, is_link_error
 from looper_common.sdk.redis_batches import BatchWriter
 from looper_common.sdk.requests import (
     Compiled,
     LooperError,
     check_decision_id,
-    check_requests,
     compile_blueprint,
     observation_payloads,
     shown,
@@ -52,8 +49,8 @@ __all__ = ["Decision", "LooperClient", "LooperError"]
 
 log = logging.getLogger(__name__)
 
-Timestamp = datetime | int | float | None
-class LooperClient:
+
+class LooperClient(DecisionSteps):
     """Decisions and observations for every blueprint known to this process.
 
     Args:
@@ -177,89 +174,6 @@ class LooperClient:
         self._send(compiled.stream, payloads)
         return decisions
 
-    def check_decisions(
-        self, blueprint: str, requests: Sequence[tuple[str, Mapping[str, object]]],
-        ts: Timestamp | Sequence[Timestamp] = None,
-    ) -> tuple[Compiled, list[int]]:
-        """The blueprint and the requests' timestamps; a ``LooperError`` names what is wrong."""
-        compiled = self._compiled(blueprint)
-        check_requests(compiled, requests)
-        return compiled, self._timestamps(ts, len(requests), compiled.limits)
-
-    def lookup(self, compiled: Compiled, requests: Sequence[tuple[str, Mapping[str, object]]]) -> Lookup:
-        """The served version, its exploration, compact model and challenger (cached, read from
-        Redis when stale), and the keys of the units' entries still to read (``Lookup.keys``)."""
-        bp = compiled.blueprint
-        step = Lookup(compiled, len(requests))
-        if not self._link.allow():  # Redis failed recently: do not ask it
-            step.version, step.override = self._active.cached(bp.name)
-            step.missing = events.CIRCUIT_OPEN
-            return step
-        try:
-            asked = not self._eviction_checked
-            if asked:
-                self._check_eviction()
-            version, step.override = self._active.get(bp.name)
-            step.version = version
-            asked = asked or self._active.asked_redis
-            step.missing = events.NO_POLICY
-            mode = bp.serving.mode  # online/hybrid: the version's compact model scores (sdk/online.py)
-            if mode != "lookup" and version is not None:
-                step.online = self._online.get(bp.name, version)
-            if version is not None and requests and (step.online is None or mode == "hybrid"):
-                prefix = policy_store.entry_key(bp.name, version, "")
-                step.keys = [prefix + str(u) for u, _ in requests]
-                step.missing = events.UNKNOWN_UNIT
-            if version is not None and bp.promotion.stage != "none":
-                step.rollout = self._challengers.get(bp.name)
-                step.challenger_entries = step.rollout and self._challengers.entries(bp, step.rollout, requests)
-                asked = asked or self._challengers.asked_redis
-            if asked:  # a trial that did not reach Redis proves nothing
-                self._link.success()
-        except redis_errors as err:
-            self.lookup_failed(step, err)
-        return step
-
-    def lookup_failed(self, step: Lookup, err: Exception) -> None:
-        """A read of ``step`` failed: open the circuit; its decisions are the default (``redis_error``)."""
-        bp = step.compiled.blueprint
-        first = self._link.failure(err)
-        (log.warning if first else log.debug)(
-            "policy lookup for %s failed, serving the default for %.1f s: %s", bp.name, self._link.backoff_s, err,
-        )
-        step.version, step.override = self._active.cached(bp.name)
-        step.keys, step.missing, step.online, step.rollout = [], events.REDIS_ERROR, None, None
-
-    def decide_from(
-        self, step: Lookup, requests: Sequence[tuple[str, Mapping[str, object]]], stamps: Sequence[int],
-        entries: list[bytes | None] | None,
-    ) -> tuple[list[Decision], list[bytes]]:
-        """The decisions and their events (for ``step.compiled.stream``) from the entries read; no I/O."""
-        compiled, n = step.compiled, step.n
-        bp = compiled.blueprint
-        if entries is None:
-            entries = [None] * n
-        if compiled.batch_features:  # hybrid: the published entries supply batch-only features
-            requests = with_batch_features(requests, entries)
-        if step.online is not None:
-            entries = step.online.entries(requests, entries)
-        entries = withhold(bp, requests, entries)  # the holdback's units get the default, reason holdback
-        rands = None
-        if self._random_bits is not None:
-            rands = [self._random_bits(64) for _ in range(n)]
-        plan = self._plan(compiled, step.version, step.override or bp.policy.exploration)
-        stats = self._stats
-        stats.decisions[bp.name] = stats.decisions.get(bp.name, 0) + n
-        defaults = stats.defaults.get(bp.name)
-        if defaults is None:
-            defaults = stats.defaults[bp.name] = {}
-        if step.rollout is None:
-            return plan.decide(requests, stamps, entries, rands, step.missing, defaults)
-        return decide_with_challenger(
-            plan, self._challengers, step.rollout, requests, stamps, entries, step.challenger_entries, rands,
-            step.missing, defaults,
-        )
-
     # -- observations ----------------------------------------------------------------
 
     def log_observations(
@@ -363,26 +277,6 @@ class LooperClient:
                 f"decision id {shown(decision_id)} was not issued for any blueprint this client knows; "
                 "pass blueprint= explicitly"
             ) from None
-
-    @staticmethod
-    def _timestamps(ts: Timestamp | Sequence[Timestamp], n: int, limits: EventLimits) -> list[int]:
-        if isinstance(ts, (list, tuple)):
-            if len(ts) != n:
-                raise LooperError(f"got {len(ts)} timestamps for {n} requests")
-            return [events.to_epoch_ms(t, limits) for t in ts]
-        return [events.to_epoch_ms(ts, limits)] * n
-
-    @staticmethod
-    def _plan(compiled: Compiled, version: str | None, spec: ExplorationSpec) -> ServingPlan:
-        """The serving plan for this version and spec, rebuilt only when either changes."""
-        plan = compiled.plan
-        if plan is None or plan.version != version or plan.spec is not spec:
-            plan = compiled.plan = ServingPlan(compiled.blueprint, version, spec, compiled.tag)
-        return plan
-
-    @staticmethod
-    def _decision_event(bp: Blueprint, d: Decision, features: Mapping[str, object]) -> bytes:
-        return encode_decision_event(bp, d, features)
 
     def _send(self, stream: str, payloads: list[bytes]) -> None:
         """XADD the payloads (after a slice of any kept from earlier); what fails is kept."""
