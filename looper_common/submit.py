@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from looper_common.contracts.config import Settings
+from looper_common.lake.connect_server import CONNECT_CLIENT_VARS
 from looper_common.lake.jars import MissingJars, jars_in_dir, missing_in
-
-CONNECT_CLIENT_VARS = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
 
 
 @dataclass(frozen=True, slots=True)

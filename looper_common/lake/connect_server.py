@@ -36,6 +36,9 @@ SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 DEFAULT_PORT = 15002
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 START_TIMEOUT_S = 180.0
+# what pyspark sets in a process that opened a Spark Connect session; a classic session (or a
+# spark-submit started from that process) must not inherit them, or pyspark acts as a client
+CONNECT_CLIENT_VARS = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
 
 
 class ConnectServerError(RuntimeError):

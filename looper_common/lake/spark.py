@@ -100,6 +100,10 @@ def get_spark(settings: Settings, app_name: str = "looper") -> SparkSession:
     """
     if settings.spark.connect and not under_spark_submit():
         return connect_session(settings, app_name)
+    from looper_common.lake.connect_server import CONNECT_CLIENT_VARS
+
+    for var in CONNECT_CLIENT_VARS:  # inherited from a process that was a Connect client: not this session
+        os.environ.pop(var, None)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     defaults = {"spark.sql.warehouse.dir": os.path.join(settings.home, "var", "spark-warehouse")}

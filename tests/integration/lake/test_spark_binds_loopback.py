@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
+from looper_common.lake.connect_server import CONNECT_CLIENT_VARS
 from looper_common.lake.spark import loopback_conf
-from looper_common.submit import CONNECT_CLIENT_VARS
 from tests.conftest import ROOT, free_port
 
 pytestmark = pytest.mark.integration

@@ -27,7 +27,8 @@ from looper_common.contracts.config import load_settings
 from looper_common.lake import spark as lake_spark
 base = load_settings("local")
 conf = {**base.spark.conf, "spark.driver.memory": "1g", "spark.ui.enabled": "true", "spark.ui.port": "0"}
-settings = base.model_copy(update={"spark": base.spark.model_copy(update={"master": "local[1]", "conf": conf})})
+spark_settings = base.spark.model_copy(update={"master": "local[1]", "conf": conf, "connect": None})
+settings = base.model_copy(update={"spark": spark_settings})  # its own JVM: the test reads its SparkContext
 secrets = lake_spark.executor_secrets(settings)
 expected = os.environ.pop(settings.redis.password_env)
 lake_spark.executor_secrets = lambda _settings: secrets  # the driver no longer has it
