@@ -342,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         probe = sdk.get_decision(BLUEPRINT, units[1], FEATURES)
         if probe.is_default or probe.policy_version != VERSION:
             raise SystemExit("the SDK served the default: the policy lookup did not hit")
-        payload = sdk._decision_event(blueprint, probe, FEATURES)  # both sides move the same bytes
+        payload = DB.encode_decision_event(blueprint, probe, FEATURES)  # both sides move the same bytes
 
         def reset() -> None:
             r.delete(events.stream_key(BLUEPRINT), RAW_STREAM)
