@@ -43,6 +43,7 @@ from looper_common.sdk.requests import (
     observation_payloads,
     shown,
 )
+from looper_common.sdk.started_call import start_mget
 from looper_common.sdk.stats import SdkStats
 
 __all__ = ["Decision", "LooperClient", "LooperError"]
@@ -166,12 +167,16 @@ class LooperClient(DecisionSteps):
         step = self.lookup(compiled, requests)
         entries = None
         if step.keys:
-            try:
-                entries = self._mget(step.keys)
-            except redis_errors as err:
-                self.lookup_failed(step, err)
-            else:
-                self._link.success()
+            read = start_mget(self.redis, self._mget, step.keys)  # one Redis: Redis reads while the client
+            try:  # makes what needs no entry
+                self.prepare(step, requests, stamps)
+            finally:
+                try:
+                    entries = read()
+                except redis_errors as err:
+                    self.lookup_failed(step, err)
+                else:
+                    self._link.success()
         sizes = self._outbox.part_sizes(step.n)
         if len(sizes) == 1:
             decisions, payloads = self.decide_from(step, requests, stamps, entries)

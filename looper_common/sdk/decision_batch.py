@@ -208,6 +208,7 @@ class ServingPlan:
         rands: Sequence[int] | None = None,
         missing: str = events.UNKNOWN_UNIT,
         defaults: dict[str, int] | None = None,
+        decision_ids: Sequence[str] | None = None,
     ) -> tuple[list[Decision], list[bytes]]:
         """Decisions and their events for prefetched entries.
 
@@ -216,9 +217,11 @@ class ServingPlan:
         holdback's units); a corrupt entry (see :func:`decode_entry`,
         or an action the blueprint does not have) is served the default with reason
         ``corrupt_entry``. ``defaults``, when given, counts default decisions by reason.
+        ``decision_ids``: ``ids.new_decision_ids(self.tag, stamps, rands)``, when made already.
         """
         bp_name, version = self.blueprint.name, self.version
-        decision_ids = ids.new_decision_ids(self.tag, stamps, rands)
+        if decision_ids is None:
+            decision_ids = ids.new_decision_ids(self.tag, stamps, rands)
         escape = json.encoder.encode_basestring_ascii
         served_event, default_events = self._served_event, self._default_events
         distribution, served_dists, actions = self._distribution, self._served, self._action_set

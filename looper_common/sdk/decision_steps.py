@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from looper_common.contracts import events, policy_store
+from looper_common.contracts import events, ids, policy_store
 from looper_common.contracts.blueprint import ExplorationSpec
 from looper_common.contracts.event_rules import EventLimits
 from looper_common.contracts.redis_conn import ERRORS as redis_errors
 from looper_common.sdk.challenger import decide_with_challenger
 from looper_common.sdk.decision_batch import Decision, ServingPlan
-from looper_common.sdk.holdback import withhold
+from looper_common.sdk.holdback import held_back, withhold
 from looper_common.sdk.lookup import Lookup
 from looper_common.sdk.online import with_batch_features
 from looper_common.sdk.requests import Compiled, LooperError, check_requests
@@ -136,10 +136,10 @@ class DecisionSteps:
             requests = with_batch_features(requests, entries)
         if step.online is not None:
             entries = step.online.entries(requests, entries)
-        entries = withhold(bp, requests, entries)  # the holdback's units get the default, reason holdback
-        rands = None
-        if self._random_bits is not None:
-            rands = [self._random_bits(64) for _ in range(n)]
+        if not step.prepared:
+            self.prepare(step, requests, stamps)
+        entries = withhold(bp, requests, entries, step.held)  # the holdback's units: the default, reason holdback
+        rands, decision_ids = step.rands, step.decision_ids
         plan = self._plan(compiled, step.version, step.override or bp.policy.exploration)
         stats = self._stats
         stats.decisions[bp.name] = stats.decisions.get(bp.name, 0) + n
@@ -153,18 +153,31 @@ class DecisionSteps:
         for size in sizes:
             hi, part = lo + size, slice(lo, lo + size)
             # one part: the lists themselves, not copies
-            part_requests, part_stamps, part_entries, part_rands, part_challenger = (
-                (requests, stamps, entries, rands, challenger) if size == n else
-                (requests[part], stamps[part], entries[part], rands and rands[part], challenger and challenger[part])
+            part_requests, part_stamps, part_entries, part_rands, part_ids, part_challenger = (
+                (requests, stamps, entries, rands, decision_ids, challenger) if size == n else
+                (requests[part], stamps[part], entries[part], rands and rands[part],
+                 decision_ids and decision_ids[part], challenger and challenger[part])
             )
             lo = hi
             if step.rollout is None:
-                yield plan.decide(part_requests, part_stamps, part_entries, part_rands, step.missing, defaults)
+                yield plan.decide(part_requests, part_stamps, part_entries, part_rands, step.missing, defaults,
+                                  part_ids)
             else:
                 yield decide_with_challenger(
                     plan, self._challengers, step.rollout, part_requests, part_stamps, part_entries,
                     part_challenger, part_rands, step.missing, defaults,
                 )
+
+    def prepare(self, step: Lookup, requests: Sequence[tuple[str, Mapping[str, object]]],
+                stamps: Sequence[int]) -> None:
+        """What the decisions need besides the entries, made while they are read: the holdback's
+        units, the random bits and (without a challenger) the decision ids."""
+        step.held = held_back(step.compiled.blueprint, requests)
+        if self._random_bits is not None:
+            step.rands = [self._random_bits(64) for _ in range(step.n)]
+        if step.rollout is None:
+            step.decision_ids = ids.new_decision_ids(step.compiled.tag, stamps, step.rands)
+        step.prepared = True
 
     @staticmethod
     def _timestamps(ts: Timestamp | Sequence[Timestamp], n: int, limits: EventLimits) -> list[int]:

@@ -19,8 +19,8 @@ one non-transactional cluster pipeline of ``SET ... EX`` (redis-py sends one bat
 primary), and a refused command leaves the others of its chunk written.
 
 On one Redis, :meth:`BatchWriter.start_xadd` sends a chunk's script call without
-waiting for the reply, on a connection of the client's pool held until
-:meth:`BatchWriter.finish_xadd` reads it: the caller works while Redis writes.
+waiting for the reply (``sdk.started_call``), which :meth:`BatchWriter.finish_xadd`
+reads: the caller works while Redis writes.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import redis
 import redis.asyncio
 
 from looper_common.contracts.redis_conn import LINK_ERRORS, is_cluster
+from looper_common.sdk.started_call import StartedCall
 
 __all__ = ["AsyncStreamWriter", "BatchWriter", "PER_CALL", "StartedXadd"]
 
@@ -62,11 +63,10 @@ return #KEYS
 class StartedXadd:
     """A script call of :meth:`BatchWriter.start_xadd` whose reply is still to be read."""
 
-    __slots__ = ("connection", "stream", "field", "payloads")
+    __slots__ = ("call", "stream", "field", "payloads")
 
-    def __init__(self, connection: redis.Connection | None, stream: str | bytes, field: bytes,
-                 payloads: Sequence[bytes]) -> None:
-        self.connection = connection  # None: sending failed, finish_xadd writes them the blocking way
+    def __init__(self, call: StartedCall, stream: str | bytes, field: bytes, payloads: Sequence[bytes]) -> None:
+        self.call = call
         self.stream = stream
         self.field = field
         self.payloads = payloads
@@ -116,25 +116,12 @@ class BatchWriter:
         return not self._cluster
 
     def start_xadd(self, stream: str | bytes, field: bytes, payloads: Sequence[bytes]) -> StartedXadd:
-        """Send the script call of :meth:`xadd` for at most ``per_call`` payloads without reading its reply.
-
-        The call goes on a connection taken from the client's pool and held until
-        :meth:`finish_xadd`, which must follow (and be the next use of the returned object).
-        """
+        """Send the script call of :meth:`xadd` for at most ``per_call`` payloads without reading its
+        reply (``sdk.started_call``); :meth:`finish_xadd` must follow."""
         if len(payloads) > self.per_call:
             raise ValueError(f"{len(payloads)} payloads in one started call (at most {self.per_call})")
-        pool = self._client.connection_pool
-        conn = pool.get_connection()
-        try:
-            conn.send_command("EVALSHA", self._xadd.sha, 1, stream, self._group, field, *payloads)
-        except LINK_ERRORS:  # send_command has closed the connection; finish_xadd retries the blocking way
-            pool.release(conn)
-            conn = None
-        except BaseException:
-            conn.disconnect()
-            pool.release(conn)
-            raise
-        return StartedXadd(conn, stream, field, payloads)
+        call = StartedCall(self._client, "EVALSHA", self._xadd.sha, 1, stream, self._group, field, *payloads)
+        return StartedXadd(call, stream, field, payloads)
 
     def finish_xadd(self, started: StartedXadd) -> None:
         """Read the reply of :meth:`start_xadd`, raising what :meth:`xadd` would raise.
@@ -143,27 +130,13 @@ class BatchWriter:
         connection that failed go again through :meth:`xadd`, which loads the script and
         takes redis-py's retries, as a blocking call's first failure would.
         """
-        conn, pool = started.connection, self._client.connection_pool
-        if conn is not None:
-            try:
-                written = conn.read_response()
-            except redis.exceptions.NoScriptError:
-                pool.release(conn)
-            except LINK_ERRORS:  # read_response has closed the connection
-                pool.release(conn)
-            except redis.ResponseError:  # the script's error (a refused write): the connection is in step
-                pool.release(conn)
-                raise
-            except BaseException:  # e.g. KeyboardInterrupt: the reply may be half read
-                conn.disconnect()
-                pool.release(conn)
-                raise
-            else:
-                pool.release(conn)
-                _check(written, len(started.payloads), "XADD")
-                self._known.add(started.stream)
-                return
-        self.xadd(started.stream, started.field, started.payloads)
+        try:
+            written = started.call.reply()
+        except (redis.exceptions.NoScriptError, *LINK_ERRORS):
+            self.xadd(started.stream, started.field, started.payloads)
+            return
+        _check(written, len(started.payloads), "XADD")
+        self._known.add(started.stream)
 
     def set_ex(self, keys: Sequence[bytes | str], values: Sequence[bytes], ttl_seconds: int) -> int:
         """``SET key value EX ttl_seconds`` of each pair; returns how many calls it took."""
