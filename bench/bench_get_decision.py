@@ -205,21 +205,6 @@ def step_costs(sdk: LooperClient, blueprint: Blueprint, entry: bytes) -> list[tu
     entries = [entry] * 1_000
     empty_blake2b_8 = hashlib.blake2b(digest_size=8)
 
-    def decision(*values: object) -> DB.Decision:  # as decide builds one: a setter call per slot
-        d = object.__new__(DB.Decision)
-        DB._SET_ID(d, values[0])
-        DB._SET_BLUEPRINT(d, values[1])
-        DB._SET_UNIT(d, values[2])
-        DB._SET_ACTION(d, values[3])
-        DB._SET_PROPENSITY(d, values[4])
-        DB._SET_PROBS(d, values[5])
-        DB._SET_SCORES(d, values[6])
-        DB._SET_VERSION(d, values[7])
-        DB._SET_DEFAULT(d, values[8])
-        DB._SET_TS(d, values[9])
-        DB._SET_REASON(d, values[10])
-        return d
-
     def draw(id_bytes: bytes) -> float:  # as decide does it; equals exploration.uniform_from_id
         h = empty_blake2b_8.copy()
         h.update(id_bytes)
@@ -234,7 +219,7 @@ def step_costs(sdk: LooperClient, blueprint: Blueprint, entry: bytes) -> list[tu
         ("uniform draw from the id (blake2b, from a copied empty state)", lambda: draw(did_b), 1),
         ("pick the action (bisect on cumulative sums), its event fragment", lambda: (
             bisect.bisect_right(dist.cumulative, u), dist.probs[action], dist.fragments.get(action)), 1),
-        ("`Decision` (slot setters) and its own `action_probs` copy", lambda: decision(
+        ("`Decision` and its own `action_probs` copy", lambda: DB.Decision(
             did, BLUEPRINT, "user_1", action, propensity, dist.probs.copy(), scores, VERSION, False, ts, None), 1),
         ("features and scores JSON (msgspec)", lambda: (DB.encode_json(FEATURES), DB.encode_json(scores)), 1),
         ("event JSON (one bytes template)", lambda: template % (
@@ -342,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         probe = sdk.get_decision(BLUEPRINT, units[1], FEATURES)
         if probe.is_default or probe.policy_version != VERSION:
             raise SystemExit("the SDK served the default: the policy lookup did not hit")
-        payload = sdk._decision_event(blueprint, probe, FEATURES)  # both sides move the same bytes
+        payload = DB.encode_decision_event(blueprint, probe, FEATURES)  # both sides move the same bytes
 
         def reset() -> None:
             r.delete(events.stream_key(BLUEPRINT), RAW_STREAM)

@@ -31,7 +31,7 @@ from looper_common.sdk.breaker import CircuitBreaker
 from looper_common.sdk.challenger import Challengers
 from looper_common.sdk.connection import EvictionPolicyError, check_eviction_policy, connect, mask_url
 from looper_common.sdk.decision_batch import Decision
-from looper_common.sdk.decision_steps import DecisionSteps, Timestamp
+from looper_common.sdk.decision_steps import DecisionSteps, Timestamp, events_of
 from looper_common.sdk.online import OnlineModels
 from looper_common.sdk.outbox import Outbox, is_link_error
 from looper_common.sdk.redis_batches import BatchWriter
@@ -43,6 +43,7 @@ from looper_common.sdk.requests import (
     observation_payloads,
     shown,
 )
+from looper_common.sdk.started_call import start_mget
 from looper_common.sdk.stats import SdkStats
 
 __all__ = ["Decision", "LooperClient", "LooperError"]
@@ -154,24 +155,37 @@ class LooperClient(DecisionSteps):
         *,
         ts: Timestamp | Sequence[Timestamp] = None,
     ) -> list[Decision]:
-        """Batch form of :meth:`get_decision`: one MGET, and one script call per 1,000 XADDs.
+        """Batch form of :meth:`get_decision`: one MGET, and one script call per part of at most 1,000 XADDs.
 
         The steps, which ``looper serve`` also takes with async Redis between them:
         :meth:`check_decisions`, :meth:`lookup` (the keys to read), one MGET,
-        :meth:`decide_from` (decisions and events, no I/O), then the events sent.
+        :meth:`decide_from` (decisions and events, no I/O), then the events sent. A batch of
+        200 or more is decided in parts (``Outbox.part_sizes``), each part's events written
+        by Redis while the next is decided; all are written, or kept, when it returns.
         """
         compiled, stamps = self.check_decisions(blueprint, requests, ts)
         step = self.lookup(compiled, requests)
         entries = None
         if step.keys:
-            try:
-                entries = self._mget(step.keys)
-            except redis_errors as err:
-                self.lookup_failed(step, err)
-            else:
-                self._link.success()
-        decisions, payloads = self.decide_from(step, requests, stamps, entries)
-        self._send(compiled.stream, payloads)
+            read = start_mget(self.redis, self._mget, step.keys)  # one Redis: Redis reads while the client
+            try:  # makes what needs no entry
+                self.prepare(step, requests, stamps)
+            finally:
+                try:
+                    entries = read()
+                except redis_errors as err:
+                    self.lookup_failed(step, err)
+                else:
+                    self._link.success()
+        sizes = self._outbox.part_sizes(step.n)
+        if len(sizes) == 1:
+            decisions, payloads = self.decide_from(step, requests, stamps, entries)
+            self._outbox.send(compiled.stream, payloads)
+        else:
+            decisions = []
+            parts = self.decide_in_parts(step, requests, stamps, entries, sizes)
+            self._outbox.send_parts(compiled.stream, events_of(parts, decisions))
+        self._after_send()
         return decisions
 
     # -- observations ----------------------------------------------------------------

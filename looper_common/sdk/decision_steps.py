@@ -2,25 +2,26 @@
 
 ``get_decisions`` is :meth:`DecisionSteps.check_decisions`, :meth:`DecisionSteps.lookup`
 (the version, exploration, compact model and challenger, and the entry keys still to
-read), one MGET, and :meth:`DecisionSteps.decide_from` (decisions and events, no I/O),
-then the events sent. ``looper serve`` takes the same steps with async Redis between
-them (``sdk/async_io.py``).
+read), one MGET, and :meth:`DecisionSteps.decide_from` (decisions and events, no I/O;
+:meth:`DecisionSteps.decide_in_parts` for a batch whose events go in parts), then the
+events sent. ``looper serve`` takes the same steps with async Redis between them
+(``sdk/async_io.py``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from looper_common.contracts import events, policy_store
+from looper_common.contracts import events, ids, policy_store
 from looper_common.contracts.blueprint import ExplorationSpec
 from looper_common.contracts.event_rules import EventLimits
 from looper_common.contracts.redis_conn import ERRORS as redis_errors
 from looper_common.sdk.challenger import decide_with_challenger
 from looper_common.sdk.decision_batch import Decision, ServingPlan
-from looper_common.sdk.holdback import withhold
+from looper_common.sdk.holdback import held_back, withhold
 from looper_common.sdk.lookup import Lookup
 from looper_common.sdk.online import with_batch_features
 from looper_common.sdk.requests import Compiled, LooperError, check_requests
@@ -35,6 +36,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("looper_common.sdk.client")  # the client's log, as before the split
 
 Timestamp = datetime | int | float | None
+
+
+def events_of(parts: Iterator[tuple[list[Decision], list[bytes]]], decisions: list[Decision]) -> Iterator[list[bytes]]:
+    """The events of each part of :meth:`DecisionSteps.decide_in_parts`, its decisions added to ``decisions``."""
+    for made, payloads in parts:
+        decisions.extend(made)
+        yield payloads
 
 
 class DecisionSteps:
@@ -112,6 +120,14 @@ class DecisionSteps:
         entries: list[bytes | None] | None,
     ) -> tuple[list[Decision], list[bytes]]:
         """The decisions and their events (for ``step.compiled.stream``) from the entries read; no I/O."""
+        return next(self.decide_in_parts(step, requests, stamps, entries, [step.n]))
+
+    def decide_in_parts(
+        self, step: Lookup, requests: Sequence[tuple[str, Mapping[str, object]]], stamps: Sequence[int],
+        entries: list[bytes | None] | None, sizes: Sequence[int],
+    ) -> Iterator[tuple[list[Decision], list[bytes]]]:
+        """:meth:`decide_from` made in consecutive parts of ``sizes`` requests, each yielded when
+        made; the parts together are what :meth:`decide_from` returns for the same random bits."""
         compiled, n = step.compiled, step.n
         bp = compiled.blueprint
         if entries is None:
@@ -120,22 +136,48 @@ class DecisionSteps:
             requests = with_batch_features(requests, entries)
         if step.online is not None:
             entries = step.online.entries(requests, entries)
-        entries = withhold(bp, requests, entries)  # the holdback's units get the default, reason holdback
-        rands = None
-        if self._random_bits is not None:
-            rands = [self._random_bits(64) for _ in range(n)]
+        if not step.prepared:
+            self.prepare(step, requests, stamps)
+        entries = withhold(bp, requests, entries, step.held)  # the holdback's units: the default, reason holdback
+        rands, decision_ids = step.rands, step.decision_ids
         plan = self._plan(compiled, step.version, step.override or bp.policy.exploration)
         stats = self._stats
         stats.decisions[bp.name] = stats.decisions.get(bp.name, 0) + n
         defaults = stats.defaults.get(bp.name)
         if defaults is None:
             defaults = stats.defaults[bp.name] = {}
+        challenger = step.challenger_entries
+        if len(sizes) > 1 and not isinstance(requests, (list, tuple)):
+            requests = list(requests)
+        lo = 0
+        for size in sizes:
+            hi, part = lo + size, slice(lo, lo + size)
+            # one part: the lists themselves, not copies
+            part_requests, part_stamps, part_entries, part_rands, part_ids, part_challenger = (
+                (requests, stamps, entries, rands, decision_ids, challenger) if size == n else
+                (requests[part], stamps[part], entries[part], rands and rands[part],
+                 decision_ids and decision_ids[part], challenger and challenger[part])
+            )
+            lo = hi
+            if step.rollout is None:
+                yield plan.decide(part_requests, part_stamps, part_entries, part_rands, step.missing, defaults,
+                                  part_ids)
+            else:
+                yield decide_with_challenger(
+                    plan, self._challengers, step.rollout, part_requests, part_stamps, part_entries,
+                    part_challenger, part_rands, step.missing, defaults,
+                )
+
+    def prepare(self, step: Lookup, requests: Sequence[tuple[str, Mapping[str, object]]],
+                stamps: Sequence[int]) -> None:
+        """What the decisions need besides the entries, made while they are read: the holdback's
+        units, the random bits and (without a challenger) the decision ids."""
+        step.held = held_back(step.compiled.blueprint, requests)
+        if self._random_bits is not None:
+            step.rands = [self._random_bits(64) for _ in range(step.n)]
         if step.rollout is None:
-            return plan.decide(requests, stamps, entries, rands, step.missing, defaults)
-        return decide_with_challenger(
-            plan, self._challengers, step.rollout, requests, stamps, entries, step.challenger_entries, rands,
-            step.missing, defaults,
-        )
+            step.decision_ids = ids.new_decision_ids(step.compiled.tag, stamps, step.rands)
+        step.prepared = True
 
     @staticmethod
     def _timestamps(ts: Timestamp | Sequence[Timestamp], n: int, limits: EventLimits) -> list[int]:

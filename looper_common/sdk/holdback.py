@@ -38,19 +38,29 @@ def in_holdback(blueprint: Blueprint, unit_id: str) -> bool:
     return blueprint.holdback is not None and holdback_draw(blueprint.name, unit_id) < blueprint.holdback.share
 
 
+def held_back(blueprint: Blueprint, requests: Sequence[tuple[str, object]]) -> list[bool] | None:
+    """Per request, whether its unit is in the holdback (:func:`in_holdback` inlined); None without one."""
+    if blueprint.holdback is None:
+        return None
+    share, hasher, from_bytes = blueprint.holdback.share, _prefix_hash(blueprint.name).copy, int.from_bytes
+    out = []
+    for unit_id, _ in requests:
+        h = hasher()
+        h.update(f"{unit_id}".encode())
+        out.append(from_bytes(h.digest(), "big") / _TWO_64 < share)
+    return out
+
+
 def withhold(blueprint: Blueprint, requests: Sequence[tuple[str, object]],
-             entries: list[bytes | str | None]) -> list[bytes | str | None]:
+             entries: list[bytes | str | None], held: list[bool] | None = None) -> list[bytes | str | None]:
     """``entries`` with the held-back units' replaced by the reason ``holdback``.
 
     The SDK serves a unit whose entry is a reason string the default, logged with that
-    ``default_reason`` (``ServingPlan.decide``). The loop is :func:`in_holdback` inlined.
+    ``default_reason`` (``ServingPlan.decide``). ``held``: :func:`held_back` of the
+    requests, when it was computed already.
     """
     if blueprint.holdback is None:
         return entries
-    share, hasher, from_bytes = blueprint.holdback.share, _prefix_hash(blueprint.name).copy, int.from_bytes
-    out = []
-    for (unit_id, _), entry in zip(requests, entries, strict=True):
-        h = hasher()
-        h.update(f"{unit_id}".encode())
-        out.append(REASON if from_bytes(h.digest(), "big") / _TWO_64 < share else entry)
-    return out
+    if held is None:
+        held = held_back(blueprint, requests)
+    return [REASON if h else entry for h, entry in zip(held, entries, strict=True)]

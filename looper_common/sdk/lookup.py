@@ -29,3 +29,8 @@ class Lookup:
     rollout: Rollout | None = None
     challenger_entries: list[bytes | None] | None = None
     keys: list[str] = field(default_factory=list)  # the units' entries still to read, in request order
+    # made while the entries are read (DecisionSteps.prepare): what needs no entry
+    prepared: bool = False
+    held: list[bool] | None = None  # holdback.held_back of the requests
+    rands: list[int] | None = None  # the client's random bits, one per request
+    decision_ids: list[str] | None = None  # without a challenger

@@ -10,6 +10,11 @@ or hung; it also holds back reads) and ``writes`` (Redis refusing writes: ``OOM`
 under ``noeviction``, ``READONLY`` on a replica; reads still go). Another refusal
 (e.g. a stream key of the wrong type) keeps that stream's events and lets the other
 streams' go.
+
+:meth:`Outbox.send_parts` sends a call's events in parts as the caller makes them: on
+one Redis, in the usual case, each part's script call goes without waiting, and its
+reply is read once the next part is made, so Redis writes one part while the caller
+makes the next; every reply is read before it returns.
 """
 
 from __future__ import annotations
@@ -17,18 +22,19 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import redis
 
 from looper_common.contracts import events, redis_conn
 from looper_common.sdk.breaker import CircuitBreaker
-from looper_common.sdk.redis_batches import BatchWriter
+from looper_common.sdk.redis_batches import BatchWriter, StartedXadd
 
-__all__ = ["Outbox", "is_link_error", "is_write_refusal"]
+__all__ = ["MIN_PART", "Outbox", "is_link_error", "is_write_refusal"]
 
 log = logging.getLogger(__name__)
 _FIELD = events.PAYLOAD_FIELD.encode()
+MIN_PART = 100  # events; a batch of fewer than two such parts is sent in one
 
 
 def is_link_error(err: BaseException) -> bool:
@@ -82,6 +88,46 @@ class Outbox:
                 self._keep_new(stream, payloads)
         else:
             self._send_slice(self.resend_slice, stream, payloads)
+
+    def part_sizes(self, n: int) -> list[int]:
+        """How :meth:`send_parts` would have ``n`` new events made: halving parts of at most
+        ``per_call`` down to ``MIN_PART``, so that Redis writes each while the caller makes the
+        next, half as long, one; ``[n]`` when they would go in one call anyway."""
+        if n < 2 * MIN_PART or not self._writer.can_start:
+            return [n]
+        sizes, rest = [], n
+        while rest >= 2 * MIN_PART:
+            sizes.append(min(rest // 2, self._writer.per_call))
+            rest -= sizes[-1]
+        return [*sizes, rest]
+
+    def send_parts(self, stream: str, parts: Iterable[list[bytes]]) -> None:
+        """:meth:`send` of the events of ``parts``, each part sent while the next is made.
+
+        In the usual case (nothing kept, the breakers let Redis be tried, one Redis), a
+        part's script call is started (``BatchWriter.start_xadd``), and its reply read after
+        the next part is made; a part that fails is kept as :meth:`send` keeps a failed
+        call's events, and the call's later parts are kept with it, untried (one failure per
+        call, as one script call). Otherwise the parts are joined and given to :meth:`send`.
+        Every reply is read before this returns, also when making a part raises.
+        """
+        if self._unsent or not (self._writer.can_start and self._link.allow() and self._writes.allow()):
+            self.send(stream, [p for part in parts for p in part])
+            return
+        started: StartedXadd | None = None
+        failed = False
+        try:
+            for payloads in parts:
+                if started is not None:
+                    failed = not self._finish(stream, started)
+                    started = None
+                if failed:
+                    self._keep_new(stream, payloads)
+                elif payloads:
+                    started = self._writer.start_xadd(stream, _FIELD, payloads)
+        finally:
+            if started is not None:
+                self._finish(stream, started)
 
     def direct(self, payloads: Sequence[bytes]) -> bool:
         """Whether the caller may write these new events itself now: nothing is kept from earlier
@@ -183,6 +229,18 @@ class Outbox:
                     self._writer.xadd(stream, _FIELD, payloads[lo:lo + per_call])
         except redis_conn.ERRORS as err:
             self.not_written(stream, len(payloads), err)
+            return False
+        self.written(stream, len(payloads))
+        return True
+
+    def _finish(self, stream: str, started: StartedXadd) -> bool:
+        """Read a started part's reply: count its events as sent, or keep them (breakers told)."""
+        payloads = started.payloads
+        try:
+            self._writer.finish_xadd(started)
+        except redis_conn.ERRORS as err:
+            self.not_written(stream, len(payloads), err)
+            self._keep_new(stream, payloads)
             return False
         self.written(stream, len(payloads))
         return True

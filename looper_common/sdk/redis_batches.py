@@ -17,6 +17,10 @@ On a Redis Cluster a script may only touch keys of one slot, and the keys of a c
 of ``SET`` (policy entries, no hash tag) are spread over all slots: there a chunk is
 one non-transactional cluster pipeline of ``SET ... EX`` (redis-py sends one batch per
 primary), and a refused command leaves the others of its chunk written.
+
+On one Redis, :meth:`BatchWriter.start_xadd` sends a chunk's script call without
+waiting for the reply (``sdk.started_call``), which :meth:`BatchWriter.finish_xadd`
+reads: the caller works while Redis writes.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from collections.abc import Sequence
 import redis
 import redis.asyncio
 
-from looper_common.contracts.redis_conn import is_cluster
+from looper_common.contracts.redis_conn import LINK_ERRORS, is_cluster
+from looper_common.sdk.started_call import StartedCall
 
-__all__ = ["AsyncStreamWriter", "BatchWriter", "PER_CALL"]
+__all__ = ["AsyncStreamWriter", "BatchWriter", "PER_CALL", "StartedXadd"]
 
 PER_CALL = 1_000
 
@@ -53,6 +58,18 @@ for i = 1, #KEYS do
 end
 return #KEYS
 """
+
+
+class StartedXadd:
+    """A script call of :meth:`BatchWriter.start_xadd` whose reply is still to be read."""
+
+    __slots__ = ("call", "stream", "field", "payloads")
+
+    def __init__(self, call: StartedCall, stream: str | bytes, field: bytes, payloads: Sequence[bytes]) -> None:
+        self.call = call
+        self.stream = stream
+        self.field = field
+        self.payloads = payloads
 
 
 class BatchWriter:
@@ -92,6 +109,34 @@ class BatchWriter:
             calls += 1
         self._known.add(stream)
         return calls
+
+    @property
+    def can_start(self) -> bool:
+        """Whether :meth:`start_xadd` is available: on one Redis, not on a cluster (whose client routes by slot)."""
+        return not self._cluster
+
+    def start_xadd(self, stream: str | bytes, field: bytes, payloads: Sequence[bytes]) -> StartedXadd:
+        """Send the script call of :meth:`xadd` for at most ``per_call`` payloads without reading its
+        reply (``sdk.started_call``); :meth:`finish_xadd` must follow."""
+        if len(payloads) > self.per_call:
+            raise ValueError(f"{len(payloads)} payloads in one started call (at most {self.per_call})")
+        call = StartedCall(self._client, "EVALSHA", self._xadd.sha, 1, stream, self._group, field, *payloads)
+        return StartedXadd(call, stream, field, payloads)
+
+    def finish_xadd(self, started: StartedXadd) -> None:
+        """Read the reply of :meth:`start_xadd`, raising what :meth:`xadd` would raise.
+
+        A script Redis no longer holds (``NOSCRIPT``: restarted, ``SCRIPT FLUSH``) and a
+        connection that failed go again through :meth:`xadd`, which loads the script and
+        takes redis-py's retries, as a blocking call's first failure would.
+        """
+        try:
+            written = started.call.reply()
+        except (redis.exceptions.NoScriptError, *LINK_ERRORS):
+            self.xadd(started.stream, started.field, started.payloads)
+            return
+        _check(written, len(started.payloads), "XADD")
+        self._known.add(started.stream)
 
     def set_ex(self, keys: Sequence[bytes | str], values: Sequence[bytes], ttl_seconds: int) -> int:
         """``SET key value EX ttl_seconds`` of each pair; returns how many calls it took."""

@@ -41,7 +41,7 @@ from looper_common.serve.service import BadRequest, DecisionService, Forbidden, 
 from looper_common.serve.tokens import TokenTable
 
 log = logging.getLogger("looper.serve")
-_encode = msgspec.json.Encoder().encode  # Decision is a slotted dataclass: encoded as an object
+_encode = msgspec.json.Encoder().encode  # Decision is a msgspec Struct: encoded as an object of its fields
 _AUTH_ERRORS = {
     400: {"model": Problem, "description": "the body is not JSON text (e.g. not UTF-8)"},
     401: {"model": Problem, "description": "no or an unknown bearer token"},

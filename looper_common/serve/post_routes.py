@@ -27,7 +27,7 @@ from looper_common.serve.auth import SCOPE_KEY
 from looper_common.serve.schemas import DecisionBatchRequest, DecisionRequest, ObservationRequest
 from looper_common.serve.service import BadRequest, DecisionService, Forbidden
 
-_encode = msgspec.json.Encoder().encode  # Decision is a slotted dataclass: encoded as an object
+_encode = msgspec.json.Encoder().encode  # Decision is a msgspec Struct: encoded as an object of its fields
 _JSON = b"application/json"
 _PARSE_ERROR = json.dumps({"detail": "There was an error parsing the body"}, separators=(",", ":")).encode()
 Handler = Callable[[Any, "frozenset[str] | None"], Awaitable[tuple[int, bytes]]]
