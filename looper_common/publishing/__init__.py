@@ -8,5 +8,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     champion="publish_policies PublishRun",
     publish="publish_champion",
-    redis_policy="publish_policy rollback",
+    redis_policy="publish_policy",
+    pointer="rollback",
 )

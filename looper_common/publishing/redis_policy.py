@@ -1,4 +1,4 @@
-"""Writing a policy version to Redis, switching the active pointer, rolling it back (DESIGN.md §6).
+"""Writing a policy version to Redis, then switching the active pointer (DESIGN.md §6; the pointer: ``pointer.py``).
 
 Each unit's entry is written under a new version prefix, with a TTL, by
 ``redis_batches.BatchWriter`` (one script call per chunk of entries); only then does
@@ -26,16 +26,11 @@ import redis
 
 from looper_common.contracts import policy_store
 from looper_common.contracts.blueprint import Blueprint, ExplorationSpec
+from looper_common.publishing.pointer import REFUSED, refusal, switch_pointer
 from looper_common.sdk.redis_batches import PER_CALL, BatchWriter
 
 log = logging.getLogger(__name__)
-HISTORY_LENGTH = 20
-ROLLED_BACK = "rolled_back_at"  # meta field set on the version a rollback left
 meta_key = policy_store.meta_key  # defined next to the keys the SDK reads
-
-class RollbackError(RuntimeError):
-    """No version to roll back to, or its entries have expired."""
-
 
 @dataclass(frozen=True)
 class PublishStats:
@@ -172,10 +167,10 @@ def publish_entries(
         raise ValueError("ttl_seconds must be positive")
     mkey = meta_key(bp, version)
     run_date = str(meta["run_date"]) if meta and meta.get("run_date") is not None else None
-    refused = _refusal(client, bp, version, run_date)
+    refused = refusal(client, bp, version, run_date)
     if refused is not None:
         code, current = refused
-        log.warning("%s: %s; not publishing it", bp, _REFUSED[code].format(version=version, current=current))
+        log.warning("%s: %s; not publishing it", bp, REFUSED[code].format(version=version, current=current))
         return PublishStats(bp, version, 0, 0, 0.0, current, False)
 
     started = time.perf_counter()
@@ -190,10 +185,10 @@ def publish_entries(
             client.delete(mkey)
         raise
     client.hset(mkey, "units", entries)
-    code, previous = _switch(client, bp, version, run_date) if switch else (0, None)
+    code, previous = switch_pointer(client, bp, version, run_date) if switch else (0, None)
     if code < 0:
         log.warning("%s: %s meanwhile; pointer left at %s",
-                    bp, _REFUSED[code].format(version=version, current=previous), previous)
+                    bp, REFUSED[code].format(version=version, current=previous), previous)
     stats = PublishStats(bp, version, entries, batches, time.perf_counter() - started, previous, code == 1)
     log.info("%s", stats.summary())
     return stats
@@ -231,98 +226,3 @@ def publish_policy(
     return publish_entries(
         client, blueprint, lambda: write_pairs(client, blueprint.name, version, keys, values, ttl_seconds, batch_size),
         version=version, ttl_seconds=ttl_seconds, meta=meta, exploration=exploration, switch=switch)
-
-
-ROLLED_BACK_CODE, OLDER_CODE = -1, -2
-_REFUSED = {
-    ROLLED_BACK_CODE: "version {version} was rolled back",
-    OLDER_CODE: "version {version} is for an older run date than the active {current}",
-}
-
-
-def _refusal(
-    client: redis.Redis | redis.client.Pipeline, bp: str, version: str, run_date: str | None
-) -> tuple[int, str | None] | None:
-    """Why ``version`` must not become active, as ``(code, active version)``; None when it may."""
-    current = client.get(policy_store.active_key(bp))
-    current = current.decode() if current is not None else None
-    if current == version:
-        return None
-    if client.hexists(meta_key(bp, version), ROLLED_BACK):
-        return ROLLED_BACK_CODE, current
-    if current is not None and run_date is not None:
-        active_date = client.hget(meta_key(bp, current), "run_date")
-        if active_date is not None and active_date.decode() > run_date:  # ISO dates sort by time
-            return OLDER_CODE, current
-    return None
-
-
-def _switch(client: redis.Redis, bp: str, version: str, run_date: str | None) -> tuple[int, str | None]:
-    """Atomically make ``version`` active, pushing the previous one onto the history.
-
-    Returns ``(1, previous)`` when switched, ``(0, version)`` when it was already active,
-    or a refusal code of :func:`_refusal`. An optimistic transaction (WATCH on the
-    pointer, the history and both meta hashes), like :func:`rollback`.
-    """
-    active, history = policy_store.active_key(bp), policy_store.history_key(bp)
-    outcome: list[tuple[int, str | None]] = []
-
-    def attempt(pipe: redis.client.Pipeline) -> None:
-        current = pipe.get(active)
-        current = current.decode() if current is not None else None
-        if current is not None:
-            pipe.watch(meta_key(bp, current))
-        if current == version:
-            outcome[:] = [(0, current)]
-            return
-        refused = _refusal(pipe, bp, version, run_date)
-        if refused is not None:
-            outcome[:] = [refused]
-            return
-        pipe.multi()
-        pipe.lrem(history, 0, version)
-        if current is not None:
-            pipe.lpush(history, current)
-            pipe.ltrim(history, 0, HISTORY_LENGTH - 1)
-        pipe.set(active, version)
-        outcome[:] = [(1, current)]
-
-    client.transaction(attempt, active, history, meta_key(bp, version))
-    return outcome[0]
-
-
-def rollback(client: redis.Redis, blueprint_name: str) -> tuple[str | None, str]:
-    """Point the blueprint back at the previous version, popped from the history.
-
-    Returns ``(from_version, to_version)``. Raises :class:`RollbackError` when there is
-    no previous version or its entries have expired. The version left is marked so
-    that rerunning its publish does not make it active again.
-    """
-    active = policy_store.active_key(blueprint_name)
-    history = policy_store.history_key(blueprint_name)
-    moved: list[str | None] = []
-
-    def attempt(pipe: redis.client.Pipeline) -> None:
-        current, previous = pipe.get(active), pipe.lindex(history, 0)
-        if previous is None:
-            raise RollbackError(f"{blueprint_name}: no previous policy version to roll back to")
-        previous = previous.decode()
-        if not pipe.exists(meta_key(blueprint_name, previous)):
-            raise RollbackError(
-                f"{blueprint_name}: the previous version {previous} has expired (its entries "
-                "are gone); publish a model instead"
-            )
-        current = current.decode() if current is not None else None
-        left_meta = meta_key(blueprint_name, current) if current else None
-        ttl_ms = pipe.pttl(left_meta) if left_meta else -2
-        pipe.multi()
-        pipe.lpop(history)
-        pipe.set(active, previous)
-        if ttl_ms > 0:  # re-applying the TTL: never leave a meta hash that does not expire
-            pipe.hset(left_meta, ROLLED_BACK, datetime.now(UTC).isoformat(timespec="seconds"))
-            pipe.pexpire(left_meta, ttl_ms)
-        moved[:] = [current, previous]
-
-    client.transaction(attempt, active, history)
-    log.info("%s: active policy %s -> %s", blueprint_name, moved[0], moved[1])
-    return moved[0], moved[1]

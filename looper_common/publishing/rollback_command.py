@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from looper_common.contracts.config import ConfigError, load_settings
     from looper_common.jobrunner import open_lake
     from looper_common.lake.tables import ALIAS_HISTORY
-    from looper_common.publishing.redis_policy import RollbackError, rollback
+    from looper_common.publishing.pointer import RollbackError, rollback
     from looper_common.training.registry import record_pointer_move
 
     try:

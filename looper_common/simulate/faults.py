@@ -90,9 +90,17 @@ class Faults:
 
 
 def drop_entries(client, blueprint: str, unit_ids: list[str]) -> int:
-    """Delete the active version's entries of ``unit_ids`` (the default-share fault); returns how many."""
+    """The default-share fault: the active version loses ``unit_ids``' entries and its compact model.
+
+    Without the model, an ``online``/``hybrid`` blueprint falls back to the lookup alone
+    (the SDK's rule when online scoring is unavailable), so those units get the default
+    (``unknown_unit``) in every serving mode. Returns how many entries were deleted.
+    """
+    from looper_common.sdk.online import model_key
+
     active = client.get(policy_store.active_key(blueprint))
     if active is None or not unit_ids:
         return 0
     version = active.decode() if isinstance(active, bytes) else active
+    client.delete(model_key(blueprint, version))
     return int(client.delete(*[policy_store.entry_key(blueprint, version, u) for u in unit_ids]))

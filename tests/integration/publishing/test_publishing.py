@@ -23,15 +23,9 @@ from looper_common.contracts import policy_store
 from looper_common.decision_science.policies import policy_frame
 from looper_common.ingest.json_values import feature_texts
 from looper_common.lake.tables import BRONZE_DECISIONS
+from looper_common.publishing.pointer import HISTORY_LENGTH, RollbackError, rollback
 from looper_common.publishing.publish import find_champion, policy_version, publish_champion
-from looper_common.publishing.redis_policy import (
-    HISTORY_LENGTH,
-    RollbackError,
-    encode_entries,
-    meta_key,
-    publish_policy,
-    rollback,
-)
+from looper_common.publishing.redis_policy import encode_entries, meta_key, publish_policy
 from looper_common.publishing.units import latest_units, load_units
 from looper_common.sdk.client import LooperClient
 from tests.conftest import FEATURES, ROOT, make_blueprint

@@ -12,7 +12,8 @@ from looper_common.contracts import events, policy_store, redis_conn
 from looper_common.ingest import event_streams, ingest_events
 from looper_common.lake.engine import Lake
 from looper_common.lake.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS
-from looper_common.publishing.redis_policy import publish_policy, rollback
+from looper_common.publishing.pointer import rollback
+from looper_common.publishing.redis_policy import publish_policy
 from looper_common.sdk.client import LooperClient
 from tests.conftest import FEATURES, make_blueprint
 

@@ -15,7 +15,8 @@ import redis
 
 from looper_common.contracts import events, policy_store
 from looper_common.contracts.blueprint import ExplorationSpec
-from looper_common.publishing.redis_policy import meta_key, publish_policy, rollback
+from looper_common.publishing.pointer import rollback
+from looper_common.publishing.redis_policy import meta_key, publish_policy
 from looper_common.sdk.client import LooperClient
 from looper_common.sdk.exploration import action_distribution, replay, replay_matches
 from tests.conftest import FEATURES, make_blueprint

@@ -131,3 +131,23 @@ def test_batch_features_need_hybrid_serving():
     assert make_blueprint().version == make_blueprint(features=[
         {"name": n, "type": t, "source": "request"} for n, t in
         (("recency", "float"), ("visits", "int"), ("opted_in", "bool"), ("country", "category"))]).version
+
+
+@pytest.mark.parametrize("mode", ["lookup", "hybrid"])
+def test_the_planted_default_share_fault_serves_the_default_in_every_mode(redis_url, redis_client, mode):
+    """The simulator's default-share fault (its units' entries and the compact model gone) defaults those units."""
+    from looper_common.simulate.faults import DefaultShare, Faults, drop_entries
+
+    blueprint = serving(mode)
+    model = fitted(FAMILIES["hist_gbdt"], "binary", blueprint, with_gaps=True)
+    known = units(200, 3, with_gaps=False)
+    publish(redis_client, blueprint, model, known)
+    unit_ids = list(known["unit_id"])
+    dropped = Faults(default=DefaultShare(0.5, day=2)).unpublished_units(blueprint.name, 2, unit_ids)
+    assert drop_entries(redis_client, blueprint.name, dropped) == len(dropped) > 60
+    sdk = LooperClient(redis_url, blueprints={blueprint.name: blueprint}, pointer_ttl_s=0.0)
+    decisions = sdk.get_decisions(blueprint.name, [(u, request_features(r)) for u, (_, r) in
+                                                   zip(known["unit_id"], known.iterrows(), strict=True)])
+    defaulted = {u for u, d in zip(unit_ids, decisions, strict=True) if d.is_default}
+    assert defaulted == set(dropped)
+    assert {d.default_reason for d in decisions if d.is_default} == {events.UNKNOWN_UNIT}
