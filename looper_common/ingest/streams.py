@@ -27,19 +27,18 @@ from datetime import date, timedelta
 import pyarrow as pa
 import redis
 
-from looper_common.contracts import event_rules, events, redis_conn
+from looper_common.contracts import event_rules, events
 from looper_common.contracts.blueprint import Blueprint
 from looper_common.ingest.arrow_batch import TABLES, to_tables
 from looper_common.ingest.known_events import settle_known_ids
 from looper_common.ingest.parsing import Entry, ParsedBatch, TableRows, parse_entries
 from looper_common.ingest.read_ahead import read_ahead
-from looper_common.ingest.redis_checks import check_eviction_policy, ensure_group
+from looper_common.ingest.redis_checks import check_eviction_policy
+from looper_common.ingest.stream_cursor import StreamCursor
 from looper_common.lake.engine import Lake
 from looper_common.lake.tables import BRONZE_DECISIONS, BRONZE_OBSERVATIONS, QUARANTINE
 
 log = logging.getLogger(__name__)
-CONSUMER = "ingest"
-ACK_PER_COMMAND = 10_000  # ids per XACK: one command, one reply
 _EPOCH = date(1970, 1, 1)
 
 
@@ -77,104 +76,6 @@ def event_streams(client: redis.Redis, blueprint: str | None = None) -> list[str
     return sorted(names)
 
 
-def _next_id(stream_id: str) -> str:
-    ms, seq = stream_id.split("-")
-    return f"{ms}-{int(seq) + 1}"
-
-
-def _id_key(stream_id: str) -> tuple[int, int]:
-    ms, seq = stream_id.split("-")
-    return int(ms), int(seq)
-
-
-def _payload(fields: list | dict | None) -> bytes | None:
-    """The event field of a raw entry's ``[field, value, ...]`` (None if absent or empty)."""
-    if not fields:
-        return None
-    if isinstance(fields, dict):  # parsed by redis-py (the cluster client)
-        return fields.get(_FIELD) or None
-    if fields[0] == _FIELD:
-        return fields[1] or None
-    for i in range(0, len(fields) - 1, 2):
-        if fields[i] == _FIELD:
-            return fields[i + 1] or None
-    return None
-
-
-_FIELD = events.PAYLOAD_FIELD.encode()
-
-
-def _as_parsed(response: object, **options: object) -> object:
-    """Leaves a reply as the parser gave it (a response callback that does nothing)."""
-    return response
-
-
-def _raw_reader(client: redis.Redis | redis.RedisCluster) -> redis.Redis | redis.RedisCluster:
-    """A client on ``client``'s connection pool whose XREADGROUP replies stay as the parser gives them.
-
-    redis-py's own callback builds a dict per entry, which costs more than Redis takes
-    to send it; ingestion only needs each entry's id and payload. A cluster client has
-    no single pool (each node has its own): it reads through ``client`` itself, and
-    :func:`_payload` takes the parsed entries.
-    """
-    if redis_conn.is_cluster(client):
-        return client
-    reader = redis.Redis(connection_pool=client.connection_pool)
-    reader.set_response_callback("XREADGROUP", _as_parsed)
-    return reader
-
-
-class _StreamCursor:
-    """Reads one stream through the group: its pending entries first, then new ones."""
-
-    def __init__(self, client: redis.Redis, stream: str) -> None:
-        self.client, self.stream = client, stream
-        self.reader = _raw_reader(client)
-        ensure_group(client, stream)
-        info = client.xinfo_stream(stream)
-        last = info["last-generated-id"]
-        self.end = _id_key(last.decode() if isinstance(last, bytes) else last)
-        self.position = "0"  # "0": replay our pending entries; ">": new entries
-        self.done = False
-
-    def _xreadgroup(self, count: int) -> list:
-        """One XREADGROUP: ``[[id, [field, value, ...]], ...]`` of this stream, or []."""
-        reply = self.reader.xreadgroup(events.INGEST_GROUP, CONSUMER, {self.stream: self.position}, count=count)
-        if not reply:
-            return []
-        return next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]  # RESP3: a map
-
-    def read(self, count: int) -> list[Entry]:
-        while not self.done:
-            messages = self._xreadgroup(count)
-            if not messages:
-                if self.position == ">":
-                    self.done = True
-                else:
-                    self.position = ">"
-                continue
-            stream = self.stream
-            entries = [(stream, sid.decode(), _payload(fields)) for sid, fields in messages]
-            if self.position != ">":
-                self.position = entries[-1][1]
-            elif _id_key(entries[-1][1]) >= self.end:
-                self.done = True  # entries added after the run started wait for the next run
-            return entries
-        return []
-
-    def acknowledge(self, ids: Sequence[str]) -> None:
-        """Ack ``ids`` (already committed) and trim everything before the oldest unacked entry."""
-        for lo in range(0, len(ids), ACK_PER_COMMAND):
-            self.client.xack(self.stream, events.INGEST_GROUP, *ids[lo:lo + ACK_PER_COMMAND])
-        # ids come in stream order (pending ones, then newer); the oldest pending entry bounds the trim anyway
-        min_id = _next_id(ids[-1])
-        pending = self.client.xpending(self.stream, events.INGEST_GROUP)
-        if pending["pending"]:
-            oldest = pending["min"].decode() if isinstance(pending["min"], bytes) else pending["min"]
-            min_id = min(min_id, oldest, key=_id_key)
-        self.client.xtrim(self.stream, minid=min_id, approximate=False)
-
-
 @dataclass
 class _Batch:
     """A batch read and parsed: the Arrow rows to write and the stream ids to acknowledge after."""
@@ -202,7 +103,7 @@ def _partitions(rows: TableRows) -> dict[str, list]:
 
 
 def _read_batch(
-    cursors: Sequence[_StreamCursor], batch_size: int, blueprints: Mapping[str, Blueprint],
+    cursors: Sequence[StreamCursor], batch_size: int, blueprints: Mapping[str, Blueprint],
     limits: event_rules.EventLimits,
 ) -> _Batch | None:
     """Read up to ``batch_size`` entries across the streams and parse them (None when all are drained).
@@ -284,7 +185,7 @@ def ingest_events(
     stats = IngestStats()
     started = time.perf_counter()
     check_eviction_policy(client)
-    cursors = {s: _StreamCursor(client, s) for s in streams}
+    cursors = {s: StreamCursor(client, s) for s in streams}
     for batch in read_ahead(lambda: _read_batch(list(cursors.values()), batch_size, blueprints, limits)):
         t0 = time.perf_counter()
         inserted = write_batch(lake, batch, duplicate_horizon_days)

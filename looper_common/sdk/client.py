@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from looper_common.contracts import events, ids
+from looper_common.contracts import events
 from looper_common.contracts.blueprint import Blueprint, load_blueprints
 from looper_common.contracts.event_rules import DEFAULT_LIMITS, EventLimits
 from looper_common.contracts.redis_conn import ERRORS as redis_errors
@@ -32,17 +32,11 @@ from looper_common.sdk.challenger import Challengers
 from looper_common.sdk.connection import EvictionPolicyError, check_eviction_policy, connect, mask_url
 from looper_common.sdk.decision_batch import Decision
 from looper_common.sdk.decision_steps import DecisionSteps, Timestamp, events_of
+from looper_common.sdk.observation_steps import ObservationSteps
 from looper_common.sdk.online import OnlineModels
 from looper_common.sdk.outbox import Outbox, is_link_error
 from looper_common.sdk.redis_batches import BatchWriter
-from looper_common.sdk.requests import (
-    Compiled,
-    LooperError,
-    check_decision_id,
-    compile_blueprint,
-    observation_payloads,
-    shown,
-)
+from looper_common.sdk.requests import Compiled, LooperError, compile_blueprint
 from looper_common.sdk.started_call import start_mget
 from looper_common.sdk.stats import SdkStats
 
@@ -51,7 +45,7 @@ __all__ = ["Decision", "LooperClient", "LooperError"]
 log = logging.getLogger(__name__)
 
 
-class LooperClient(DecisionSteps):
+class LooperClient(DecisionSteps, ObservationSteps):
     """Decisions and observations for every blueprint known to this process.
 
     Args:
@@ -188,45 +182,6 @@ class LooperClient(DecisionSteps):
         self._after_send()
         return decisions
 
-    # -- observations ----------------------------------------------------------------
-
-    def log_observations(
-        self,
-        decision_id: str,
-        observations: Mapping[str, float | int | bool],
-        *,
-        ts: Timestamp = None,
-        blueprint: str | None = None,
-    ) -> None:
-        """Report what happened after a decision, minutes or days later."""
-        self.log_observations_batch([(decision_id, observations, ts)], blueprint=blueprint)
-
-    def log_observations_batch(
-        self,
-        items: Iterable[tuple[str, Mapping[str, float | int | bool], Timestamp]],
-        *,
-        blueprint: str | None = None,
-    ) -> None:
-        """Batch form of :meth:`log_observations`: one script call per stream and 1,000 XADDs."""
-        for stream, payloads in self.observation_events(items, blueprint=blueprint).items():
-            self._send(stream, payloads)
-
-    def observation_events(
-        self,
-        items: Iterable[tuple[str, Mapping[str, float | int | bool], Timestamp]],
-        *,
-        blueprint: str | None = None,
-    ) -> dict[str, list[bytes]]:
-        """The observation events of ``items`` by stream, checked (a ``LooperError`` names the field); no I/O."""
-        by_stream: dict[str, list[bytes]] = {}
-        for decision_id, observations, ts in items:  # all checked before anything is sent
-            check_decision_id(decision_id)
-            compiled = self._compiled(blueprint or self._blueprint_of(decision_id))
-            ts_ms = events.to_epoch_ms(ts, compiled.limits)
-            payloads = observation_payloads(compiled, decision_id, observations, ts_ms)
-            by_stream.setdefault(compiled.stream, []).extend(payloads)
-        return by_stream
-
     def flush(self) -> int:
         """Send the events kept while Redis failed, slice by slice, until one fails; returns how many are left."""
         return self._outbox.flush()
@@ -282,15 +237,6 @@ class LooperClient(DecisionSteps):
                 raise LooperError(f"blueprint {blueprint!r} is invalid: {self._invalid[blueprint]}") from None
             known = ", ".join(sorted(self._blueprints)) or "none"
             raise LooperError(f"unknown blueprint {blueprint!r} (known: {known})") from None
-
-    def _blueprint_of(self, decision_id: str) -> str:
-        try:
-            return self._by_tag[ids.tag_of(decision_id)]
-        except (KeyError, ValueError):
-            raise LooperError(
-                f"decision id {shown(decision_id)} was not issued for any blueprint this client knows; "
-                "pass blueprint= explicitly"
-            ) from None
 
     def _send(self, stream: str, payloads: list[bytes]) -> None:
         """XADD the payloads (after a slice of any kept from earlier); what fails is kept."""

@@ -72,6 +72,17 @@ class StartedXadd:
         self.payloads = payloads
 
 
+def _init_stream_writer(writer, client, per_call: int, group: str | None) -> None:
+    """The state :class:`BatchWriter` and :class:`AsyncStreamWriter` share: chunk size, group, the XADD script."""
+    if per_call < 1:
+        raise ValueError("per_call must be positive")
+    writer.per_call = per_call
+    writer._client = client
+    writer._group = group or ""
+    writer._known = set()  # streams written by a script, which made the group if needed
+    writer._xadd = client.register_script(_XADD_MANY)
+
+
 class BatchWriter:
     """``XADD`` and ``SET ... EX`` of many items per round trip on ``client``.
 
@@ -82,14 +93,8 @@ class BatchWriter:
     """
 
     def __init__(self, client: redis.Redis, per_call: int = PER_CALL, group: str | None = None) -> None:
-        if per_call < 1:
-            raise ValueError("per_call must be positive")
-        self.per_call = per_call
-        self._client = client
-        self._group = group or ""
-        self._known: set[str | bytes] = set()  # streams written by a script, which made the group if needed
+        _init_stream_writer(self, client, per_call, group)
         self._cluster = is_cluster(client)
-        self._xadd = client.register_script(_XADD_MANY)
         self._set_ex = client.register_script(_SET_EX_MANY)
 
     def xadd(self, stream: str | bytes, field: bytes, payloads: Sequence[bytes]) -> int:
@@ -166,13 +171,7 @@ class AsyncStreamWriter:
 
     def __init__(self, client: redis.asyncio.Redis | redis.asyncio.RedisCluster, per_call: int = PER_CALL,
                  group: str | None = None) -> None:
-        if per_call < 1:
-            raise ValueError("per_call must be positive")
-        self.per_call = per_call
-        self._client = client
-        self._group = group or ""
-        self._known: set[str | bytes] = set()  # streams written by a script, which made the group if needed
-        self._xadd = client.register_script(_XADD_MANY)
+        _init_stream_writer(self, client, per_call, group)
 
     async def xadd(self, stream: str | bytes, field: bytes, payloads: Sequence[bytes]) -> int:
         """``XADD stream * field payload`` of each payload, in order; returns how many calls it took."""

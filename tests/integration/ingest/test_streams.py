@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from looper_common.contracts import events
-from looper_common.ingest import streams
+from looper_common.ingest import stream_cursor
 
 pytestmark = pytest.mark.integration
 STREAM = events.stream_key("t_notify")
@@ -18,10 +18,10 @@ def _fill(client: redis.Redis, n: int) -> list[str]:
 
 def test_reads_pending_entries_first_then_new_ones(redis_client):
     ids = _fill(redis_client, 5)
-    first = streams._StreamCursor(redis_client, STREAM)
+    first = stream_cursor.StreamCursor(redis_client, STREAM)
     assert first.read(3) == [(STREAM, i, f"p{n}".encode()) for n, i in enumerate(ids[:3])]
     # a crash before the ack: the next run reads the same three again (pending), then the rest
-    again = streams._StreamCursor(redis_client, STREAM)
+    again = stream_cursor.StreamCursor(redis_client, STREAM)
     assert [sid for _, sid, _ in again.read(10)] == ids[:3]
     assert [sid for _, sid, _ in again.read(10)] == ids[3:]
     assert again.read(10) == [] and again.done
@@ -30,14 +30,14 @@ def test_reads_pending_entries_first_then_new_ones(redis_client):
 def test_an_entry_without_the_event_field_has_no_payload(redis_client):
     redis_client.xadd(STREAM, {"other": "x"})
     redis_client.xadd(STREAM, {"other": "x", events.PAYLOAD_FIELD: "p"})
-    cursor = streams._StreamCursor(redis_client, STREAM)
+    cursor = stream_cursor.StreamCursor(redis_client, STREAM)
     assert [payload for _, _, payload in cursor.read(10)] == [None, b"p"]
 
 
 def test_acknowledge_acks_every_id_and_trims_only_below_the_oldest_unacked(redis_client, monkeypatch):
-    monkeypatch.setattr(streams, "ACK_PER_COMMAND", 3)  # several XACKs
+    monkeypatch.setattr(stream_cursor, "ACK_PER_COMMAND", 3)  # several XACKs
     ids = _fill(redis_client, 10)
-    cursor = streams._StreamCursor(redis_client, STREAM)
+    cursor = stream_cursor.StreamCursor(redis_client, STREAM)
     read = [sid for _, sid, _ in cursor.read(10)]
     assert read == ids
     cursor.acknowledge(read[:7])
@@ -51,17 +51,17 @@ def test_acknowledge_acks_every_id_and_trims_only_below_the_oldest_unacked(redis
 
 def test_entries_added_after_the_run_started_wait_for_the_next_run(redis_client):
     ids = _fill(redis_client, 3)
-    cursor = streams._StreamCursor(redis_client, STREAM)
+    cursor = stream_cursor.StreamCursor(redis_client, STREAM)
     later = _fill(redis_client, 2)
     assert [sid for _, sid, _ in cursor.read(3)] == ids
     assert cursor.read(10) == []
     cursor.acknowledge(ids)
-    assert [sid for _, sid, _ in streams._StreamCursor(redis_client, STREAM).read(10)] == later
+    assert [sid for _, sid, _ in stream_cursor.StreamCursor(redis_client, STREAM).read(10)] == later
 
 
 def test_an_error_redis_returns_is_raised(redis_client):
     _fill(redis_client, 2)
-    cursor = streams._StreamCursor(redis_client, STREAM)
+    cursor = stream_cursor.StreamCursor(redis_client, STREAM)
     redis_client.delete(STREAM)  # the group goes with the stream
     with pytest.raises(redis.ResponseError, match="NOGROUP"):
         cursor.read(10)
