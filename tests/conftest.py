@@ -66,6 +66,16 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def command_lines() -> str:
+    """Every process's whole command line, one per line: read from /proc, so never cut to the terminal's width
+    (``ps -eo args`` cuts at COLUMNS, or 80 when it is not a terminal, which hid a process and a secret alike)."""
+    lines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):  # the process exited meanwhile
+            lines.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace").strip())
+    return "\n".join(lines)
+
+
 # The session's own Spark Connect server (started by the first test or job that needs Spark,
 # stopped at the end): the Spark tests, and the jobs that DAG tests start, share one warm driver
 # that runs this checkout's code, never a server a demo or another checkout left running.

@@ -14,7 +14,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, command_lines
 
 pytestmark = pytest.mark.integration
 PASSWORD = 'cl-"pw\\9-secret'
@@ -58,7 +58,7 @@ def test_the_cluster_requires_the_password_and_never_shows_it(script: Path, tmp_
     started = _run(script, "start", env)
     try:
         assert started.returncode == 0, started.stderr
-        processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+        processes = command_lines()
         assert f"127.0.0.1:{first}" in processes  # redis-server's title: the node is in the list
         assert PASSWORD not in processes
         for port in range(first, first + NODES):

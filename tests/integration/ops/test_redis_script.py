@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import ROOT, _free_port
+from tests.conftest import ROOT, _free_port, command_lines
 
 PASSWORD = 'tidy-"pw\\7-secret'
 
@@ -41,7 +41,7 @@ def test_requirepass_from_the_environment_is_never_shown(script: Path) -> None:
         assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
         conf = script.parent.parent / "var" / "redis" / "redis.conf"
         assert stat.S_IMODE(conf.stat().st_mode) == 0o600
-        processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+        processes = command_lines()
         assert PASSWORD not in processes
         assert _run(script, "status", env).returncode == 0
         assert _run(script, "status", {**env, "LOOPER_REDIS_PASSWORD": ""}).returncode == 1

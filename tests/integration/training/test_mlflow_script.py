@@ -20,7 +20,7 @@ import yaml
 from looper_common.lake.engine import Lake
 from looper_common.lake.tables import ALIAS_HISTORY
 from looper_common.training.alias_webhook import ACTOR
-from tests.conftest import ROOT, _free_port
+from tests.conftest import ROOT, _free_port, command_lines
 
 pytestmark = pytest.mark.integration
 SECRET = "make-mlflow-secret-51c2"
@@ -68,7 +68,7 @@ def test_make_mlflow_with_a_secret_records_ui_moves_when_made(tmp_path):
 
         _wait(ui_up, "the UI answered", proc, log)
         assert _answers(hook_port)
-        processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+        processes = command_lines()
         assert "alias-webhook" in processes and SECRET not in processes
         client, direct = mlflow.MlflowClient(url, url), mlflow.MlflowClient(store, store)
         direct.create_registered_model(MODEL)  # versions as train_models registers them: on the store
