@@ -4,10 +4,13 @@ For each N of ``--counts`` (default 1 and 10): N blueprints (copies of
 ``notification_send`` named ``bench_000``...) in a scratch blueprints folder, scratch
 stores (lake, MLflow's SQLite, Airflow home, a throwaway redis-server, flushed per N);
 one simulated day of ``--users`` users per blueprint through the real SDK (as
-``make demo``'s first day), then each blueprint's DAG once for that day, one after the
-other (``airflow dags test``, as the demo runs it; the DAG file parses all N
-blueprints each time). Measured per DAG run: wall time and CPU seconds of all its
-processes (``RUSAGE_CHILDREN``: Airflow, every job, the JVMs).
+``make demo``'s first day), then the DAGs for that day (``airflow dags test``, as the
+demo runs it; the DAG file parses all N blueprints each time). ``--layout blueprint``:
+each blueprint's DAG once, one after the other. ``--layout stage``: the one stage DAG
+of all N (``dags.layout: stage``), each stage one process for every blueprint.
+Measured per DAG run: wall time and CPU seconds of all its processes
+(``RUSAGE_CHILDREN``: Airflow, every job, spark-submit's JVMs) plus those of the Spark
+Connect server the join uses (stopped before each N, so each N pays its start).
 
 The marginal cost of a blueprint-day is (cost at the largest N - cost at N = 1) /
 (largest N - 1), in CPU seconds and wall seconds; the goal is at most 30 CPU s. Each
@@ -16,11 +19,13 @@ of one more blueprint grows. There is no baseline: the figure is an absolute cos
 
     python bench/bench_blueprint_days.py                  # N = 1, 10 at 2,000 users
     python bench/bench_blueprint_days.py --counts 1,10,100
+    python bench/bench_blueprint_days.py --layout stage --counts 1,10,100
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import time
@@ -32,9 +37,10 @@ import _common as C
 import redis
 import yaml
 from bench_dag import TASKS, children_cpu_s, load_samples, scratch_env  # puts scripts/ on the path
-from demo import demo_simulator, run_dag, task_seconds  # noqa: E402  (scripts/demo.py)
+from demo import demo_simulator  # noqa: E402  (scripts/demo.py)
 
 from looper_common.contracts.blueprint import load_blueprints  # noqa: E402
+from looper_common.dag_runs import run_dag, task_seconds  # noqa: E402
 
 TEMPLATE = "notification_send"
 RUN_DATE = date(2026, 5, 2)  # a date no other benchmark or test uses (Data Docs go under var/validation)
@@ -50,12 +56,45 @@ def write_blueprints(folder: Path, count: int) -> list[str]:
     return names
 
 
-def run_count(count: int, users: int, scratch: Path, redis_url: str) -> list[dict]:
+def connect_cpu_s() -> float:
+    """User + system seconds so far of the Spark Connect server's processes (0 when none runs)."""
+    from looper_common.contracts.config import load_settings
+    from looper_common.lake.connect_server import ConnectAddress, state_dir
+
+    settings = load_settings(home=C.ROOT)
+    if not settings.spark.connect:
+        return 0.0
+    pid_file = state_dir(settings, ConnectAddress.parse(settings.spark.connect)) / "server.pid"
+    if not pid_file.exists():
+        return 0.0
+    group, ticks = int(pid_file.read_text()), 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # pgrp: the server and its children (it is a session leader)
+            ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def stop_connect_server() -> None:
+    from looper_common.contracts.config import load_settings
+    from looper_common.lake.connect_server import stop
+
+    settings = load_settings(home=C.ROOT)
+    if settings.spark.connect:
+        stop(settings)
+
+
+def run_count(count: int, users: int, scratch: Path, redis_url: str, layout: str) -> list[dict]:
     """N blueprints through one day; one dict per DAG run (blueprint, wall, cpu, per-task seconds)."""
     folder = scratch / "blueprints"
     folder.mkdir(parents=True)
     names = write_blueprints(folder, count)
-    env = {**scratch_env(scratch, redis_url, scratch / "airflow"), "LOOPER_BLUEPRINTS_DIR": str(folder)}
+    env = {**scratch_env(scratch, redis_url, scratch / "airflow"), "LOOPER_BLUEPRINTS_DIR": str(folder),
+           "LOOPER_DAGS_LAYOUT": layout}
+    stop_connect_server()
     redis.Redis.from_url(redis_url).flushdb()
     subprocess.run(["bash", str(C.ROOT / "scripts" / "airflow.sh"), "init"], check=True, env=env,
                    stdout=subprocess.DEVNULL)
@@ -73,18 +112,19 @@ def run_count(count: int, users: int, scratch: Path, redis_url: str) -> list[dic
     log_dir = scratch / "logs"
     log_dir.mkdir()
     runs = []
-    for name in names:
-        cpu = children_cpu_s()
+    for name in (names if layout == "blueprint" else ["stages_daily"]):  # the stage DAG: looper_stages_daily
+        cpu = children_cpu_s() + connect_cpu_s()
         with load_samples() as load:
             wall = run_dag(name, RUN_DATE, log_dir, env=env)
-        runs.append({"blueprint": name, "wall": wall, "cpu": children_cpu_s() - cpu, "load": max(load),
+        runs.append({"blueprint": name, "wall": wall, "cpu": children_cpu_s() + connect_cpu_s() - cpu,
+                     "load": max(load),
                      "tasks": task_seconds(log_dir / f"{name}-{RUN_DATE}.log")})
         print(f"N={count} {name}: {wall:.0f} s wall, {runs[-1]['cpu']:.0f} CPU s (load up to {max(load):.1f})",
               flush=True)
     return runs
 
 
-def report(results: dict[int, list[dict]], users: int) -> str:
+def report(results: dict[int, list[dict]], users: int, layout: str) -> str:
     counts = sorted(results)
     rows = []
     for n in counts:
@@ -92,10 +132,12 @@ def report(results: dict[int, list[dict]], users: int) -> str:
         cpu, wall = sum(r["cpu"] for r in runs), sum(r["wall"] for r in runs)
         rows.append([n, f"{wall:.0f}", f"{cpu:.0f}", f"{wall / n:.0f}", f"{cpu / n:.0f}",
                      f"{min(r['load'] for r in runs):.1f}-{max(r['load'] for r in runs):.1f}"])
+    shape = ("each blueprint's DAG once (`airflow dags test`, one after the other)" if layout == "blueprint" else
+             "the one stage DAG of all N once (`dags.layout: stage`: each stage one process for every blueprint)")
     lines = [
-        f"N blueprints (copies of `{TEMPLATE}`), one simulated day of {users:,} users each, then each "
-        "blueprint's DAG once (`airflow dags test`, one after the other) on the embedded stack. CPU is every "
-        "process of the runs (Airflow, jobs, JVMs).",
+        f"N blueprints (copies of `{TEMPLATE}`), one simulated day of {users:,} users each, then {shape} on the "
+        "embedded stack. CPU is every process of the runs (Airflow, jobs, JVMs) and the Spark Connect server's "
+        "(stopped before each N).",
         "",
         C.table(["N", "wall (s)", "CPU (s)", "wall per blueprint-day (s)", "CPU per blueprint-day (s)",
                  "1-min load"], rows),
@@ -122,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--counts", default="1,10", help="comma-separated N (default 1,10)")
     p.add_argument("--users", type=int, default=2000, help="users (one decision each) per blueprint (default 2,000)")
+    p.add_argument("--layout", choices=["blueprint", "stage"], default="blueprint",
+                   help="DAG layout (dags.layout): a DAG per blueprint, or one per schedule with a task per stage")
     p.add_argument("--keep", action="store_true")
     C.add_docs_option(p)
     args = p.parse_args(argv)
@@ -131,15 +175,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     with C.temp_dir("looper-bench-blueprint-days-", args.keep) as scratch, C.redis_server(None) as url:
         try:
             for n in counts:
-                results[n] = run_count(n, args.users, scratch / f"n{n}", url)
+                results[n] = run_count(n, args.users, scratch / f"n{n}", url, args.layout)
         finally:
             for folder in validation.glob("bench_*"):
                 shutil.rmtree(folder, ignore_errors=True)
     uptime = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
-    body = report(results, args.users) + f"\n\n`uptime` at the end: `{uptime}`."
+    body = report(results, args.users, args.layout) + f"\n\n`uptime` at the end: `{uptime}`."
     print("\n" + body)
     if C.docs_wanted(args):
-        C.write_section("blueprint_days", "Marginal cost of a blueprint-day", body)
+        key = "blueprint_days" if args.layout == "blueprint" else "blueprint_days_stage"
+        title = "Marginal cost of a blueprint-day" + ("" if args.layout == "blueprint" else ", stage layout")
+        C.write_section(key, title, body)
     return 0
 
 

@@ -44,9 +44,10 @@ import _common as C
 import redis
 
 sys.path.insert(0, str(C.ROOT / "scripts"))
-from demo import demo_simulator, run_dag, task_seconds  # noqa: E402  (scripts/ is not a package)
+from demo import demo_simulator  # noqa: E402  (scripts/ is not a package)
 
 from looper_common.contracts.blueprint import load_blueprints  # noqa: E402
+from looper_common.dag_runs import run_dag, task_seconds  # noqa: E402
 
 BLUEPRINT = "notification_send"
 # not a date the demo (2026-01-01..) or the DAG test (2026-03-01..) uses: validate_training_set

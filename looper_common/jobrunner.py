@@ -53,6 +53,9 @@ def job_parser(
     return parser
 
 
+_PRELOADED: list[JobContext] = []  # set by `preloaded` (jobs/run_stage.py): one context for many job runs
+
+
 @dataclass
 class JobContext:
     settings: Settings
@@ -81,11 +84,14 @@ def setup(args: argparse.Namespace, job_name: str) -> JobContext:
     )
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     sys.excepthook = _operator_errors_on_one_line(job_name, sys.__excepthook__)
-    try:
-        settings = load_settings(args.env)
-        blueprints = load_blueprints(settings.blueprints_dir)
-    except (ConfigError, BlueprintError) as err:
-        raise SystemExit(f"{job_name}: {err}") from None
+    if _PRELOADED:
+        settings, blueprints = _PRELOADED[-1].settings, _PRELOADED[-1].blueprints
+    else:
+        try:
+            settings = load_settings(args.env)
+            blueprints = load_blueprints(settings.blueprints_dir)
+        except (ConfigError, BlueprintError) as err:
+            raise SystemExit(f"{job_name}: {err}") from None
     name = getattr(args, "blueprint", None)
     if name is not None and name in blueprints.invalid:  # the others' jobs keep running
         raise SystemExit(f"{job_name}: {blueprints.invalid[name]}")
@@ -94,7 +100,20 @@ def setup(args: argparse.Namespace, job_name: str) -> JobContext:
             f"{job_name}: --blueprint {name!r} not found in {settings.blueprints_dir} "
             f"(known: {', '.join(sorted(blueprints)) or 'none'})"
         )
+    if _PRELOADED:
+        return _PRELOADED[-1]
     return JobContext(settings=settings, blueprints=blueprints, lake=open_lake(settings, job_name))
+
+
+@contextmanager
+def preloaded(ctx: JobContext) -> Iterator[JobContext]:
+    """Within it, every job's :func:`setup` returns ``ctx``: settings, blueprints and lake loaded once
+    for the many blueprints one process runs a stage for (``jobs/run_stage.py``)."""
+    _PRELOADED.append(ctx)
+    try:
+        yield ctx
+    finally:
+        _PRELOADED.remove(ctx)
 
 
 def _operator_errors_on_one_line(job_name: str, hook):

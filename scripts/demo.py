@@ -26,26 +26,23 @@ exit status:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import random
-import re
 import shutil
-import subprocess
 import sys
 import time
-from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from looper_common.dag_runs import promotion_outcome, run_dag, task_seconds  # noqa: E402
 
 PASS_LINE = 0.8  # share of the default -> oracle gap closed on the last day
 MEAN_PASS_LINE = 0.75  # ... and on average over days 2 to the last
 JOIN_DAY = 6  # the day (1-based) the --joining users are first seen
-EXIT_MET, EXIT_NOT_MET, EXIT_DAG_FAILED = 0, 1, 3
+EXIT_MET, EXIT_NOT_MET = 0, 1  # and EXIT_DAG_FAILED (3) from looper_common.dag_runs
 
 
 def reset_stores(settings, redis_client, blueprint: str) -> None:
@@ -84,40 +81,6 @@ def demo_simulator(redis_url: str, blueprints: dict, blueprint: str, *, users: i
                      faults=faults, joining=joining)
 
 
-def dag_test_command(blueprint: str, day: date) -> list[str]:
-    """`airflow dags test` of the blueprint's DAG processing ``day``, given as the run's ``run_date`` param.
-
-    No logical date is passed: `airflow dags test` sets a run's start date to its logical
-    date, so a simulated day would show in the Airflow UI as a run lasting months. The run's
-    logical date is now and the day to process travels in the run's conf.
-    """
-    return ["bash", str(ROOT / "scripts" / "airflow.sh"), "run", "dags", "test", f"looper_{blueprint}",
-            "--conf", json.dumps({"run_date": day.isoformat()})]
-
-
-def run_dag(blueprint: str, day: date, log_dir: Path, env: Mapping[str, str] | None = None) -> float:
-    """`airflow dags test` for one day; returns its wall time, exits on failure.
-
-    ``env`` replaces the environment of the run (a benchmark points it at scratch stores).
-    """
-    started = time.perf_counter()
-    log_path = log_dir / f"{blueprint}-{day}.log"
-    with open(log_path, "w") as log:
-        result = subprocess.run(dag_test_command(blueprint, day), stdout=log, stderr=subprocess.STDOUT,
-                                cwd=ROOT, env=env)
-    if result.returncode != 0 and not monitor_alerted(log_path):
-        tail = "".join(open(log_path).readlines()[-40:])
-        print(f"the DAG failed for {day} (full log: {log_path}):\n{tail}", file=sys.stderr)
-        raise SystemExit(EXIT_DAG_FAILED)
-    return time.perf_counter() - started
-
-
-def monitor_alerted(log_path: Path) -> bool:
-    """Whether the run failed only because the monitor raised a critical alert (the demo goes on)."""
-    text = log_path.read_text(errors="replace")
-    return "monitor_blueprint: " in text and "critical alert(s)" in text
-
-
 def demo_faults(name: str | None, day: int, blueprint: str):
     """The simulator fault ``--fault`` plants from day ``day`` (0-based), for the demo's blueprint."""
     from looper_common.simulate.faults import DefaultShare, Faults, FeatureDrop, FeatureShift
@@ -140,23 +103,6 @@ def dashboard_path(settings, blueprint: str, day: date) -> Path:
     return dashboard_folder(settings) / blueprint / str(day) / "dashboard.html"
 
 
-_TASK_EVENT = re.compile(r"^(\S+Z) .*\[DAG TEST\] (starting|end task) task_id=(\w+)")
-
-
-def task_seconds(log_path: Path) -> dict[str, float]:
-    """Wall time of each task of one `airflow dags test` run, from its log, in run order."""
-    started, seconds = {}, {}
-    for line in log_path.read_text(errors="replace").splitlines():
-        match = _TASK_EVENT.match(line)
-        if match:
-            ts, event, task = datetime.fromisoformat(match[1].replace("Z", "+00:00")), match[2], match[3]
-            if event == "starting":
-                started[task] = ts
-            elif task in started:
-                seconds[task] = (ts - started[task]).total_seconds()
-    return seconds
-
-
 def matured_examples(lake, blueprint: str, day: date) -> int:
     """The day's matured decisions, from ``monitoring/join_stats``."""
     from looper_common.lake.engine import blueprint_dates
@@ -171,17 +117,6 @@ def monitor_line(lake, blueprint: str, day: date) -> str:
     from looper_common.monitoring.report import day_line
 
     return day_line(lake, blueprint, day)
-
-
-_EVALUATED = re.compile(r"evaluate_models INFO done: (.*?)(?: \[airflow\.task|$)")
-
-
-def promotion_outcome(log_path: Path) -> str | None:
-    """What the day's evaluate_models decided, from its log (``None`` when the log has no such line)."""
-    if not log_path.is_file():
-        return None
-    found = [m[1] for line in log_path.read_text(errors="replace").splitlines() if (m := _EVALUATED.search(line))]
-    return found[-1] if found else None
 
 
 def verdict(days: int, closed: float, policy_share: float, mean_closed: float | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -32,6 +33,7 @@ OVERRIDES = {
     "LOOPER_ALERT_WEBHOOK_CONN": ("alerts", "webhook_conn"),
     "LOOPER_ALERT_EMAIL": ("alerts", "email"),
     "LOOPER_ALERT_SMTP_CONN": ("alerts", "smtp_conn"),
+    "LOOPER_DAGS_LAYOUT": ("dags", "layout"),
 }
 
 
@@ -142,6 +144,12 @@ class DagSettings(_Strict):
     # False: no schedule; a DAG runs only when triggered (UI, ``airflow dags test``), so it
     # is created unpaused and unpausing never starts a run of its own.
     scheduled: bool = True
+    # blueprint: one DAG per blueprint (looper_<blueprint>), one process per task.
+    # stage: one DAG per schedule (looper_stages_<schedule>) for all the blueprints that share it,
+    # one task per stage, each stage one process for all of them (jobs/run_stage.py): the fixed
+    # cost of a process (imports, MLflow's store, Airflow's task) is paid once per stage and day,
+    # not once per blueprint. A blueprint that fails a stage is left out of its later stages only.
+    layout: Literal["blueprint", "stage"] = "blueprint"
 
 
 class Settings(_Strict):

@@ -41,16 +41,25 @@ def run_date_of(context) -> str:
     return (context.get("params") or {}).get("run_date") or context.get("ds") or ""
 
 
-def day_alerts(blueprint: str, run_date: str, env: str | None = None, home: str | None = None) -> list[dict]:
-    """The alerts ``monitor_blueprint`` wrote for ``blueprint`` and ``run_date``, critical first."""
+def day_alerts(blueprint: str | list[str], run_date: str, env: str | None = None,
+               home: str | None = None) -> list[dict]:
+    """The alerts ``monitor_blueprint`` wrote for ``blueprint`` (or each of a list) and ``run_date``, critical first.
+
+    For a list, each alert's ``subject`` is prefixed with its blueprint's name.
+    """
     from looper_common.contracts.config import load_settings
     from looper_common.lake.engine import Lake
     from looper_common.lake.tables import MONITOR_ALERTS
 
     settings = load_settings(env, home)
     lake = Lake(settings.lake_root, storage_options=settings.lake_storage_options)
-    rows = lake.read(MONITOR_ALERTS, columns=list(ALERT_FIELDS), filters=[
-        ("date", "=", date.fromisoformat(run_date)), ("blueprint", "=", blueprint)]).table.to_pylist()
+    names = [blueprint] if isinstance(blueprint, str) else list(blueprint)
+    rows = lake.read(MONITOR_ALERTS, columns=[*ALERT_FIELDS, "blueprint"], filters=[
+        ("date", "=", date.fromisoformat(run_date)), ("blueprint", "in", names)]).table.to_pylist()
+    for row in rows:
+        name = row.pop("blueprint")
+        if not isinstance(blueprint, str):
+            row["subject"] = f"{name}: {row['subject']}" if row["subject"] else name
     return sorted(rows, key=lambda r: (r["severity"] != "critical", r["check"], r["subject"] or ""))
 
 
@@ -63,15 +72,16 @@ def alert_line(alert: dict) -> str:
 class _AlertReport:
     """What a notifier says about the failed monitor day: its alerts, or why they could not be read."""
 
-    def __init__(self, blueprint: str | None, env: str | None, home: str | None) -> None:
+    def __init__(self, blueprint: str | list[str] | None, env: str | None, home: str | None) -> None:
         self.blueprint, self.env, self.home = blueprint, env, home
 
     def read(self, context) -> tuple[str, str, list[dict], str]:
-        """(blueprint, run date, alerts, a text listing them)."""
-        blueprint = self.blueprint or context["ti"].dag_id.removeprefix("looper_")
+        """(blueprint (names joined with ", " for a list), run date, alerts, a text listing them)."""
+        names = self.blueprint or context["ti"].dag_id.removeprefix("looper_")
+        blueprint = names if isinstance(names, str) else ", ".join(names)
         run_date = run_date_of(context)
         try:
-            alerts = day_alerts(blueprint, run_date, self.env, self.home)
+            alerts = day_alerts(names, run_date, self.env, self.home)
         except Exception as err:  # noqa: BLE001 (the notification goes out whatever the lake says)
             log.warning("could not read the alerts of %s on %s: %s", blueprint, run_date, err)
             return blueprint, run_date, [], f"the alerts could not be read ({type(err).__name__}: {err})"
@@ -98,7 +108,7 @@ class WebhookNotifier(BaseNotifier):
     template_fields = ("text",)
 
     def __init__(self, conn_id: str, text: str = "Looper: {{ ti.dag_id }}.{{ ti.task_id }} failed for "
-                 "{{ params.run_date or ds }}", timeout_s: float = 10.0, *, blueprint: str | None = None,
+                 "{{ params.run_date or ds }}", timeout_s: float = 10.0, *, blueprint: str | list[str] | None = None,
                  env: str | None = None, home: str | None = None):
         """``text`` heads the message, the day's alerts follow; ``blueprint`` (default: the DAG id's
         suffix), ``env`` and ``home`` say whose alerts and which settings' lake."""
@@ -130,7 +140,7 @@ class AlertMailNotifier(BaseNotifier):
 
     SUBJECT = "Looper: {{ ti.dag_id }}.{{ ti.task_id }} failed for {{ params.run_date or ds }}"
 
-    def __init__(self, to: list[str], smtp_conn_id: str | None = None, *, blueprint: str | None = None,
+    def __init__(self, to: list[str], smtp_conn_id: str | None = None, *, blueprint: str | list[str] | None = None,
                  env: str | None = None, home: str | None = None):
         super().__init__()
         self.to, self.smtp_conn_id = to, smtp_conn_id
@@ -146,8 +156,8 @@ class AlertMailNotifier(BaseNotifier):
         SmtpNotifier(to=self.to, smtp_conn_id=self.smtp_conn_id, subject=self.SUBJECT, html_content=body)(context)
 
 
-def alert_notifiers(alerts: AlertSettings | None = None, *, blueprint: str | None = None, env: str | None = None,
-                    home: str | None = None) -> list[BaseNotifier]:
+def alert_notifiers(alerts: AlertSettings | None = None, *, blueprint: str | list[str] | None = None,
+                    env: str | None = None, home: str | None = None) -> list[BaseNotifier]:
     """The notifiers ``alerts`` asks for (default: the environment's settings); none by default.
 
     ``blueprint``, ``env`` and ``home``: whose alerts the messages list, from which settings' lake.

@@ -155,6 +155,21 @@ def test_webhook_notifier_posts_the_failure_with_the_days_alerts(webhook, lake_w
         "blueprint": "notification_send", "run_date": "2026-03-04"}
 
 
+def test_a_stage_dags_notifier_lists_the_alerts_of_each_of_its_blueprints(webhook, lake_with_alerts, monkeypatch):
+    from looper_common.monitoring.notify import WebhookNotifier
+
+    port, received = webhook
+    monkeypatch.setenv("AIRFLOW_CONN_LOOPER_ALERTS", f"http://127.0.0.1:{port}/hooks")
+    WebhookNotifier("looper_alerts", text="monitor failed", blueprint=["feed_layout", "notification_send"]).notify(
+        _context())
+    [(_, _, body)] = received
+    assert body["blueprint"] == "feed_layout, notification_send"
+    assert body["text"].splitlines()[1:] == [
+        "2 alert(s) for feed_layout, notification_send on 2026-03-04:",
+        "- critical default_share of notification_send = 0.449 (threshold 0.3)",
+        "- warning feature_psi of notification_send: country = 0.1234 (threshold 0.1)"]
+
+
 def test_webhook_notifier_says_when_the_day_has_no_alert_or_they_cannot_be_read(webhook, lake_with_alerts,
                                                                                 monkeypatch):
     from looper_common.monitoring.notify import WebhookNotifier

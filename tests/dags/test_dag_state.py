@@ -4,7 +4,6 @@ and the demo's `airflow dags test` passes no logical date, so its runs show thei
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from datetime import date
 from pathlib import Path
@@ -28,10 +27,9 @@ def test_local_dags_run_only_when_triggered():
 
 
 def test_demo_dag_test_has_no_logical_date_and_the_day_in_the_conf():
-    spec = importlib.util.spec_from_file_location("looper_demo", ROOT / "scripts" / "demo.py")
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
-    command = demo.dag_test_command("notification_send", date(2026, 1, 3))
+    from looper_common.dag_runs import dag_test_command
+
+    command = dag_test_command("notification_send", date(2026, 1, 3))
     test_at = command.index("test")
     assert command[test_at + 1] == "looper_notification_send"
     assert command[test_at + 2:] == ["--conf", json.dumps({"run_date": "2026-01-03"})]

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from looper_common import dagfactory
 from looper_common.contracts import config
 from looper_common.contracts.config import load_settings
 
@@ -148,10 +149,12 @@ def test_settings_and_blueprints_are_read_once_per_parse(tmp_path, monkeypatch):
         return load(*args, **kwargs)
 
     def counted_load(stream, Loader):  # noqa: N803 (PyYAML's name)
-        calls["yaml"] += Loader is config.SAFE_LOADER  # Looper's reads, not Airflow's own
+        # Looper's reads (a file's text), not Airflow's own (its config.yml, opened, when first imported)
+        calls["yaml"] += Loader is config.SAFE_LOADER and isinstance(stream, str)
         return yaml_load(stream, Loader)
 
     monkeypatch.setattr(config, "load_settings", counted_load_settings)
+    monkeypatch.setattr(dagfactory, "load_settings", counted_load_settings)  # imported by name
     monkeypatch.setattr(yaml, "load", counted_load)
     bag = _dagbag()  # a real parse of the DAG file, importing it afresh
 
@@ -174,7 +177,8 @@ def test_an_invalid_blueprint_is_logged_by_name_and_the_others_dags_load(tmp_pat
     assert "broken.yaml: schedul: unknown field" in caplog.text
 
 
-def test_parsing_imports_nothing_heavy():
+@pytest.mark.parametrize("layout", ["blueprint", "stage"])
+def test_parsing_imports_nothing_heavy(layout):
     code = (
         "import sys, runpy; runpy.run_path(sys.argv[1]); "
         "heavy = [m for m in ('pyspark', 'mlflow', 'sklearn', 'great_expectations', 'pandas', 'numpy', "
@@ -182,23 +186,61 @@ def test_parsing_imports_nothing_heavy():
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code, str(DAGS / "looper_blueprints.py")],
-                         capture_output=True, text=True, check=True, env={**os.environ, "LOOPER_HOME": str(ROOT)})
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, "LOOPER_HOME": str(ROOT), "LOOPER_DAGS_LAYOUT": layout})
     assert out.stdout.strip() == ""
 
 
 def test_a_scheduled_deployment_runs_each_blueprint_on_its_schedule(settings):
     """dags.scheduled true (a deployment): "@daily" with data intervals, created paused."""
-    import runpy
-
     from airflow.sdk import CronDataIntervalTimetable
 
     from looper_common.contracts.blueprint import load_blueprints
+    from looper_common.dagfactory.blueprint_dag import build_dag
 
-    factory = runpy.run_path(str(DAGS / "looper_blueprints.py"))
     scheduled = settings.model_copy(update={"dags": config.DagSettings(scheduled=True)})
     blueprint = load_blueprints(settings.blueprints_dir)["notification_send"]
-    dag = factory["build_dag"]("notification_send", blueprint, scheduled, None)
+    dag = build_dag("notification_send", blueprint, scheduled, None)
     # the midnight run's logical date (ds) is the day before
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
     assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("0 0 * * *", "UTC")
     assert dag.is_paused_upon_creation is True and dag.catchup is False
+
+
+def test_the_stage_layout_is_one_dag_per_schedule_one_task_per_stage(tmp_path, monkeypatch):
+    """dags.layout: stage: the blueprints of a schedule share a DAG; each stage is one run_stage task for all."""
+    folder = tmp_path / "blueprints"
+    folder.mkdir()
+    template = yaml.safe_load((ROOT / "blueprints" / "notification_send.yaml").read_text())
+    for name, schedule in [("b_one", "@daily"), ("a_two", "@daily"), ("hourly", "0 * * * *")]:
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump({**template, "name": name, "schedule": schedule}))
+    monkeypatch.setenv("LOOPER_BLUEPRINTS_DIR", str(folder))
+    monkeypatch.setenv("LOOPER_DAGS_LAYOUT", "stage")
+    bag = _dagbag()
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == ["looper_stages_0_x_x_x_x", "looper_stages_daily"]
+    dag = bag.get_dag("looper_stages_daily")
+    assert {"blueprint:a_two", "blueprint:b_one", "layout:stage"} <= set(dag.tags)
+    order = [t.task_id for t in dag.topological_sort()]
+    assert order == [JOBS[0], "wait_for_watermark", *JOBS[1:]]
+    first, sensor, *stages = (dag.get_task(t) for t in order)
+    assert first.blueprints == ["a_two", "b_one"] and first.upstream is None
+    assert sensor.blueprints == ["a_two", "b_one"] and sensor.mode == "reschedule"
+    assert sensor.trigger_rule == "all_done"  # it runs for whichever blueprints ingestion passed
+    for upstream, stage in zip([sensor, *stages], stages, strict=False):
+        assert stage.upstream == upstream.task_id and stage.trigger_rule == "all_done"
+    assert stages[-1].stages == [t for t in JOBS if t != "monitor_blueprint"] and stages[-1].retries == 0
+    settings = load_settings(home=ROOT)
+    argv, env = stages[0].command(["a_two", "b_one"], tmp_path / "outcome.json")
+    assert argv == [settings.jobs.python, f"{settings.jobs.dir}/run_stage.py", "join_feedback", "--blueprints",
+                    "a_two,b_one", "--env", "local", "--outcome", str(tmp_path / "outcome.json"), "--run-date",
+                    RUN_DATE]
+    assert env["LOOPER_BLUEPRINTS_DIR"] == str(folder)
+    # without a Spark Connect server the join stage is one spark-submit for all the blueprints
+    classic = stages[0].settings.model_copy(update={"spark": settings.spark.model_copy(update={"connect": None})})
+    stages[0].settings = classic
+    if not glob.glob(os.path.join(settings.spark.jars_dir, "*.jar")):
+        pytest.skip("no Delta jars fetched (make jars)")
+    argv, _ = stages[0].command(["a_two"], tmp_path / "outcome.json")
+    assert argv[0].endswith("spark-submit") and argv[argv.index("--master") + 1] == settings.spark.master
+    assert argv[-10:-8] == [f"{settings.jobs.dir}/run_stage.py", "join_feedback"]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import runpy
 import sys
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from looper_common.contracts import events
+from looper_common.dagfactory.blueprint_dag import poke_watermark as poke
 from looper_common.ingest.watermark import read_watermarks
 from looper_common.lake.engine import Lake
 from tests.conftest import ROOT
@@ -18,7 +18,6 @@ pytestmark = pytest.mark.integration
 
 
 def test_poke_ingests_until_the_watermark_passes_the_deadline(tmp_path, redis_url, redis_client):
-    poke = runpy.run_path(str(ROOT / "dags" / "looper_blueprints.py"))["poke_watermark"]
     arrived = datetime(2026, 1, 2, 23, 30, tzinfo=UTC)
     stream = events.stream_key("notification_send")
     redis_client.xadd(stream, {"e": "{not json"}, id=f"{int(arrived.timestamp() * 1000)}-0")

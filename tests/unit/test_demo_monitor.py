@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 
 from looper_common.contracts.blueprint import load_blueprints
+from looper_common.dag_runs import monitor_alerted
 from looper_common.monitoring.alerts import Alert
 from looper_common.monitoring.monitor import MonitorRun
 from tests.conftest import ROOT
@@ -42,7 +43,7 @@ def test_a_dag_run_failed_by_a_critical_alert_is_told_apart_from_other_failures(
     # what jobs/monitor_blueprint.py prints to stderr, inside Airflow's task log
     alerted.write_text("[2026-01-03T00:00:00Z] {subprocess.py:93} INFO - "
                        f"monitor_blueprint: {run.critical_message()}\nTask failed with exit code 1\n")
-    assert demo.monitor_alerted(alerted)
+    assert monitor_alerted(alerted)
     crashed = tmp_path / "crashed.log"
     crashed.write_text("train_models: ValueError: no examples\nTask failed with exit code 1\n")
-    assert not demo.monitor_alerted(crashed)
+    assert not monitor_alerted(crashed)

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from looper_common.dag_runs import promotion_outcome
 from tests.conftest import ROOT
 
 
@@ -58,13 +59,13 @@ def test_no_policy_on_the_last_day_says_what_evaluate_models_decided(tmp_path):
         "on 2026-01-01, 198 held-out decisions: looper.notification_send.clicked: kept (log_loss 0.0893 does not "
         "beat the constant baseline 0.0785) [airflow.task.hooks.airflow.providers.standard.hooks.subprocess."
         "SubprocessHook] loc=subprocess.py:106\n")
-    promotion = demo.promotion_outcome(log)
+    promotion = promotion_outcome(log)
     assert promotion.endswith("kept (log_loss 0.0893 does not beat the constant baseline 0.0785)")
     met, sentence = demo.verdict(2, 0.08, 0.0, promotion=promotion)
     assert not met
     assert "evaluate_models kept the default (notification_send on 2026-01-01" in sentence
     assert "a 2-day run can end on the default: use more --days" in sentence
-    assert demo.promotion_outcome(tmp_path / "missing.log") is None
+    assert promotion_outcome(tmp_path / "missing.log") is None
 
 
 def test_no_gap_is_not_met():

@@ -12,7 +12,8 @@ def test_freeze_moves_the_heap_to_the_permanent_generation_and_raises_gen0():
     threshold = gc.get_threshold()
     try:
         frozen = freeze_startup_heap(gen0_threshold=12_345)
-        assert frozen == gc.get_freeze_count() > 1_000
+        # at least what it froze: another thread of the test process (a library's) may freeze more meanwhile
+        assert gc.get_freeze_count() >= frozen > 1_000
         assert gc.get_threshold()[0] == 12_345
     finally:
         gc.unfreeze()
