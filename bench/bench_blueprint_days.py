@@ -39,8 +39,11 @@ import yaml
 from bench_dag import TASKS, children_cpu_s, load_samples, scratch_env  # puts scripts/ on the path
 from demo import demo_simulator  # noqa: E402  (scripts/demo.py)
 
+from looper_common.contracts import policy_store  # noqa: E402
 from looper_common.contracts.blueprint import load_blueprints  # noqa: E402
 from looper_common.dag_runs import run_dag, task_seconds  # noqa: E402
+from looper_common.lake.engine import Lake  # noqa: E402
+from looper_common.lake.tables import MONITOR_SERVING  # noqa: E402
 
 TEMPLATE = "notification_send"
 RUN_DATE = date(2026, 5, 2)  # a date no other benchmark or test uses (Data Docs go under var/validation)
@@ -121,6 +124,17 @@ def run_count(count: int, users: int, scratch: Path, redis_url: str, layout: str
                      "tasks": task_seconds(log_dir / f"{name}-{RUN_DATE}.log")})
         print(f"N={count} {name}: {wall:.0f} s wall, {runs[-1]['cpu']:.0f} CPU s (load up to {max(load):.1f})",
               flush=True)
+    # every blueprint went through every stage: the monitor (the last) wrote its serving rows. One that
+    # failed a stage would make the cost per blueprint look lower. (A day's challenger may be kept out of
+    # production by evaluate_models, so a published policy is not the test.)
+    monitored = set(Lake(env["LOOPER_LAKE_ROOT"]).read(MONITOR_SERVING, columns=["blueprint"]).table["blueprint"]
+                    .to_pylist())
+    client = redis.Redis.from_url(redis_url)
+    published = sum(client.get(policy_store.active_key(name)) is not None for name in names)
+    print(f"N={count}: {len(monitored & set(names))} of {count} blueprints through every stage, {published} "
+          "published a policy", flush=True)
+    if not set(names) <= monitored:
+        raise SystemExit(f"N={count}: {sorted(set(names) - monitored)} did not reach the monitor: see {log_dir}")
     return runs
 
 

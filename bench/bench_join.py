@@ -95,6 +95,8 @@ def make_decisions(spark: SparkSession, bp: Blueprint, n: int, lo_us: int, step_
         F.lit(False).alias("is_default"),
         F.lit(None).cast("string").alias("default_reason"),
         F.to_date(ts).alias("date"),
+        *(F.lit(None).cast("string").alias(name) for name in ("variant", "shadow_version", "shadow_action")),
+        F.lit(None).cast("map<string,double>").alias("shadow_scores"),  # no challenger served beside the champion
     )
     return rows.select(*BRONZE_DECISIONS.columns)
 
