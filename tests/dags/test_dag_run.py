@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import subprocess
-from datetime import date
 
 import mlflow
 import numpy as np
@@ -20,7 +17,6 @@ import pytest
 from deltalake import DeltaTable
 
 from looper_common.contracts import policy_store
-from looper_common.contracts.blueprint import load_blueprints
 from looper_common.lake.engine import Lake
 from looper_common.lake.tables import (
     ALIAS_HISTORY,
@@ -33,48 +29,20 @@ from looper_common.lake.tables import (
 )
 from looper_common.sdk.client import LooperClient
 from looper_common.sdk.holdback import in_holdback
-from looper_common.simulate import Simulator
 from looper_common.training.registry import CHAMPION, model_name
-from tests.conftest import ROOT
+from tests.dags.loop_days import RUN_DATE, dags_test, ope_gated, simulate_two_days
 
 pytestmark = pytest.mark.integration
 BLUEPRINT = "notification_send"
-START = date(2026, 3, 1)
 
 
 def test_dags_test_runs_the_whole_loop(tmp_path, redis_url, redis_client):
-    # the shipped blueprint, promoted by the OPE gate instead of the loss rule. One day's
-    # holdout (the run date's newest 20%, which no fit or selection step saw) is too small
-    # for the DR lift's lower bound to clear 0 (-0.020 measured on 2026-12-03), so the line
-    # is lowered: this test checks the loop's mechanics, the demo its decision quality.
     folder = tmp_path / "blueprints"
     folder.mkdir()
-    text = (ROOT / "blueprints" / f"{BLUEPRINT}.yaml").read_text()
-    assert "gate: metric, min_lift: 0.0" in text
-    (folder / f"{BLUEPRINT}.yaml").write_text(text.replace("gate: metric, min_lift: 0.0", "gate: ope, min_lift: -1.0"))
-    blueprints = load_blueprints(folder)
-    client = LooperClient(redis_url, blueprints=blueprints, random_bits=random.Random(11).getrandbits)
-    simulator = Simulator(client, blueprints[BLUEPRINT], users=3000, seed=11, start=START)
-    for day in range(2):
-        simulator.run_day(day)
-    run_date = date(2026, 3, 2)
-    env = {
-        **os.environ,
-        "LOOPER_HOME": str(ROOT),
-        "LOOPER_LAKE_ROOT": str(tmp_path / "lake"),
-        "LOOPER_REDIS_URL": redis_url,
-        "LOOPER_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
-        "LOOPER_MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "LOOPER_BLUEPRINTS_DIR": str(folder),
-    }
-    result = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "airflow.sh"), "run", "dags", "test", f"looper_{BLUEPRINT}", str(run_date)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
+    (folder / f"{BLUEPRINT}.yaml").write_text(ope_gated(BLUEPRINT))
+    blueprints, simulator = simulate_two_days(folder, redis_url, BLUEPRINT)
+    run_date = RUN_DATE
+    result, env = dags_test(f"looper_{BLUEPRINT}", tmp_path, redis_url, folder)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     output = result.stdout + result.stderr
     # no task is a spark-submit: the join is a client of the session's Spark Connect server (conftest)

@@ -10,9 +10,7 @@ published compact model.
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
 from datetime import date
 
 import mlflow
@@ -30,6 +28,7 @@ from looper_common.training.examples import load_training_frame
 from looper_common.training.registry import CHAMPION, model_name
 from looper_common.training.splits import time_split
 from tests.conftest import ROOT
+from tests.dags.loop_days import RUN_DATE, dags_test
 
 pytestmark = pytest.mark.integration
 START = date(2026, 3, 1)
@@ -50,22 +49,8 @@ def test_dags_test_runs_the_loop_for_each_task_type(blueprint_name, tmp_path, re
     simulator = Simulator(client, blueprint, users=USERS, seed=5, start=START)
     for day in range(2):
         simulator.run_day(day)
-    run_date = date(2026, 3, 2)
-    env = {
-        **os.environ,
-        "LOOPER_HOME": str(ROOT),
-        "LOOPER_LAKE_ROOT": str(tmp_path / "lake"),
-        "LOOPER_REDIS_URL": redis_url,
-        "LOOPER_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
-        "LOOPER_MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "LOOPER_BLUEPRINTS_DIR": str(ROOT / "blueprints"),
-    }
-    result = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "airflow.sh"), "run", "dags", "test", f"looper_{blueprint_name}",
-         str(run_date)],
-        env=env, capture_output=True, text=True, timeout=1500,
-    )
+    run_date = RUN_DATE
+    result, env = dags_test(f"looper_{blueprint_name}", tmp_path, redis_url, ROOT / "blueprints")
     logs = result.stdout + result.stderr
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
 

@@ -9,28 +9,20 @@ other goes through to a published policy, and the run fails naming it.
 
 from __future__ import annotations
 
-import os
-import random
 import re
-import subprocess
-from datetime import date
 
 import mlflow
 import pytest
 import yaml
 
 from looper_common.contracts import policy_store
-from looper_common.contracts.blueprint import load_blueprints
 from looper_common.lake.engine import Lake
 from looper_common.lake.tables import MONITOR_SERVING, SILVER_EXAMPLES
-from looper_common.sdk.client import LooperClient
-from looper_common.simulate import Simulator
 from looper_common.training.registry import CHAMPION, model_name
-from tests.conftest import ROOT
+from tests.dags.loop_days import RUN_DATE, dags_test, ope_gated, simulate_two_days
 
 pytestmark = pytest.mark.integration
 LIVE, EMPTY = "notification_send", "quiet_send"
-START = date(2026, 3, 1)
 STAGES = ["join_feedback", "validate_training_set", "train_models", "evaluate_models", "tune_policy",
           "publish_policies", "monitor_blueprint"]
 
@@ -38,31 +30,12 @@ STAGES = ["join_feedback", "validate_training_set", "train_models", "evaluate_mo
 def test_a_stage_dag_runs_each_stage_once_for_every_blueprint(tmp_path, redis_url, redis_client):
     folder = tmp_path / "blueprints"
     folder.mkdir()
-    text = (ROOT / "blueprints" / f"{LIVE}.yaml").read_text()
-    text = text.replace("gate: metric, min_lift: 0.0", "gate: ope, min_lift: -1.0")  # as in test_dag_run
+    text = ope_gated(LIVE)
     (folder / f"{LIVE}.yaml").write_text(text)
     (folder / f"{EMPTY}.yaml").write_text(yaml.safe_dump({**yaml.safe_load(text), "name": EMPTY}))
-    blueprints = load_blueprints(folder)
-    client = LooperClient(redis_url, blueprints=blueprints, random_bits=random.Random(11).getrandbits)
-    simulator = Simulator(client, blueprints[LIVE], users=3000, seed=11, start=START)
-    for day in range(2):
-        simulator.run_day(day)
-    run_date = date(2026, 3, 2)
-    env = {
-        **os.environ,
-        "LOOPER_HOME": str(ROOT),
-        "LOOPER_DAGS_LAYOUT": "stage",
-        "LOOPER_LAKE_ROOT": str(tmp_path / "lake"),
-        "LOOPER_REDIS_URL": redis_url,
-        "LOOPER_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
-        "LOOPER_MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "LOOPER_BLUEPRINTS_DIR": str(folder),
-    }
-    result = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "airflow.sh"), "run", "dags", "test", "looper_stages_daily", str(run_date)],
-        env=env, capture_output=True, text=True, timeout=1500,
-    )
+    simulate_two_days(folder, redis_url, LIVE)
+    run_date = RUN_DATE
+    result, env = dags_test("looper_stages_daily", tmp_path, redis_url, folder, LOOPER_DAGS_LAYOUT="stage")
     output = result.stdout + result.stderr
     # each stage ran once, as one process for the blueprints still in the run
     ran = re.findall(r"(\w+) for (\d) blueprint\(s\): (\w+(?:, \w+)*)", output)
