@@ -70,7 +70,8 @@ start_service() {
   if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
     echo "[airflow] $service already running (pid $(cat "$pidfile"))"; return 0
   fi
-  nohup airflow "$service" "$@" >"$AIRFLOW_HOME/logs/$service.log" 2>&1 &
+  # its own process group (setsid): stop ends the service and the workers it forks together
+  setsid nohup airflow "$service" "$@" >"$AIRFLOW_HOME/logs/$service.log" 2>&1 &
   echo $! >"$pidfile"
   echo "[airflow] started $service (log: $AIRFLOW_HOME/logs/$service.log)"
 }
@@ -88,9 +89,24 @@ start() {
 }
 
 stop() {
+  # SIGTERM to each service's process group; what is still alive 30 s later (a scheduler waiting on
+  # its executor's workers) gets SIGKILL, so nothing of the stack outlives `stop`
+  local pids=()
   for service in api-server scheduler dag-processor; do
     local pidfile="$AIRFLOW_HOME/$service.pid"
-    if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"; fi
+    if [ -f "$pidfile" ]; then
+      local pid; pid="$(cat "$pidfile")"
+      kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid"); rm -f "$pidfile"
+    fi
+  done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "[airflow] pid $pid did not stop within 30 s: killed" >&2
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    pkill -KILL -g "$pid" 2>/dev/null || true  # its workers, if they outlived it
   done
   echo "[airflow] stopped"
 }

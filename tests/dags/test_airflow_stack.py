@@ -40,6 +40,13 @@ def _listening(pid: int) -> set[tuple[str, int]]:
     return found
 
 
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:  # it exited meanwhile
+        return None
+
+
 @pytest.fixture
 def stack_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
@@ -71,6 +78,10 @@ def test_the_stack_listens_on_loopback_only_and_the_scheduler_waits_for_the_api_
         assert {addr for found in sockets.values() for addr, _ in found} == {"127.0.0.1"}, sockets
     finally:
         subprocess.run(["bash", str(SCRIPT), "stop"], env=stack_env, capture_output=True, timeout=120)
+    # stop ended every service and every worker it forked (the scheduler's LocalExecutor workers)
+    left = [p.info for p in psutil.process_iter(["pid", "cmdline"])
+            if p.pid in pids.values() or _group(p.pid) in pids.values()]
+    assert left == [], left
 
 
 def test_the_execution_api_url_and_the_log_server_port_follow_the_configured_port(stack_env):
