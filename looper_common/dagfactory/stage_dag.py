@@ -43,7 +43,7 @@ from looper_common.dagfactory.blueprint_dag import (
     timetable,
     watermark_timeout,
 )
-from looper_common.stage_runner import StageOutcome
+from looper_common.stage_runner import UNDATED, StageOutcome
 
 SUCCEEDED, FAILED = "succeeded", "failed"
 STAGE_DOC = __doc__
@@ -86,7 +86,7 @@ class StageOperator(BaseOperator):
         """The stage's command line and environment: a plain process, or spark-submit for a Spark job
         when no Spark Connect server is configured."""
         args = [self.job, "--blueprints", ",".join(names), "--env", self.settings.env, "--outcome", str(outcome)]
-        if self.job != "ingest_events":  # ingestion drains the streams; it has no data interval
+        if self.job not in UNDATED:
             args += ["--run-date", self.run_date]
         environ = {**os.environ, **self.env}
         if self.job in SPARK_JOBS and not self.settings.spark.connect:
