@@ -107,6 +107,10 @@ stop() {
       kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
     fi
     pkill -KILL -g "$pid" 2>/dev/null || true  # its workers, if they outlived it
+    for _ in $(seq 40); do  # until the kernel has torn the group down (33 processes for a scheduler)
+      pgrep -g "$pid" >/dev/null 2>&1 || break
+      sleep 0.25
+    done
   done
   echo "[airflow] stopped"
 }
