@@ -30,21 +30,31 @@ def publish(redis_client, blueprint, model, known: pd.DataFrame, version: str = 
                    ttl_seconds=600, meta=meta)
 
 
+def published_sdk(redis_url, redis_client, mode: str, n_units: int):
+    """A blueprint served in ``mode``, its model published for ``n_units`` units, and an SDK reading it."""
+    blueprint = serving(mode)
+    model = fitted(FAMILIES["hist_gbdt"], "binary", blueprint, with_gaps=True)
+    known = units(n_units, 3, with_gaps=False)
+    publish(redis_client, blueprint, model, known)
+    return blueprint, model, known, LooperClient(redis_url, blueprints={blueprint.name: blueprint}, pointer_ttl_s=0.0)
+
+
+def decide(sdk, blueprint, frame: pd.DataFrame):
+    """``get_decisions`` for every unit of ``frame`` with its request features."""
+    return sdk.get_decisions(blueprint.name, [(u, request_features(r)) for u, (_, r) in
+                                              zip(frame["unit_id"], frame.iterrows(), strict=True)])
+
+
 def stream(redis_client, blueprint) -> list[dict]:
     return [json.loads(f[b"e"]) for _, f in redis_client.xrange(events.stream_key(blueprint.name))]
 
 
 @pytest.mark.parametrize("mode", ["online", "hybrid"])
 def test_the_request_is_scored_and_the_logged_distribution_is_what_ope_replays(redis_url, redis_client, mode):
-    blueprint = serving(mode)
-    model = fitted(FAMILIES["hist_gbdt"], "binary", blueprint, with_gaps=True)
-    known = units(60, 3, with_gaps=False)
-    publish(redis_client, blueprint, model, known)
-    sdk = LooperClient(redis_url, blueprints={blueprint.name: blueprint}, pointer_ttl_s=0.0)
+    blueprint, model, known, sdk = published_sdk(redis_url, redis_client, mode, 60)
     # today's features differ from those published for the same units; u-new was never published
     today = units(60, 4, with_gaps=False).assign(unit_id=[*known["unit_id"][:59], "u-new"])
-    decisions = sdk.get_decisions(blueprint.name, [(u, request_features(r)) for u, (_, r) in
-                                                   zip(today["unit_id"], today.iterrows(), strict=True)])
+    decisions = decide(sdk, blueprint, today)
     offline = policy_scores(model, today, blueprint, PARAMS)
     expected = target_probabilities(offline, blueprint, PARAMS)
     actions = blueprint.decision.actions
@@ -138,16 +148,11 @@ def test_the_planted_default_share_fault_serves_the_default_in_every_mode(redis_
     """The simulator's default-share fault (its units' entries and the compact model gone) defaults those units."""
     from looper_common.simulate.faults import DefaultShare, Faults, drop_entries
 
-    blueprint = serving(mode)
-    model = fitted(FAMILIES["hist_gbdt"], "binary", blueprint, with_gaps=True)
-    known = units(200, 3, with_gaps=False)
-    publish(redis_client, blueprint, model, known)
+    blueprint, _, known, sdk = published_sdk(redis_url, redis_client, mode, 200)
     unit_ids = list(known["unit_id"])
     dropped = Faults(default=DefaultShare(0.5, day=2)).unpublished_units(blueprint.name, 2, unit_ids)
     assert drop_entries(redis_client, blueprint.name, dropped) == len(dropped) > 60
-    sdk = LooperClient(redis_url, blueprints={blueprint.name: blueprint}, pointer_ttl_s=0.0)
-    decisions = sdk.get_decisions(blueprint.name, [(u, request_features(r)) for u, (_, r) in
-                                                   zip(known["unit_id"], known.iterrows(), strict=True)])
+    decisions = decide(sdk, blueprint, known)
     defaulted = {u for u, d in zip(unit_ids, decisions, strict=True) if d.is_default}
     assert defaulted == set(dropped)
     assert {d.default_reason for d in decisions if d.is_default} == {events.UNKNOWN_UNIT}
